@@ -1,0 +1,5 @@
+"""Allow ``python -m governd``."""
+
+from governd.cli import main
+
+main()

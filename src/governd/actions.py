@@ -1,0 +1,67 @@
+"""The shared vocabulary of the pipeline: principals, actions, decisions and usage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Effect = Literal["allow", "deny", "degrade", "queue", "require_approval"]
+Operation = Literal["chat", "completion", "embedding"]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who acts: a node of the org > team > project tree, and the key used, if any."""
+
+    org: str
+    team: str | None = None
+    project: str | None = None
+    key_id: str | None = None
+
+    @property
+    def path(self) -> str:
+        """``org/team/project`` down to the deepest node set (the key is not part of it)."""
+        return "/".join(p for p in (self.org, self.team, self.project) if p)
+
+    @property
+    def scope(self) -> tuple[str, ...]:
+        """The (team, project) part of the path, as far as it is set."""
+        return tuple(p for p in (self.team, self.project) if p)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The admission verdict for an action, with the reasons that produced it."""
+
+    effect: Effect
+    reasons: tuple[str, ...] = ()
+    model: str | None = None
+
+
+ALLOW = Decision("allow")
+
+
+@dataclass(slots=True)
+class Usage:
+    """What an action consumed; ``source`` says whether the upstream reported it."""
+
+    input_tokens: int = 0
+    cached_tokens: int = 0
+    output_tokens: int = 0
+    source: Literal["upstream", "counted", "none"] = "none"
+
+
+@dataclass(slots=True)
+class Action:
+    """One governed model call, as the intent plane parsed it."""
+
+    id: str
+    operation: Operation
+    principal: Principal
+    model: str
+    body: dict[str, Any]
+    stream: bool = False
+    run_id: str | None = None
+    kind: Literal["model_call", "tool_call", "job"] = "model_call"
+    include_usage: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,252 @@
+"""The ``governd`` command.
+
+``serve`` and ``demo`` run things; ``config check`` works on files; the
+operational commands (``keys``, ``ledger``) talk to a running server's admin
+API at ``--url`` / ``GOVERND_URL`` with ``--admin-key`` / ``GOVERND_ADMIN_KEY``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from governd.admin_client import DEFAULT_URL, AdminClient, AdminError
+from governd.config import ConfigError, load_config
+
+
+def _emit(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+def _when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
+
+
+def _fail(exc: AdminError) -> None:
+    raise click.ClickException(str(exc))
+
+
+_remote = [
+    click.option(
+        "--url",
+        envvar="GOVERND_URL",
+        default=DEFAULT_URL,
+        show_default=True,
+        help="governd server (env GOVERND_URL).",
+    ),
+    click.option(
+        "--admin-key", envvar="GOVERND_ADMIN_KEY", help="admin key (env GOVERND_ADMIN_KEY)."
+    ),
+]
+
+
+def remote(fn: Any) -> Any:
+    """Give a command ``--url`` and ``--admin-key``."""
+    for opt in reversed(_remote):
+        fn = opt(fn)
+    return fn
+
+
+@click.group()
+@click.version_option(package_name="governd")
+def main() -> None:
+    """governd: govern AI workloads (model calls, tool calls, GPU jobs)."""
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config_path",
+    envvar="GOVERND_CONFIG",
+    type=click.Path(dir_okay=False),
+    help="governd.yaml (env GOVERND_CONFIG); embedded defaults if absent.",
+)
+@click.option("--host", help="Listen address (default from config: 127.0.0.1).")
+@click.option("--port", type=int, help="Listen port (default from config: 8420).")
+def serve(config_path: str | None, host: str | None, port: int | None) -> None:
+    """Run the gateway."""
+    from governd.serve import run
+
+    try:
+        cfg = load_config(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(_config_report(exc)) from None
+    run(cfg, host or cfg.server.host, port or cfg.server.port)
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Config to run the demo on (default: the embedded defaults).",
+)
+@click.option("--requests", "total", default=240, show_default=True, help="Requests to send.")
+def demo(config_path: str | None, total: int) -> None:
+    """Run a short multi-tenant workload end to end and show what it cost."""
+    from governd.demo import run_demo
+
+    sys.exit(run_demo(config_path, total))
+
+
+@main.group()
+def config() -> None:
+    """Check configuration files."""
+
+
+def _config_report(exc: ConfigError) -> str:
+    lines = [f"{exc.source}: {len(exc.problems)} problem(s)"]
+    lines += [f"  {p}" for p in exc.problems]
+    return "\n".join(lines)
+
+
+@config.command("check")
+@click.argument("file", type=click.Path(dir_okay=False))
+def config_check(file: str) -> None:
+    """Validate FILE; exit 1 listing every problem with its path and line."""
+    try:
+        cfg = load_config(file)
+    except ConfigError as exc:
+        raise click.ClickException(_config_report(exc)) from None
+    click.echo(
+        f"{file}: ok ({len(cfg.upstreams)} upstreams, {len(cfg.models)} models, "
+        f"{len(cfg.principals.teams)} teams)"
+    )
+
+
+@main.group()
+def keys() -> None:
+    """Create, list and revoke API keys."""
+
+
+@keys.command("create")
+@click.option("--principal", required=True, help="TEAM or TEAM/PROJECT.")
+@click.option("--name", help="A label for the key.")
+@click.option("--expires", help="Lifetime, e.g. 30d, 12h.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@remote
+def keys_create(
+    url: str,
+    admin_key: str | None,
+    principal: str,
+    name: str | None,
+    expires: str | None,
+    as_json: bool,
+) -> None:
+    """Create a key; it is printed once and stored only as a hash."""
+    try:
+        out = AdminClient(url, admin_key).call(
+            "POST", "/admin/v1/keys", {"principal": principal, "name": name, "expires": expires}
+        )
+    except AdminError as exc:
+        _fail(exc)
+    if as_json:
+        _emit({"id": out["id"], "key": out["key"], "principal": out["principal"]})
+    else:
+        click.echo(f"{out['key']}\n(id {out['id']}, principal {out['principal']}; shown only once)")
+
+
+@keys.command("list")
+@click.option("--principal", help="Only this principal's subtree.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@remote
+def keys_list(url: str, admin_key: str | None, principal: str | None, as_json: bool) -> None:
+    """List keys (never their secrets)."""
+    try:
+        out = AdminClient(url, admin_key).call("GET", "/admin/v1/keys", principal=principal)
+    except AdminError as exc:
+        _fail(exc)
+    if as_json:
+        _emit(out)
+        return
+    for k in out["keys"]:
+        state = (
+            "revoked"
+            if k["revoked_at"]
+            else ("expires " + _when(k["expires_at"]) if k["expires_at"] else "active")
+        )
+        click.echo(f"{k['id']}  {k['principal']:<30} {k['name'] or '-':<16} {state}")
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@remote
+def keys_revoke(url: str, admin_key: str | None, key_id: str) -> None:
+    """Revoke KEY_ID at once."""
+    try:
+        AdminClient(url, admin_key).call("DELETE", f"/admin/v1/keys/{key_id}")
+    except AdminError as exc:
+        _fail(exc)
+    click.echo(f"revoked {key_id}")
+
+
+@main.group()
+def ledger() -> None:
+    """Read the ledger."""
+
+
+_LEDGER_LINE = (
+    "{ts}  {status:>3}  {decision:<8} {principal:<28} {model:<22} {tokens:>13}  ${cost:.6f}  {id}"
+)
+
+
+def _print_entry(e: dict[str, Any]) -> None:
+    tokens = f"{e['input_tokens']}/{e['cached_tokens']}/{e['output_tokens']}"
+    click.echo(
+        _LEDGER_LINE.format(
+            ts=_when(e["ts"]),
+            status=e["status"],
+            decision=e["decision"],
+            principal=e["principal"] or "-",
+            model=e["model"] or "-",
+            tokens=tokens,
+            cost=e["cost_usd"],
+            id=e["id"],
+        )
+    )
+
+
+@ledger.command("tail")
+@click.option("-n", "count", default=20, show_default=True, help="Entries to show first.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new entries.")
+@click.option("--principal", help="Only this principal's subtree.")
+@click.option("--run", help="Only this run.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@remote
+def ledger_tail(
+    url: str,
+    admin_key: str | None,
+    count: int,
+    follow: bool,
+    principal: str | None,
+    run: str | None,
+    as_json: bool,
+) -> None:
+    """Show the newest entries (tokens are input/cached/output)."""
+    client = AdminClient(url, admin_key)
+    show = (lambda e: click.echo(json.dumps(e, sort_keys=True))) if as_json else _print_entry
+    try:
+        page = client.call(
+            "GET", "/admin/v1/ledger", principal=principal, run=run, limit=count, order="desc"
+        )
+        rows = list(reversed(page["entries"]))
+        for e in rows:
+            show(e)
+        last = rows[-1]["seq"] if rows else 0
+        while follow:
+            time.sleep(1.0)
+            page = client.call(
+                "GET", "/admin/v1/ledger", principal=principal, run=run, after=last, limit=1000
+            )
+            for e in page["entries"]:
+                show(e)
+                last = e["seq"]
+    except AdminError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,1 @@
+"""Controllers: reconcile loops from ledger aggregates back into governance (none yet)."""

@@ -1,0 +1,144 @@
+"""The one exception tree of governd; the edges render it (HTTP: the OpenAI error envelope).
+
+    GovernError                      code                    HTTP
+    ├── InvalidRequest               invalid_request_error   400
+    │   └── RequestTooLarge          request_too_large       413
+    ├── AuthenticationFailed         invalid_api_key         401
+    ├── PermissionDenied             permission_denied       403
+    │   └── PolicyDenied             policy_denied           403
+    ├── NotFound                     not_found               404
+    │   └── ModelNotFound            model_not_found         404
+    ├── RateLimited                  rate_limit_exceeded     429
+    ├── BudgetExceeded               budget_exceeded         429
+    ├── UpstreamError                upstream_error          502
+    ├── UpstreamUnavailable          upstream_unavailable    503
+    └── UpstreamTimeout              upstream_timeout        504
+
+Tests check ``type`` and ``code``, never message text.
+"""
+
+from __future__ import annotations
+
+
+class GovernError(Exception):
+    """Root of every error governd raises on purpose."""
+
+    code = "internal_error"
+    type = "server_error"
+    status = 500
+    #: The admission verdict of the action that failed, once it was decided.
+    decision: str | None = None
+
+    def __init__(
+        self, message: str, *, param: str | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.retry_after = retry_after
+
+    def envelope(self) -> dict[str, dict[str, str | None]]:
+        """The OpenAI error shape: ``{"error": {message, type, code, param}}``."""
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "code": self.code,
+                "param": self.param,
+            }
+        }
+
+
+class InvalidRequest(GovernError):
+    """The request is malformed: bad JSON, a missing or ill-typed field."""
+
+    code = "invalid_request_error"
+    type = "invalid_request_error"
+    status = 400
+
+
+class RequestTooLarge(InvalidRequest):
+    """The request body exceeds the configured size limit."""
+
+    code = "request_too_large"
+    status = 413
+
+
+class AuthenticationFailed(GovernError):
+    """No key, or an unknown, revoked or expired one."""
+
+    code = "invalid_api_key"
+    type = "authentication_error"
+    status = 401
+
+
+class PermissionDenied(GovernError):
+    """The principal may not do this."""
+
+    code = "permission_denied"
+    type = "permission_error"
+    status = 403
+
+
+class PolicyDenied(PermissionDenied):
+    """A policy denied the action; the message names the policy."""
+
+    code = "policy_denied"
+
+    def __init__(self, message: str, *, policy: str, param: str | None = None) -> None:
+        super().__init__(message, param=param)
+        self.policy = policy
+
+
+class NotFound(GovernError):
+    """The addressed object does not exist."""
+
+    code = "not_found"
+    type = "invalid_request_error"
+    status = 404
+
+
+class ModelNotFound(NotFound):
+    """No model alias of that name is configured."""
+
+    code = "model_not_found"
+
+
+class RateLimited(GovernError):
+    """A rate limit is exhausted; ``retry_after`` says when to come back."""
+
+    code = "rate_limit_exceeded"
+    type = "rate_limit_error"
+    status = 429
+
+
+class BudgetExceeded(GovernError):
+    """A hard budget would be exceeded; the message names the budget."""
+
+    code = "budget_exceeded"
+    type = "insufficient_quota"
+    status = 429
+
+
+class UpstreamError(GovernError):
+    """Every upstream attempt failed (connection refused, 5xx, broken reply)."""
+
+    code = "upstream_error"
+    type = "api_error"
+    status = 502
+
+
+class UpstreamUnavailable(GovernError):
+    """No deployment can take the call now (all circuit breakers open, or shed)."""
+
+    code = "upstream_unavailable"
+    type = "api_error"
+    status = 503
+
+
+class UpstreamTimeout(GovernError):
+    """The upstream did not answer within its timeout."""
+
+    code = "upstream_timeout"
+    type = "api_error"
+    status = 504

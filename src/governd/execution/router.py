@@ -1,0 +1,159 @@
+"""Routes a model call to a deployment of its alias, with retries, fallbacks and breakers.
+
+Retries happen only before the first byte reaches the client: on a refused
+connection or a 5xx status. A timeout is not retried (the upstream may have
+done the work). When an alias's deployments are exhausted, its ``fallbacks``
+are tried in order.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from governd.clock import Clock
+from governd.config import Deployment, GovernConfig, ModelAlias, OpenAIUpstream, Pricing
+from governd.errors import GovernError, UpstreamError, UpstreamUnavailable
+from governd.execution.breaker import CircuitBreaker
+from governd.execution.openai_client import ConnectFailed, OpenAIClient
+from governd.execution.sim import SimEngine
+from governd.execution.upstream import PATHS, Upstream, UpstreamReply
+
+
+@dataclass(eq=False)
+class Target:
+    """One deployment of one alias, with its live state."""
+
+    alias: str
+    spec: Deployment
+    upstream: Upstream
+    breaker: CircuitBreaker
+    pricing: Pricing
+    in_flight: int = 0
+
+    @property
+    def name(self) -> str:
+        """``upstream/model``: how the ledger and metrics name a deployment."""
+        return f"{self.spec.upstream}/{self.spec.model}"
+
+
+@dataclass(slots=True)
+class Routed:
+    """A call that reached a deployment: its reply, where it went, how many attempts it took."""
+
+    reply: UpstreamReply
+    target: Target
+    attempts: int
+    _done: bool = False
+
+    async def release(self) -> None:
+        """Close the reply and stop counting the call as in flight (idempotent)."""
+        if not self._done:
+            self._done = True
+            self.target.in_flight -= 1
+            await self.reply.aclose()
+
+
+def build_upstreams(cfg: GovernConfig) -> dict[str, Upstream]:
+    """One client per configured upstream."""
+    out: dict[str, Upstream] = {}
+    for name, spec in cfg.upstreams.items():
+        out[name] = (
+            OpenAIClient(name, spec) if isinstance(spec, OpenAIUpstream) else SimEngine(name, spec)
+        )
+    return out
+
+
+class Router:
+    """Chooses deployments per alias (``weighted`` or ``least_in_flight``) and sends calls."""
+
+    def __init__(
+        self,
+        cfg: GovernConfig,
+        upstreams: Mapping[str, Upstream],
+        clock: Clock,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._aliases: dict[str, ModelAlias] = dict(cfg.models)
+        self._retries = cfg.router.retries
+        self._rng = rng or random.Random()
+        self._targets: dict[str, list[Target]] = {}
+        for alias, model in cfg.models.items():
+            self._targets[alias] = [
+                Target(
+                    alias,
+                    dep,
+                    upstreams[dep.upstream],
+                    CircuitBreaker(
+                        cfg.router.breaker_failures, cfg.router.breaker_cooldown_s, clock
+                    ),
+                    dep.pricing or model.pricing,
+                )
+                for dep in model.deployments
+            ]
+
+    def targets(self, alias: str) -> list[Target]:
+        """The deployments of an alias."""
+        return self._targets[alias]
+
+    async def send(self, alias: str, operation: str, body: dict[str, Any], stream: bool) -> Routed:
+        """Send to the first deployment that answers without a 5xx; raise the last failure."""
+        last: GovernError | None = None
+        attempts = 0
+        for name in [alias, *self._aliases[alias].fallbacks]:
+            tried: set[int] = set()
+            for _ in range(self._retries + 1):
+                target = self._pick(name, tried)
+                if target is None:
+                    break
+                tried.add(id(target))
+                attempts += 1
+                routed, last = await self._attempt(target, operation, body, stream, attempts)
+                if routed is not None:
+                    return routed
+        if last is None:
+            raise UpstreamUnavailable(
+                f"no deployment of model {alias!r} is available (circuit open)"
+            )
+        raise last
+
+    async def _attempt(
+        self, target: Target, operation: str, body: dict[str, Any], stream: bool, attempts: int
+    ) -> tuple[Routed | None, GovernError | None]:
+        payload = dict(body)
+        payload["model"] = target.spec.model
+        target.in_flight += 1
+        try:
+            reply = await target.upstream.post(PATHS[operation], payload, stream)
+        except ConnectFailed as exc:
+            target.in_flight -= 1
+            target.breaker.failure()
+            return None, exc
+        except GovernError:
+            target.in_flight -= 1
+            target.breaker.failure()
+            raise
+        if reply.status >= 500:
+            target.in_flight -= 1
+            target.breaker.failure()
+            await reply.aclose()
+            return None, UpstreamError(f"upstream {target.name} answered {reply.status}")
+        target.breaker.success()
+        return Routed(reply, target, attempts), None
+
+    def _pick(self, alias: str, tried: set[int]) -> Target | None:
+        usable = [t for t in self._targets[alias] if t.breaker.available()]
+        candidates = [t for t in usable if id(t) not in tried] or usable
+        if not candidates:
+            return None
+        if self._aliases[alias].strategy == "least_in_flight":
+            low = min(t.in_flight for t in candidates)
+            candidates = [t for t in candidates if t.in_flight == low]
+        if len(candidates) == 1:
+            chosen = candidates[0]
+        else:
+            chosen = self._rng.choices(candidates, weights=[t.spec.weight for t in candidates])[0]
+        chosen.breaker.begin()
+        return chosen

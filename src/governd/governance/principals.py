@@ -1,0 +1,65 @@
+"""The org > team > project tree from config; every limit and budget hangs on a node of it."""
+
+from __future__ import annotations
+
+from governd.actions import Principal
+from governd.config import GovernConfig
+from governd.errors import InvalidRequest
+
+
+class PrincipalTree:
+    """Resolves ``TEAM[/PROJECT]`` names and answers which models a node may call."""
+
+    def __init__(self, cfg: GovernConfig) -> None:
+        self.org = cfg.principals.org
+        self._cfg = cfg
+        self._access: dict[tuple[str, ...], frozenset[str]] = {}
+
+    def resolve(self, spec: str) -> Principal:
+        """The principal named ``TEAM[/PROJECT]`` (or the org itself, by its name or ``/``)."""
+        parts = [p for p in spec.strip().strip("/").split("/") if p]
+        if parts and parts[0] == self.org:
+            parts = parts[1:]
+        if not parts:
+            return Principal(self.org)
+        teams = self._cfg.principals.teams
+        if len(parts) > 2 or parts[0] not in teams:
+            raise InvalidRequest(
+                f"unknown principal {spec!r}: expected TEAM[/PROJECT]", param="principal"
+            )
+        if len(parts) == 2 and parts[1] not in teams[parts[0]].projects:
+            raise InvalidRequest(
+                f"unknown project {parts[1]!r} in team {parts[0]!r}", param="principal"
+            )
+        return Principal(self.org, *parts)
+
+    def models_for(self, principal: Principal) -> frozenset[str]:
+        """Model aliases the principal may call: every allow-list on its path narrows the set."""
+        scope = principal.scope
+        found = self._access.get(scope)
+        if found is None:
+            found = self._access[scope] = self._compute_access(scope)
+        return found
+
+    def _compute_access(self, scope: tuple[str, ...]) -> frozenset[str]:
+        cfg = self._cfg
+        allowed = set(cfg.models)
+        lists: list[list[str] | None] = [cfg.principals.models]
+        team = cfg.principals.teams.get(scope[0]) if scope else None
+        if team is not None:
+            lists.append(team.models)
+            project = team.projects.get(scope[1]) if len(scope) > 1 else None
+            if project is not None:
+                lists.append(project.models)
+        for names in lists:
+            if names is not None:
+                allowed &= set(names)
+        return frozenset(allowed)
+
+    def nodes(self) -> list[str]:
+        """Every node's path, org first."""
+        out = [self.org]
+        for tname, team in self._cfg.principals.teams.items():
+            out.append(f"{self.org}/{tname}")
+            out.extend(f"{self.org}/{tname}/{p}" for p in team.projects)
+        return out

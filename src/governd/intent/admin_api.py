@@ -1,0 +1,128 @@
+"""The admin API under ``/admin/v1``: keys and the ledger. Takes the admin key."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from governd.durations import parse_duration, parse_since
+from governd.errors import InvalidRequest
+from governd.intent.auth import check_admin
+from governd.intent.http import json_response, read_json
+
+if TYPE_CHECKING:
+    from governd.intent.app import Services
+
+_MAX_PAGE = 1000
+
+
+class AdminRoutes:
+    """Handlers of ``/admin/v1``."""
+
+    def __init__(self, services: Services) -> None:
+        self._s = services
+
+    def routes(self) -> list[Route]:
+        """The Starlette routes."""
+        return [
+            Route("/admin/v1/keys", self.create_key, methods=["POST"]),
+            Route("/admin/v1/keys", self.list_keys, methods=["GET"]),
+            Route("/admin/v1/keys/{key_id}", self.revoke_key, methods=["DELETE"]),
+            Route("/admin/v1/ledger", self.ledger, methods=["GET"]),
+            Route("/admin/v1/ledger/summary", self.summary, methods=["GET"]),
+        ]
+
+    def _admin(self, request: Request) -> None:
+        key = self._s.config.admin_key
+        check_admin(request, key.get_secret_value() if key else None)
+
+    async def create_key(self, request: Request) -> Response:
+        """Create a key; the reply is the only place the key is ever shown."""
+        self._admin(request)
+        body = await read_json(request, 64 * 1024)
+        principal = _string(body, "principal", required=True)
+        name = _string(body, "name")
+        expires = _string(body, "expires")
+        try:
+            expires_in = parse_duration(expires) if expires else None
+        except ValueError as exc:
+            raise InvalidRequest(str(exc), param="expires") from None
+        assert principal is not None
+        key, secret = await asyncio.to_thread(self._s.keyring.create, principal, name, expires_in)
+        return json_response({**key.as_dict(), "key": secret}, 201)
+
+    async def list_keys(self, request: Request) -> Response:
+        """Key records (never keys), optionally for one principal's subtree."""
+        self._admin(request)
+        principal = request.query_params.get("principal")
+        path = self._s.tree.resolve(principal).path if principal else None
+        keys = await asyncio.to_thread(self._s.keyring.list, path)
+        return json_response({"keys": [k.as_dict() for k in keys]})
+
+    async def revoke_key(self, request: Request) -> Response:
+        """Revoke a key at once."""
+        self._admin(request)
+        key = await asyncio.to_thread(self._s.keyring.revoke, request.path_params["key_id"])
+        return json_response(key.as_dict())
+
+    async def ledger(self, request: Request) -> Response:
+        """Entries, oldest first, filtered; ``next`` is the ``after`` of the next page."""
+        self._admin(request)
+        q = request.query_params
+        filters = self._filters(request)
+        limit = _int(q.get("limit"), "limit", 100, 1, _MAX_PAGE)
+        after = _int(q.get("after"), "after", None, 0, None)
+        newest = q.get("order", "asc") == "desc"
+        rows = await asyncio.to_thread(
+            self._s.storage.query,
+            **filters,
+            run=q.get("run"),
+            model=q.get("model"),
+            decision=q.get("decision"),
+            after=after,
+            limit=limit,
+            newest_first=newest,
+        )
+        nxt = rows[-1]["seq"] if len(rows) == limit else None
+        return json_response({"entries": rows, "next": nxt})
+
+    async def summary(self, request: Request) -> Response:
+        """Per principal: requests, tokens, cached tokens, cost and errors."""
+        self._admin(request)
+        rows = await asyncio.to_thread(self._s.storage.summary, **self._filters(request))
+        return json_response({"principals": rows})
+
+    def _filters(self, request: Request) -> dict[str, Any]:
+        q = request.query_params
+        principal = q.get("principal")
+        since = q.get("since")
+        try:
+            since_ts = parse_since(since, self._s.clock.now()) if since else None
+        except ValueError as exc:
+            raise InvalidRequest(str(exc), param="since") from None
+        return {
+            "principal": self._s.tree.resolve(principal).path if principal else None,
+            "since": since_ts,
+        }
+
+
+def _string(body: dict[str, Any], name: str, required: bool = False) -> str | None:
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value:
+        raise InvalidRequest(f"{name} must be a non-empty string", param=name)
+    return value
+
+
+def _int(raw: str | None, name: str, default: int | None, lo: int, hi: int | None) -> Any:
+    if raw is None:
+        return default
+    if not raw.isdigit() or int(raw) < lo or (hi is not None and int(raw) > hi):
+        bound = f" and at most {hi}" if hi is not None else ""
+        raise InvalidRequest(f"{name} must be an integer of at least {lo}{bound}", param=name)
+    return int(raw)

@@ -1,0 +1,110 @@
+"""``create_app(config)``: wires the planes together into one ASGI application."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from governd import tokens
+from governd.clock import Clock, SystemClock
+from governd.config import GovernConfig
+from governd.errors import GovernError
+from governd.execution import Router, build_upstreams
+from governd.execution.upstream import Upstream
+from governd.governance import KeyRing, PrincipalTree
+from governd.intent.admin_api import AdminRoutes
+from governd.intent.http import json_response, on_govern_error, on_http_exception, on_unexpected
+from governd.intent.openai_api import OpenAIRoutes
+from governd.ledger import LedgerWriter, Storage
+from governd.pipeline import Pipeline
+
+
+@dataclass
+class Services:
+    """Everything a request handler may use; built once per app."""
+
+    config: GovernConfig
+    clock: Clock
+    storage: Storage
+    writer: LedgerWriter
+    tree: PrincipalTree
+    keyring: KeyRing
+    upstreams: dict[str, Upstream]
+    router: Router
+    pipeline: Pipeline
+
+
+def build_services(cfg: GovernConfig, clock: Clock | None = None) -> Services:
+    """Construct every component from the config (no I/O beyond opening storage)."""
+    clock = clock or SystemClock()
+    storage = Storage(cfg.storage)
+    writer = LedgerWriter(storage, cfg.ledger.flush_ms)
+    tree = PrincipalTree(cfg)
+    upstreams = build_upstreams(cfg)
+    router = Router(cfg, upstreams, clock)
+    return Services(
+        config=cfg,
+        clock=clock,
+        storage=storage,
+        writer=writer,
+        tree=tree,
+        keyring=KeyRing(storage, tree, clock),
+        upstreams=upstreams,
+        router=router,
+        pipeline=Pipeline(cfg, tree, router, writer, clock),
+    )
+
+
+def create_app(cfg: GovernConfig, clock: Clock | None = None) -> Starlette:
+    """The governd ASGI application for ``cfg``."""
+    services = build_services(cfg, clock)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await asyncio.to_thread(tokens.warm)
+        for upstream in services.upstreams.values():
+            await upstream.start()
+        services.writer.start()
+        try:
+            yield
+        finally:
+            for upstream in services.upstreams.values():
+                await upstream.aclose()
+            await asyncio.to_thread(services.writer.close)
+            services.storage.close()
+
+    async def healthz(request: Request) -> Response:
+        return json_response({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        try:
+            await asyncio.to_thread(services.storage.count)
+        except Exception:
+            return json_response({"status": "unavailable", "storage": "unreachable"}, 503)
+        return json_response({"status": "ready", "ledger_lag": services.writer.lag})
+
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        *OpenAIRoutes(services).routes(),
+        *AdminRoutes(services).routes(),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            HTTPException: on_http_exception,
+            GovernError: on_govern_error,
+            Exception: on_unexpected,
+        },
+    )
+    app.state.services = services
+    return app

@@ -1,0 +1,85 @@
+"""HTTP plumbing of the intent plane: bounded body reading, JSON replies, the error envelope."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from governd.errors import GovernError, InvalidRequest, NotFound, RequestTooLarge
+
+log = logging.getLogger("governd.http")
+
+
+def json_response(
+    data: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    """A JSON reply serialised with orjson."""
+    return Response(orjson.dumps(data), status, headers=headers, media_type="application/json")
+
+
+def error_response(err: GovernError, headers: Mapping[str, str] | None = None) -> Response:
+    """The OpenAI error envelope for ``err``, with ``Retry-After`` when it has one."""
+    out = dict(headers or {})
+    if err.retry_after is not None:
+        out["retry-after"] = str(max(1, round(err.retry_after + 0.4999)))
+    return json_response(err.envelope(), err.status, out)
+
+
+async def read_json(request: Request, limit: int) -> dict[str, Any]:
+    """The request's JSON object; a clear 4xx for a body too large, not JSON, or not an object."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise InvalidRequest("invalid Content-Length header")
+        if int(declared) > limit:
+            raise RequestTooLarge(f"request body exceeds the limit of {limit} bytes")
+        body = await request.body()
+    else:
+        parts: list[bytes] = []
+        size = 0
+        async for part in request.stream():
+            size += len(part)
+            if size > limit:
+                raise RequestTooLarge(f"request body exceeds the limit of {limit} bytes")
+            parts.append(part)
+        body = b"".join(parts)
+    if not body:
+        raise InvalidRequest("request body is empty; expected a JSON object")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(
+            f"request body is not valid JSON: {exc.msg} at position {exc.pos}"
+        ) from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    return data
+
+
+async def on_http_exception(request: Request, exc: Exception) -> Response:
+    """Starlette's own errors (unknown route, wrong method) in the OpenAI envelope."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        err: GovernError = NotFound(f"no route {request.method} {request.url.path}")
+    else:
+        err = InvalidRequest(str(exc.detail))
+        err.status = exc.status_code
+    return error_response(err, exc.headers)
+
+
+async def on_govern_error(request: Request, exc: Exception) -> Response:
+    """Any ``GovernError`` that reached the edge."""
+    assert isinstance(exc, GovernError)
+    return error_response(exc)
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    """A bug: log it whole, tell the client only that it happened."""
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(GovernError("internal error"))

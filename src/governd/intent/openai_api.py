@@ -1,0 +1,132 @@
+"""The OpenAI-compatible API: chat, completions, embeddings, models.
+
+Each handler only translates: HTTP request -> ``Action`` -> pipeline -> HTTP
+reply. Every request gets exactly one ledger entry, refused ones included.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from governd.actions import Action, Operation, Principal
+from governd.errors import GovernError, InvalidRequest
+from governd.intent.auth import bearer
+from governd.intent.http import error_response, json_response, read_json
+from governd.intent.validation import validate
+from governd.pipeline import ModelCall
+
+if TYPE_CHECKING:
+    from governd.intent.app import Services
+
+RUN_HEADER = "x-governd-run"
+_MAX_RUN_ID = 128
+
+
+def new_request_id() -> str:
+    """A unique, unguessable request id."""
+    return "req_" + os.urandom(12).hex()
+
+
+class OpenAIRoutes:
+    """Handlers of ``/v1``."""
+
+    def __init__(self, services: Services) -> None:
+        self._s = services
+
+    def routes(self) -> list[Route]:
+        """The Starlette routes."""
+        return [
+            Route("/v1/chat/completions", self.chat, methods=["POST"]),
+            Route("/v1/completions", self.completions, methods=["POST"]),
+            Route("/v1/embeddings", self.embeddings, methods=["POST"]),
+            Route("/v1/models", self.models, methods=["GET"]),
+        ]
+
+    async def chat(self, request: Request) -> Response:
+        """``POST /v1/chat/completions``."""
+        return await self._governed(request, "chat")
+
+    async def completions(self, request: Request) -> Response:
+        """``POST /v1/completions``."""
+        return await self._governed(request, "completion")
+
+    async def embeddings(self, request: Request) -> Response:
+        """``POST /v1/embeddings``."""
+        return await self._governed(request, "embedding")
+
+    async def models(self, request: Request) -> Response:
+        """``GET /v1/models``: only the models the key may use."""
+        principal = await self._s.keyring.authenticate(bearer(request))
+        allowed = self._s.tree.models_for(principal)
+        data = [
+            {"id": name, "object": "model", "created": 0, "owned_by": "governd"}
+            for name in self._s.config.models
+            if name in allowed
+        ]
+        return json_response({"object": "list", "data": data})
+
+    async def _governed(self, request: Request, operation: Operation) -> Response:
+        pipeline = self._s.pipeline
+        started = pipeline.clock.monotonic()
+        rid = new_request_id()
+        headers = {"x-governd-request-id": rid}
+        principal: Principal | None = None
+        data: dict[str, Any] = {}
+        try:
+            principal = await self._s.keyring.authenticate(bearer(request))
+            data = await read_json(request, self._s.config.server.max_body_bytes)
+            action = _action(rid, operation, principal, data, request.headers.get(RUN_HEADER))
+        except GovernError as err:
+            model = data.get("model")
+            refused = Action(
+                rid,
+                operation,
+                principal or Principal(""),
+                model if isinstance(model, str) else "",
+                {},
+            )
+            pipeline.reject(refused, err, started)
+            return error_response(err, {**headers, "x-governd-decision": "deny"})
+        try:
+            call = await pipeline.begin(action)
+        except GovernError as err:
+            return error_response(err, {**headers, "x-governd-decision": err.decision or "deny"})
+        headers["x-governd-decision"] = call.decision.effect if call.decision else "allow"
+        if action.stream:
+            headers["cache-control"] = "no-cache"
+            return StreamingResponse(_sse(call), media_type="text/event-stream", headers=headers)
+        async with call:
+            headers["x-governd-cost-usd"] = f"{call.cost:.8f}"
+            return Response(call.body, 200, headers=headers, media_type="application/json")
+
+
+def _action(
+    rid: str, operation: Operation, principal: Principal, data: dict[str, Any], run_id: str | None
+) -> Action:
+    req = validate(operation, data)
+    if run_id is not None and (len(run_id) > _MAX_RUN_ID or not run_id.isprintable()):
+        raise InvalidRequest(f"{RUN_HEADER} must be at most {_MAX_RUN_ID} printable characters")
+    stream = bool(getattr(req, "stream", False))
+    opts = getattr(req, "stream_options", None)
+    return Action(
+        id=rid,
+        operation=operation,
+        principal=principal,
+        model=str(req.model),
+        body=data,
+        stream=stream,
+        run_id=run_id or None,
+        include_usage=bool(opts and opts.include_usage),
+    )
+
+
+async def _sse(call: ModelCall) -> AsyncIterator[bytes]:
+    async with call:
+        async for chunk in call.stream():
+            yield chunk

@@ -1,0 +1,39 @@
+"""A ledger entry: one record per action, whatever its outcome."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(slots=True)
+class LedgerEntry:
+    """What was asked, what was decided, where it ran, what it consumed and cost."""
+
+    id: str
+    ts: float
+    kind: str
+    operation: str
+    principal: str
+    key_id: str | None
+    run_id: str | None
+    model: str | None
+    served_model: str | None
+    deployment: str | None
+    decision: str
+    reasons: str
+    status: int
+    error_code: str | None
+    stream: bool
+    attempts: int
+    latency_ms: float
+    ttft_ms: float | None
+    input_tokens: int
+    cached_tokens: int
+    output_tokens: int
+    usage_source: str
+    cost_usd: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data, for JSON and storage."""
+        return asdict(self)

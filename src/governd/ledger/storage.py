@@ -1,0 +1,203 @@
+"""The ledger and config store behind one interface: SQLite (WAL) by default.
+
+Holds ledger entries and API keys (hashed). All methods are synchronous and
+meant to run off the event loop (the writer thread, or ``asyncio.to_thread``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from governd.ledger.entries import LedgerEntry
+
+metadata = sa.MetaData()
+
+entries = sa.Table(
+    "ledger_entries",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("operation", sa.String(16), nullable=False),
+    sa.Column("principal", sa.String(255), nullable=False),
+    sa.Column("key_id", sa.String(64)),
+    sa.Column("run_id", sa.String(128)),
+    sa.Column("model", sa.String(255)),
+    sa.Column("served_model", sa.String(255)),
+    sa.Column("deployment", sa.String(255)),
+    sa.Column("decision", sa.String(24), nullable=False),
+    sa.Column("reasons", sa.Text, nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("error_code", sa.String(64)),
+    sa.Column("stream", sa.Boolean, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("ttft_ms", sa.Float),
+    sa.Column("input_tokens", sa.Integer, nullable=False),
+    sa.Column("cached_tokens", sa.Integer, nullable=False),
+    sa.Column("output_tokens", sa.Integer, nullable=False),
+    sa.Column("usage_source", sa.String(16), nullable=False),
+    sa.Column("cost_usd", sa.Float, nullable=False),
+    sa.Index("ix_entries_principal_ts", "principal", "ts"),
+    sa.Index("ix_entries_run", "run_id"),
+    sa.Index("ix_entries_ts", "ts"),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("principal", sa.String(255), nullable=False),
+    sa.Column("name", sa.String(255)),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float),
+    sa.Column("revoked_at", sa.Float),
+)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.close()
+
+
+def in_subtree(column: Any, principal: str) -> Any:
+    """SQL condition: ``column`` is ``principal`` or below it in the tree."""
+    return sa.or_(
+        column == principal, column.like(principal.replace("%", r"\%") + "/%", escape="\\")
+    )
+
+
+def _plain(rows: Sequence[sa.RowMapping]) -> list[dict[str, Any]]:
+    # Result keys can be str subclasses (quoted_name), which orjson refuses.
+    return [{str(k): v for k, v in row.items()} for row in rows]
+
+
+class Storage:
+    """SQLAlchemy-backed store for entries and keys; ``url`` is a SQLAlchemy URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        if url.startswith("sqlite:///") and not url.endswith(":memory:"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = sa.create_engine(url, future=True)
+        if self.engine.dialect.name == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    # entries
+
+    def append(self, batch: Sequence[LedgerEntry]) -> None:
+        """Insert entries in one transaction."""
+        if batch:
+            with self.engine.begin() as conn:
+                conn.execute(entries.insert(), [e.as_dict() for e in batch])
+
+    def query(
+        self,
+        *,
+        principal: str | None = None,
+        run: str | None = None,
+        model: str | None = None,
+        decision: str | None = None,
+        since: float | None = None,
+        after: int | None = None,
+        limit: int = 100,
+        newest_first: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Entries matching every filter given, with their ``seq`` for paging."""
+        q = sa.select(entries)
+        if principal:
+            q = q.where(in_subtree(entries.c.principal, principal))
+        if run:
+            q = q.where(entries.c.run_id == run)
+        if model:
+            q = q.where(sa.or_(entries.c.model == model, entries.c.served_model == model))
+        if decision:
+            q = q.where(entries.c.decision == decision)
+        if since is not None:
+            q = q.where(entries.c.ts >= since)
+        if after is not None:
+            q = q.where(entries.c.seq < after if newest_first else entries.c.seq > after)
+        order = entries.c.seq.desc() if newest_first else entries.c.seq.asc()
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.order_by(order).limit(limit)).mappings().all()
+        return _plain(rows)
+
+    def summary(
+        self, *, principal: str | None = None, since: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Per principal: requests, tokens, cached tokens, cost and errors."""
+        c = entries.c
+        q = sa.select(
+            c.principal,
+            sa.func.count().label("requests"),
+            sa.func.sum(c.input_tokens).label("input_tokens"),
+            sa.func.sum(c.cached_tokens).label("cached_tokens"),
+            sa.func.sum(c.output_tokens).label("output_tokens"),
+            sa.func.sum(c.cost_usd).label("cost_usd"),
+            sa.func.sum(sa.case((c.status >= 400, 1), else_=0)).label("errors"),
+        ).group_by(c.principal)
+        if principal:
+            q = q.where(in_subtree(c.principal, principal))
+        if since is not None:
+            q = q.where(c.ts >= since)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.order_by(c.principal)).mappings().all()
+        return _plain(rows)
+
+    def count(self) -> int:
+        """Number of entries."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(entries)).scalar_one())
+
+    # keys
+
+    def insert_key(self, row: dict[str, Any]) -> None:
+        """Store a key record (its hash, never the key)."""
+        with self.engine.begin() as conn:
+            conn.execute(api_keys.insert(), [row])
+
+    def key_by_hash(self, digest: str) -> dict[str, Any] | None:
+        """The key record with this hash."""
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(sa.select(api_keys).where(api_keys.c.hash == digest))
+                .mappings()
+                .first()
+            )
+        return _plain([row])[0] if row else None
+
+    def keys(self, principal: str | None = None) -> list[dict[str, Any]]:
+        """Key records, optionally only those in a principal's subtree."""
+        q = sa.select(api_keys).order_by(api_keys.c.created_at)
+        if principal:
+            q = q.where(in_subtree(api_keys.c.principal, principal))
+        with self.engine.connect() as conn:
+            return _plain(conn.execute(q).mappings().all())
+
+    def revoke_key(self, key_id: str, at: float) -> dict[str, Any] | None:
+        """Mark a key revoked; the updated record, or None if there is no such key."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                api_keys.update()
+                .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=at)
+            )
+            row = (
+                conn.execute(sa.select(api_keys).where(api_keys.c.id == key_id)).mappings().first()
+            )
+        return _plain([row])[0] if row else None

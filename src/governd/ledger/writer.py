@@ -1,0 +1,100 @@
+"""Appends entries off the event loop: the request path only enqueues.
+
+A writer thread drains the queue in batches (up to ``flush_ms`` apart) and
+inserts each batch in one transaction. ``append`` never blocks and never
+raises; a failed batch is kept and retried, so entries are not lost while the
+store is briefly unavailable.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+
+from governd.ledger.entries import LedgerEntry
+from governd.ledger.storage import Storage
+
+log = logging.getLogger("governd.ledger")
+
+_STOP = object()
+_MAX_BATCH = 2048
+
+
+class LedgerWriter:
+    """Batches entries into ``storage`` from a background thread."""
+
+    def __init__(self, storage: Storage, flush_ms: int) -> None:
+        self._storage = storage
+        self._interval = flush_ms / 1000
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="governd-ledger", daemon=True)
+        self._flushed = threading.Condition()
+        self._written = 0
+        self._enqueued = 0
+
+    def start(self) -> None:
+        """Start the writer thread."""
+        self._thread.start()
+
+    def append(self, entry: LedgerEntry) -> None:
+        """Queue an entry for storage (never blocks, never raises)."""
+        self._enqueued += 1
+        self._queue.put(entry)
+
+    @property
+    def lag(self) -> int:
+        """Entries queued and not yet stored."""
+        return self._enqueued - self._written
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything appended so far is stored."""
+        target = self._enqueued
+        with self._flushed:
+            return self._flushed.wait_for(lambda: self._written >= target, timeout)
+
+    def close(self) -> None:
+        """Store what is queued, then stop the thread."""
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join()
+
+    def _run(self) -> None:
+        stopping = False
+        pending: list[LedgerEntry] = []
+        while not stopping:
+            item = self._queue.get()
+            deadline = time.monotonic() + self._interval
+            while item is not _STOP:
+                if isinstance(item, LedgerEntry):
+                    pending.append(item)
+                if len(pending) >= _MAX_BATCH:
+                    break
+                remaining = deadline - time.monotonic()
+                try:
+                    item = (
+                        self._queue.get(timeout=remaining)
+                        if remaining > 0
+                        else self._queue.get_nowait()
+                    )
+                except queue.Empty:
+                    break
+            stopping = item is _STOP
+            pending = self._write(pending, retry_forever=not stopping)
+
+    def _write(self, pending: list[LedgerEntry], retry_forever: bool) -> list[LedgerEntry]:
+        while pending:
+            try:
+                self._storage.append(pending)
+            except Exception:
+                log.exception("ledger write failed; %d entries kept for retry", len(pending))
+                if not retry_forever:
+                    return pending
+                time.sleep(min(1.0, self._interval * 10))
+                continue
+            with self._flushed:
+                self._written += len(pending)
+                self._flushed.notify_all()
+            return []
+        return pending

@@ -1,0 +1,254 @@
+"""The one path every action takes: decide -> reserve -> execute -> settle -> record.
+
+``Pipeline.begin`` admits a model call and routes it; the ``ModelCall`` it
+returns is an async context manager whose exit settles the call (usage, cost)
+and appends its ledger entry, so a stream settles when it ends, however it
+ends. Intent surfaces only translate protocols into ``Action``s and back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from types import TracebackType
+
+import orjson
+
+from governd import tokens
+from governd.actions import Action, Decision, Usage
+from governd.clock import Clock
+from governd.config import GovernConfig
+from governd.errors import (
+    GovernError,
+    InvalidRequest,
+    ModelNotFound,
+    PolicyDenied,
+    UpstreamError,
+)
+from governd.execution import Routed, Router
+from governd.execution.usage import StreamMeter, usage_of_body
+from governd.governance import PrincipalTree, decide
+from governd.ledger import LedgerEntry, LedgerWriter, cost_usd
+
+log = logging.getLogger("governd.pipeline")
+
+CLIENT_CLOSED = 499
+
+
+class InternalError(GovernError):
+    """Something governd did not expect; details go to the log, never to the client."""
+
+
+class ClientDisconnected(GovernError):
+    """The client went away before the reply finished."""
+
+    code = "client_disconnected"
+    status = CLIENT_CLOSED
+
+
+class Pipeline:
+    """Admits, routes, settles and records model calls."""
+
+    def __init__(
+        self,
+        cfg: GovernConfig,
+        tree: PrincipalTree,
+        router: Router,
+        writer: LedgerWriter,
+        clock: Clock,
+    ) -> None:
+        self._cfg = cfg
+        self._tree = tree
+        self._router = router
+        self._writer = writer
+        self.clock = clock
+
+    async def begin(self, action: Action) -> ModelCall:
+        """Decide and route ``action``; a refusal or upstream failure is recorded, then raised."""
+        call = ModelCall(self, action)
+        try:
+            call.decision = self._admit(action)
+            served = call.decision.model or action.model
+            call.routed = await self._router.send(
+                served, action.operation, self._upstream_body(action), action.stream
+            )
+            call.take_reply()
+        except BaseException as exc:
+            if isinstance(exc, GovernError):
+                exc.decision = call.decision.effect if call.decision else "deny"
+            await call.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        return call
+
+    def _admit(self, action: Action) -> Decision:
+        alias = self._cfg.models.get(action.model)
+        if alias is None:
+            raise ModelNotFound(f"model {action.model!r} does not exist", param="model")
+        if (alias.kind == "embedding") != (action.operation == "embedding"):
+            raise InvalidRequest(
+                f"model {action.model!r} is a {alias.kind} model and cannot serve {action.operation}",
+                param="model",
+            )
+        decision = decide(action, self._tree.models_for(action.principal))
+        if decision.effect == "deny":
+            raise PolicyDenied(
+                f"denied by policy model_access: model {action.model!r} is not allowed for "
+                f"{action.principal.path}",
+                policy="model_access",
+                param="model",
+            )
+        return (
+            decision
+            if decision.model
+            else Decision(decision.effect, decision.reasons, action.model)
+        )
+
+    def _upstream_body(self, action: Action) -> dict[str, object]:
+        if not action.stream or action.operation == "embedding":
+            return action.body
+        opts = action.body.get("stream_options")
+        merged = dict(opts) if isinstance(opts, dict) else {}
+        merged["include_usage"] = True
+        return {**action.body, "stream_options": merged}
+
+    def reject(self, action: Action, error: GovernError, started: float | None = None) -> None:
+        """Record a request refused before it was admitted (bad key, bad input)."""
+        call = ModelCall(self, action)
+        if started is not None:
+            call.started = started
+        call.error = error
+        self.settle(call)
+
+    def settle(self, call: ModelCall) -> None:
+        """Price the call and append its entry."""
+        action, routed, error, decision = call.action, call.routed, call.error, call.decision
+        usage = call.usage or Usage()
+        if routed is not None:
+            call.cost = cost_usd(usage, routed.target.pricing)
+        self._writer.append(
+            LedgerEntry(
+                id=action.id,
+                ts=self.clock.now(),
+                kind=action.kind,
+                operation=action.operation,
+                principal=action.principal.path,
+                key_id=action.principal.key_id,
+                run_id=action.run_id,
+                model=action.model or None,
+                served_model=routed.target.alias if routed else None,
+                deployment=routed.target.name if routed else None,
+                decision=decision.effect if decision else "deny",
+                reasons="; ".join(decision.reasons) if decision else (error.code if error else ""),
+                status=error.status if error else 200,
+                error_code=error.code if error else None,
+                stream=action.stream,
+                attempts=routed.attempts if routed else 0,
+                latency_ms=(self.clock.monotonic() - call.started) * 1000,
+                ttft_ms=call.ttft_ms,
+                input_tokens=usage.input_tokens,
+                cached_tokens=usage.cached_tokens,
+                output_tokens=usage.output_tokens,
+                usage_source=usage.source,
+                cost_usd=call.cost,
+            )
+        )
+
+
+class ModelCall:
+    """One admitted model call; ``async with`` it so that it is settled and recorded."""
+
+    def __init__(self, pipeline: Pipeline, action: Action) -> None:
+        self._pipeline = pipeline
+        self.action = action
+        self.started = pipeline.clock.monotonic()
+        self.decision: Decision | None = None
+        self.routed: Routed | None = None
+        self.usage: Usage | None = None
+        self.error: GovernError | None = None
+        self.body = b""
+        self.ttft_ms: float | None = None
+        self.cost = 0.0
+        self._finished = False
+
+    def take_reply(self) -> None:
+        """Check the upstream's status; for a whole reply, read its usage and price it."""
+        assert self.routed is not None
+        reply = self.routed.reply
+        if reply.status >= 400:
+            raise upstream_rejection(reply.status, reply.body, self.routed.target.name)
+        if reply.chunks is None:
+            self.body = reply.body
+            self.ttft_ms = (self._pipeline.clock.monotonic() - self.started) * 1000
+            self.usage = usage_of_body(reply.body) or Usage(self._prompt_tokens(), source="counted")
+            self.cost = cost_usd(self.usage, self.routed.target.pricing)
+
+    def _prompt_tokens(self) -> int:
+        body = self.action.body
+        if self.action.operation == "chat":
+            return tokens.count_messages(body.get("messages") or [], body.get("tools"))
+        prompt = body.get("prompt", body.get("input", ""))
+        return tokens.count(prompt if isinstance(prompt, str) else orjson.dumps(prompt).decode())
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        """The upstream's SSE events as they come; a mid-stream failure ends with an error event."""
+        assert self.routed is not None and self.routed.reply.chunks is not None
+        meter = StreamMeter(self.action.include_usage, self._prompt_tokens)
+        clock = self._pipeline.clock
+        try:
+            async for chunk in self.routed.reply.chunks:
+                out = meter.feed(chunk)
+                if out:
+                    if self.ttft_ms is None:
+                        self.ttft_ms = (clock.monotonic() - self.started) * 1000
+                    yield out
+            tail = meter.tail()
+            if tail:
+                yield tail
+            if not meter.done:
+                raise UpstreamError(f"upstream {self.routed.target.name} ended the stream early")
+        except GovernError as exc:
+            self.error = exc
+            yield b"data: " + orjson.dumps(exc.envelope()) + b"\n\n"
+        finally:
+            self.usage = meter.result()
+
+    async def __aenter__(self) -> ModelCall:
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        if isinstance(exc, GovernError):
+            self.error = exc
+        elif exc is not None and self.error is None:
+            if not isinstance(exc, Exception):
+                self.error = ClientDisconnected("client closed the connection")
+            else:
+                log.error("internal error in %s", self.action.id, exc_info=exc)
+                self.error = InternalError("internal error")
+        if self.routed is not None:
+            await self.routed.release()
+        self._pipeline.settle(self)
+
+
+def upstream_rejection(status: int, body: bytes, target: str) -> GovernError:
+    """The error to give a client when an upstream refuses a request (4xx)."""
+    if status in (401, 403):
+        return UpstreamError(f"upstream {target} refused governd's credentials")
+    message = f"upstream {target} rejected the request"
+    param = None
+    try:
+        err = orjson.loads(body).get("error")
+        if isinstance(err, dict):
+            message = str(err.get("message") or message)
+            param = err.get("param") if isinstance(err.get("param"), str) else None
+        elif isinstance(err, str):
+            message = err
+    except (orjson.JSONDecodeError, AttributeError):
+        pass
+    exc = InvalidRequest(message, param=param)
+    exc.status = status if 400 <= status < 500 else 400
+    return exc
