@@ -10,16 +10,11 @@ principal from the ledger.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import random
 import secrets
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import openai
@@ -27,7 +22,8 @@ from rich.console import Console
 from rich.progress import Progress, TaskID
 from rich.table import Table
 
-from governd.admin_client import AdminClient, AdminError
+from governd.admin_client import AdminClient
+from governd.launcher import governd_server
 
 SYSTEM_PROMPT = (
     "You are the support assistant of Acme Corp. Answer briefly and politely. "
@@ -37,54 +33,6 @@ TENANTS = ["research/agents", "research/evals", "support/chatbot", "platform"]
 CONCURRENCY = 16
 
 Job = Callable[[openai.AsyncOpenAI, int], Awaitable[None]]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def running_server(config: str | None, data_dir: str) -> Iterator[tuple[str, str]]:
-    """A ``governd serve`` child process; yields its URL and admin key, stops it after."""
-    port = _free_port()
-    admin_key = "adm-" + secrets.token_urlsafe(16)
-    env = {
-        **os.environ,
-        "GOVERND_STORAGE": f"sqlite:///{Path(data_dir) / 'ledger.db'}",
-        "GOVERND_ADMIN_KEY": admin_key,
-    }
-    cmd = [sys.executable, "-m", "governd", "serve", "--port", str(port)]
-    if config:
-        cmd += ["--config", config]
-    log = open(Path(data_dir) / "server.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(proc, url, Path(data_dir) / "server.log")
-        yield url, admin_key
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-
-
-def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    probe = AdminClient(url, None, timeout=2)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"governd serve exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            probe.call("GET", "/readyz")
-            return
-        except AdminError:
-            time.sleep(0.1)
-    raise RuntimeError("governd serve did not become ready within 60 s")
 
 
 def _jobs(rng: random.Random) -> dict[str, list[tuple[Job, int]]]:
@@ -190,7 +138,9 @@ def run_demo(config: str | None, total: int) -> int:
         console.print(
             "[bold]governd demo[/]: starting a server on the embedded defaults (sim upstreams)"
         )
-        with running_server(config, tmp) as (url, admin_key):
+        admin_key = "adm-" + secrets.token_urlsafe(16)
+        with governd_server(Path(tmp), Path(config) if config else None, admin_key) as served:
+            url = served.url
             admin = AdminClient(url, admin_key)
             keys = {
                 t: admin.call("POST", "/admin/v1/keys", {"principal": t, "name": "demo"})["key"]

@@ -76,7 +76,7 @@ class Pipeline:
         except BaseException as exc:
             if isinstance(exc, GovernError):
                 exc.decision = call.decision.effect if call.decision else "deny"
-            await call.__aexit__(type(exc), exc, exc.__traceback__)
+            await call.finish(exc)
             raise
         return call
 
@@ -190,27 +190,35 @@ class ModelCall:
         return tokens.count(prompt if isinstance(prompt, str) else orjson.dumps(prompt).decode())
 
     async def stream(self) -> AsyncIterator[bytes]:
-        """The upstream's SSE events as they come; a mid-stream failure ends with an error event."""
+        """The upstream's SSE events as they come; a mid-stream failure ends with an error event.
+
+        The last event is held back until the call is settled, so a client
+        that saw the end of the stream can already find its ledger entry.
+        """
         assert self.routed is not None and self.routed.reply.chunks is not None
         meter = StreamMeter(self.action.include_usage, self._prompt_tokens)
         clock = self._pipeline.clock
+        held = b""
         try:
             async for chunk in self.routed.reply.chunks:
                 out = meter.feed(chunk)
-                if out:
-                    if self.ttft_ms is None:
-                        self.ttft_ms = (clock.monotonic() - self.started) * 1000
+                if out and self.ttft_ms is None:
+                    self.ttft_ms = (clock.monotonic() - self.started) * 1000
+                if meter.done:
+                    held += out
+                elif out:
                     yield out
-            tail = meter.tail()
-            if tail:
-                yield tail
+            held += meter.tail()
             if not meter.done:
                 raise UpstreamError(f"upstream {self.routed.target.name} ended the stream early")
         except GovernError as exc:
             self.error = exc
-            yield b"data: " + orjson.dumps(exc.envelope()) + b"\n\n"
+            held += b"data: " + orjson.dumps(exc.envelope()) + b"\n\n"
         finally:
             self.usage = meter.result()
+        await self.finish(None)
+        if held:
+            yield held
 
     async def __aenter__(self) -> ModelCall:
         return self
@@ -218,6 +226,10 @@ class ModelCall:
     async def __aexit__(
         self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        await self.finish(exc)
+
+    async def finish(self, exc: BaseException | None) -> None:
+        """Release the upstream, settle and record (once; later calls do nothing)."""
         if self._finished:
             return
         self._finished = True

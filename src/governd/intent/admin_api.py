@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from governd.durations import parse_duration, parse_since
-from governd.errors import InvalidRequest
+from governd.errors import InvalidRequest, NotFound
 from governd.intent.auth import check_admin
 from governd.intent.http import json_response, read_json
 
@@ -34,6 +34,7 @@ class AdminRoutes:
             Route("/admin/v1/keys/{key_id}", self.revoke_key, methods=["DELETE"]),
             Route("/admin/v1/ledger", self.ledger, methods=["GET"]),
             Route("/admin/v1/ledger/summary", self.summary, methods=["GET"]),
+            Route("/admin/v1/ledger/{entry_id}", self.entry, methods=["GET"]),
         ]
 
     def _admin(self, request: Request) -> None:
@@ -77,6 +78,7 @@ class AdminRoutes:
         limit = _int(q.get("limit"), "limit", 100, 1, _MAX_PAGE)
         after = _int(q.get("after"), "after", None, 0, None)
         newest = q.get("order", "asc") == "desc"
+        await self._settled()
         rows = await asyncio.to_thread(
             self._s.storage.query,
             **filters,
@@ -93,8 +95,24 @@ class AdminRoutes:
     async def summary(self, request: Request) -> Response:
         """Per principal: requests, tokens, cached tokens, cost and errors."""
         self._admin(request)
-        rows = await asyncio.to_thread(self._s.storage.summary, **self._filters(request))
+        filters = self._filters(request)
+        await self._settled()
+        rows = await asyncio.to_thread(self._s.storage.summary, **filters)
         return json_response({"principals": rows})
+
+    async def entry(self, request: Request) -> Response:
+        """One entry by its request id (``x-governd-request-id``)."""
+        self._admin(request)
+        await self._settled()
+        entry_id = request.path_params["entry_id"]
+        rows = await asyncio.to_thread(self._s.storage.query, entry_id=entry_id, limit=1)
+        if not rows:
+            raise NotFound(f"no ledger entry {entry_id!r}", param="id")
+        return json_response(rows[0])
+
+    async def _settled(self) -> None:
+        # Read-your-writes: whatever was recorded before this query is visible to it.
+        await asyncio.to_thread(self._s.writer.flush)
 
     def _filters(self, request: Request) -> dict[str, Any]:
         q = request.query_params

@@ -109,6 +109,7 @@ class Storage:
     def query(
         self,
         *,
+        entry_id: str | None = None,
         principal: str | None = None,
         run: str | None = None,
         model: str | None = None,
@@ -120,6 +121,8 @@ class Storage:
     ) -> list[dict[str, Any]]:
         """Entries matching every filter given, with their ``seq`` for paging."""
         q = sa.select(entries)
+        if entry_id:
+            q = q.where(entries.c.id == entry_id)
         if principal:
             q = q.where(in_subtree(entries.c.principal, principal))
         if run:

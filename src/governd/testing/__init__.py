@@ -1,0 +1,1 @@
+"""Test helpers shipped with the package: a fake OpenAI-compatible upstream (the outside world)."""

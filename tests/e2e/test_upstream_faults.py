@@ -1,0 +1,112 @@
+"""Retries, fallbacks, the breaker, broken and slow streams, timeouts, upstream refusals."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+from governd import tokens
+from tests.conftest import FakeUpstreamProc
+from tests.e2e.conftest import UPSTREAM_SECRET, Gateway
+
+MSG = [{"role": "user", "content": "x"}]
+
+
+def raw_chat(gateway: Gateway, model: str, **kw: object) -> tuple[str, object]:
+    raw = gateway.client().chat.completions.with_raw_response.create(model=model, messages=MSG, **kw)  # type: ignore[arg-type]
+    return raw.headers["x-governd-request-id"], raw.parse()
+
+
+def test_retries_5xx_before_first_byte(gateway: Gateway, fake_upstream: FakeUpstreamProc) -> None:
+    rid, _ = raw_chat(gateway, "fake-flaky")
+    assert fake_upstream.count("flaky:2") == 3
+    entry = gateway.entry(rid)
+    assert entry["status"] == 200 and entry["attempts"] == 3
+
+
+def test_falls_back_to_another_alias(gateway: Gateway) -> None:
+    rid, _ = raw_chat(gateway, "fake-fail-fallback")
+    entry = gateway.entry(rid)
+    assert entry["model"] == "fake-fail-fallback" and entry["served_model"] == "fake-ok"
+    assert entry["attempts"] == 4
+
+
+def test_connect_error_is_retried_then_falls_back(gateway: Gateway) -> None:
+    rid, _ = raw_chat(gateway, "dead-fallback")
+    entry = gateway.entry(rid)
+    assert entry["served_model"] == "fake-ok" and entry["status"] == 200
+
+
+def test_breaker_opens_and_stops_traffic(gateway: Gateway, fake_upstream: FakeUpstreamProc) -> None:
+    with pytest.raises(openai.APIStatusError) as first:
+        gateway.client().chat.completions.create(model="fake-fail", messages=MSG)  # type: ignore[arg-type]
+    assert first.value.status_code == 502 and first.value.code == "upstream_error"
+    sent = fake_upstream.count("fail")
+    with pytest.raises(openai.APIStatusError) as second:
+        gateway.client().chat.completions.create(model="fake-fail", messages=MSG)  # type: ignore[arg-type]
+    assert second.value.status_code == 503 and second.value.code == "upstream_unavailable"
+    assert fake_upstream.count("fail") == sent
+
+
+def test_slow_upstream_times_out_with_504(gateway: Gateway) -> None:
+    with pytest.raises(openai.APIStatusError) as info:
+        gateway.client().chat.completions.create(model="fake-slow", messages=MSG)  # type: ignore[arg-type]
+    assert info.value.status_code == 504 and info.value.code == "upstream_timeout"
+    entry = gateway.entry(info.value.response.headers["x-governd-request-id"])
+    assert entry["status"] == 504 and entry["decision"] == "allow"
+
+
+def test_broken_stream_ends_with_error_event_and_counts_what_was_streamed(gateway: Gateway) -> None:
+    client = gateway.client()
+    with client.chat.completions.with_streaming_response.create(
+        model="fake-break", messages=MSG, stream=True  # type: ignore[arg-type]
+    ) as resp:
+        rid = resp.headers["x-governd-request-id"]
+        seen: list[str] = []
+        with pytest.raises(openai.APIError) as info:
+            for chunk in resp.parse():
+                seen.extend(c.delta.content or "" for c in chunk.choices)
+    assert "upstream" in info.value.message
+    assert "".join(seen) == "Hello" + " world" * 3
+    entry = gateway.entry(rid)
+    assert entry["status"] == 502 and entry["usage_source"] == "counted"
+    assert entry["output_tokens"] == 4
+    assert entry["input_tokens"] == tokens.count_messages(MSG)
+
+
+def test_stalled_stream_times_out(gateway: Gateway) -> None:
+    stream = gateway.client().chat.completions.create(model="fake-stall", messages=MSG, stream=True)  # type: ignore[arg-type]
+    with pytest.raises(openai.APIError) as info:
+        list(stream)
+    assert "stalled" in info.value.message
+
+
+def test_stream_without_upstream_usage_is_counted(gateway: Gateway) -> None:
+    with gateway.client().chat.completions.with_streaming_response.create(
+        model="fake-nousage", messages=MSG, stream=True  # type: ignore[arg-type]
+    ) as resp:
+        rid = resp.headers["x-governd-request-id"]
+        list(resp.parse())
+    entry = gateway.entry(rid)
+    assert entry["usage_source"] == "counted" and entry["output_tokens"] == 9
+    assert entry["status"] == 200
+
+
+def test_non_stream_without_upstream_usage_is_counted(gateway: Gateway) -> None:
+    rid, _ = raw_chat(gateway, "fake-nousage")
+    entry = gateway.entry(rid)
+    assert entry["usage_source"] == "counted" and entry["input_tokens"] == tokens.count_messages(MSG)
+
+
+def test_upstream_4xx_is_passed_on_with_its_param(gateway: Gateway) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        gateway.client().chat.completions.create(model="fake-reject", messages=MSG)  # type: ignore[arg-type]
+    assert info.value.param == "max_tokens"
+
+
+def test_upstream_credentials_never_reach_the_client(gateway: Gateway) -> None:
+    with pytest.raises(openai.APIStatusError) as info:
+        gateway.client().chat.completions.create(model="fake-badauth", messages=MSG)  # type: ignore[arg-type]
+    assert info.value.status_code == 502
+    assert UPSTREAM_SECRET not in info.value.response.text
+    assert UPSTREAM_SECRET not in gateway.served.output()
