@@ -27,6 +27,12 @@ def _when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
 
 
+def _admin(url: str, admin_key: str | None) -> AdminClient:
+    if not admin_key:
+        raise click.ClickException("no admin key: pass --admin-key or set GOVERND_ADMIN_KEY")
+    return AdminClient(url, admin_key)
+
+
 def _fail(exc: AdminError) -> None:
     raise click.ClickException(str(exc))
 
@@ -140,7 +146,7 @@ def keys_create(
 ) -> None:
     """Create a key; it is printed once and stored only as a hash."""
     try:
-        out = AdminClient(url, admin_key).call(
+        out = _admin(url, admin_key).call(
             "POST", "/admin/v1/keys", {"principal": principal, "name": name, "expires": expires}
         )
     except AdminError as exc:
@@ -158,7 +164,7 @@ def keys_create(
 def keys_list(url: str, admin_key: str | None, principal: str | None, as_json: bool) -> None:
     """List keys (never their secrets)."""
     try:
-        out = AdminClient(url, admin_key).call("GET", "/admin/v1/keys", principal=principal)
+        out = _admin(url, admin_key).call("GET", "/admin/v1/keys", principal=principal)
     except AdminError as exc:
         _fail(exc)
     if as_json:
@@ -179,7 +185,7 @@ def keys_list(url: str, admin_key: str | None, principal: str | None, as_json: b
 def keys_revoke(url: str, admin_key: str | None, key_id: str) -> None:
     """Revoke KEY_ID at once."""
     try:
-        AdminClient(url, admin_key).call("DELETE", f"/admin/v1/keys/{key_id}")
+        _admin(url, admin_key).call("DELETE", f"/admin/v1/keys/{key_id}")
     except AdminError as exc:
         _fail(exc)
     click.echo(f"revoked {key_id}")
@@ -228,7 +234,7 @@ def ledger_tail(
     as_json: bool,
 ) -> None:
     """Show the newest entries (tokens are input/cached/output)."""
-    client = AdminClient(url, admin_key)
+    client = _admin(url, admin_key)
     show = (lambda e: click.echo(json.dumps(e, sort_keys=True))) if as_json else _print_entry
     try:
         page = client.call(

@@ -77,7 +77,10 @@ class Gateway:
     def client(self, principal: str = "research/agents", **kw: object) -> openai.OpenAI:
         """An openai SDK client with that principal's key."""
         return openai.OpenAI(
-            base_url=self.url + "/v1", api_key=self.keys[principal], max_retries=0, **kw  # type: ignore[arg-type]
+            base_url=self.url + "/v1",
+            api_key=self.keys[principal],
+            max_retries=0,
+            **kw,  # type: ignore[arg-type]
         )
 
     def entry(self, request_id: str) -> dict[str, object]:

@@ -14,7 +14,9 @@ from tests.conftest import FakeUpstreamProc
 from tests.e2e.conftest import Gateway
 
 
-def post(gateway: Gateway, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any], Any]:
+def post(
+    gateway: Gateway, path: str, body: bytes, headers: dict[str, str]
+) -> tuple[int, dict[str, Any], Any]:
     req = urllib.request.Request(gateway.url + path, data=body, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(req) as resp:
@@ -34,22 +36,83 @@ BAD_INPUT = [
     pytest.param(b"{not json", 400, "invalid_request_error", None, id="invalid-json"),
     pytest.param(b"[1, 2]", 400, "invalid_request_error", None, id="not-an-object"),
     pytest.param(b"", 400, "invalid_request_error", None, id="empty-body"),
-    pytest.param(json.dumps({"messages": MSG}).encode(), 400, "invalid_request_error", "model", id="no-model"),
-    pytest.param(json.dumps({"model": "chat-sim"}).encode(), 400, "invalid_request_error", "messages", id="no-messages"),
-    pytest.param(json.dumps({"model": "chat-sim", "messages": []}).encode(), 400, "invalid_request_error", "messages", id="empty-messages"),
-    pytest.param(json.dumps({"model": "chat-sim", "messages": [{"role": "wizard", "content": "x"}]}).encode(),
-                 400, "invalid_request_error", "messages[0].role", id="bad-role"),
-    pytest.param(json.dumps({"model": "chat-sim", "messages": MSG, "max_tokens": -1}).encode(),
-                 400, "invalid_request_error", "max_tokens", id="negative-max-tokens"),
-    pytest.param(json.dumps({"model": "chat-sim", "messages": MSG, "stream": "yes"}).encode(),
-                 400, "invalid_request_error", "stream", id="stream-not-bool"),
-    pytest.param(json.dumps({"model": "chat-sim", "messages": MSG, "temperature": 9}).encode(),
-                 400, "invalid_request_error", "temperature", id="temperature-out-of-range"),
-    pytest.param(json.dumps({"model": 42, "messages": MSG}).encode(), 400, "invalid_request_error", "model", id="model-not-string"),
-    pytest.param(json.dumps({"model": "nope", "messages": MSG}).encode(), 404, "model_not_found", "model", id="unknown-model"),
-    pytest.param(json.dumps({"model": "embed-sim", "messages": MSG}).encode(), 400, "invalid_request_error", "model", id="embedding-model-for-chat"),
-    pytest.param(json.dumps({"model": "chat-sim", "messages": [{"role": "user", "content": "x" * 70000}]}).encode(),
-                 413, "request_too_large", None, id="too-large"),
+    pytest.param(
+        json.dumps({"messages": MSG}).encode(), 400, "invalid_request_error", "model", id="no-model"
+    ),
+    pytest.param(
+        json.dumps({"model": "chat-sim"}).encode(),
+        400,
+        "invalid_request_error",
+        "messages",
+        id="no-messages",
+    ),
+    pytest.param(
+        json.dumps({"model": "chat-sim", "messages": []}).encode(),
+        400,
+        "invalid_request_error",
+        "messages",
+        id="empty-messages",
+    ),
+    pytest.param(
+        json.dumps(
+            {"model": "chat-sim", "messages": [{"role": "wizard", "content": "x"}]}
+        ).encode(),
+        400,
+        "invalid_request_error",
+        "messages[0].role",
+        id="bad-role",
+    ),
+    pytest.param(
+        json.dumps({"model": "chat-sim", "messages": MSG, "max_tokens": -1}).encode(),
+        400,
+        "invalid_request_error",
+        "max_tokens",
+        id="negative-max-tokens",
+    ),
+    pytest.param(
+        json.dumps({"model": "chat-sim", "messages": MSG, "stream": "yes"}).encode(),
+        400,
+        "invalid_request_error",
+        "stream",
+        id="stream-not-bool",
+    ),
+    pytest.param(
+        json.dumps({"model": "chat-sim", "messages": MSG, "temperature": 9}).encode(),
+        400,
+        "invalid_request_error",
+        "temperature",
+        id="temperature-out-of-range",
+    ),
+    pytest.param(
+        json.dumps({"model": 42, "messages": MSG}).encode(),
+        400,
+        "invalid_request_error",
+        "model",
+        id="model-not-string",
+    ),
+    pytest.param(
+        json.dumps({"model": "nope", "messages": MSG}).encode(),
+        404,
+        "model_not_found",
+        "model",
+        id="unknown-model",
+    ),
+    pytest.param(
+        json.dumps({"model": "embed-sim", "messages": MSG}).encode(),
+        400,
+        "invalid_request_error",
+        "model",
+        id="embedding-model-for-chat",
+    ),
+    pytest.param(
+        json.dumps(
+            {"model": "chat-sim", "messages": [{"role": "user", "content": "x" * 70000}]}
+        ).encode(),
+        413,
+        "request_too_large",
+        None,
+        id="too-large",
+    ),
 ]
 
 
@@ -81,7 +144,9 @@ def test_bad_credentials_get_401(gateway: Gateway, header: str | None) -> None:
     headers = {"content-type": "application/json"}
     if header:
         headers["authorization"] = header
-    status, got, data = post(gateway, CHAT, json.dumps({"model": "chat-sim", "messages": MSG}).encode(), headers)
+    status, got, data = post(
+        gateway, CHAT, json.dumps({"model": "chat-sim", "messages": MSG}).encode(), headers
+    )
     assert status == 401 and data["error"]["code"] == "invalid_api_key"
     entry = gateway.entry(got["x-governd-request-id"])
     assert entry["status"] == 401 and entry["principal"] == ""
@@ -101,7 +166,9 @@ def test_revoked_and_expired_keys_get_401(gateway: Gateway) -> None:
 
 def test_expired_key_gets_401(gateway: Gateway) -> None:
     # A key whose lifetime is shorter than the time taken to use it.
-    made = gateway.admin.call("POST", "/admin/v1/keys", {"principal": "research", "expires": "0.001s"})
+    made = gateway.admin.call(
+        "POST", "/admin/v1/keys", {"principal": "research", "expires": "0.001s"}
+    )
     client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=made["key"], max_retries=0)
     with pytest.raises(openai.AuthenticationError) as info:
         client.models.list()
@@ -126,7 +193,9 @@ def test_policy_denies_model_outside_allow_list(
     ("method", "path", "status"),
     [("GET", "/v1/nope", 404), ("GET", "/v1/chat/completions", 405), ("DELETE", "/v1/models", 405)],
 )
-def test_unknown_routes_and_methods_get_envelopes(gateway: Gateway, method: str, path: str, status: int) -> None:
+def test_unknown_routes_and_methods_get_envelopes(
+    gateway: Gateway, method: str, path: str, status: int
+) -> None:
     req = urllib.request.Request(gateway.url + path, method=method)
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(req)
@@ -138,7 +207,9 @@ def test_unknown_routes_and_methods_get_envelopes(gateway: Gateway, method: str,
     ("headers", "status"),
     [({}, 401), ({"authorization": "Bearer wrong"}, 401)],
 )
-def test_admin_api_needs_the_admin_key(gateway: Gateway, headers: dict[str, str], status: int) -> None:
+def test_admin_api_needs_the_admin_key(
+    gateway: Gateway, headers: dict[str, str], status: int
+) -> None:
     req = urllib.request.Request(gateway.url + "/admin/v1/keys", headers=headers)
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(req)
@@ -147,12 +218,21 @@ def test_admin_api_needs_the_admin_key(gateway: Gateway, headers: dict[str, str]
 
 @pytest.mark.parametrize(
     ("body", "param"),
-    [({"principal": "nosuchteam"}, "principal"), ({"principal": "research/nope"}, "principal"),
-     ({}, "principal"), ({"principal": "research", "expires": "soon"}, "expires")],
+    [
+        ({"principal": "nosuchteam"}, "principal"),
+        ({"principal": "research/nope"}, "principal"),
+        ({}, "principal"),
+        ({"principal": "research", "expires": "soon"}, "expires"),
+    ],
 )
-def test_admin_key_creation_rejects_bad_input(gateway: Gateway, body: dict[str, str], param: str) -> None:
+def test_admin_key_creation_rejects_bad_input(
+    gateway: Gateway, body: dict[str, str], param: str
+) -> None:
     status, _, data = post(
-        gateway, "/admin/v1/keys", json.dumps(body).encode(), {"authorization": "Bearer adm-e2e-secret"}
+        gateway,
+        "/admin/v1/keys",
+        json.dumps(body).encode(),
+        {"authorization": "Bearer adm-e2e-secret"},
     )
     assert status == 400 and data["error"]["param"] == param
 
@@ -162,7 +242,8 @@ def test_admin_key_creation_rejects_bad_input(gateway: Gateway, body: dict[str, 
 )
 def test_admin_ledger_rejects_bad_filters(gateway: Gateway, query: str, param: str) -> None:
     req = urllib.request.Request(
-        gateway.url + "/admin/v1/ledger?" + query, headers={"authorization": "Bearer adm-e2e-secret"}
+        gateway.url + "/admin/v1/ledger?" + query,
+        headers={"authorization": "Bearer adm-e2e-secret"},
     )
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(req)

@@ -56,7 +56,9 @@ def test_stream_with_usage_requested_passes_usage_chunk(gateway: Gateway) -> Non
     assert entry["ttft_ms"] is not None and entry["usage_source"] == "upstream"
 
 
-def test_stream_without_usage_requested_hides_usage_chunk_but_ledger_has_it(gateway: Gateway) -> None:
+def test_stream_without_usage_requested_hides_usage_chunk_but_ledger_has_it(
+    gateway: Gateway,
+) -> None:
     stream = gateway.client().chat.completions.create(
         model="chat-sim", messages=[{"role": "user", "content": "hi"}], stream=True, max_tokens=7
     )
@@ -97,7 +99,9 @@ def test_completions_stream_and_non_stream(gateway: Gateway) -> None:
     done = client.completions.create(model="chat-sim", prompt="Once upon a time", max_tokens=5)
     assert done.usage is not None and done.usage.completion_tokens == 5
     assert done.usage.prompt_tokens == tokens.count("Once upon a time")
-    parts = list(client.completions.create(model="chat-sim", prompt="Once", max_tokens=4, stream=True))
+    parts = list(
+        client.completions.create(model="chat-sim", prompt="Once", max_tokens=4, stream=True)
+    )
     assert tokens.count("".join(p.choices[0].text for p in parts if p.choices)) == 4
 
 
@@ -106,7 +110,9 @@ def test_embeddings_float_and_base64(gateway: Gateway) -> None:
     res = client.embeddings.create(model="embed-sim", input=["alpha beta", "gamma"])
     assert len(res.data) == 2 and len(res.data[0].embedding) == 256
     assert res.usage.prompt_tokens == tokens.count("alpha beta") + tokens.count("gamma")
-    floats = client.embeddings.create(model="embed-sim", input="alpha beta", encoding_format="float")
+    floats = client.embeddings.create(
+        model="embed-sim", input="alpha beta", encoding_format="float"
+    )
     assert floats.data[0].embedding == pytest.approx(res.data[0].embedding, abs=1e-6)
 
 
@@ -137,7 +143,9 @@ def test_models_lists_only_what_the_key_may_use(gateway: Gateway) -> None:
 def test_run_header_groups_calls(gateway: Gateway) -> None:
     client = gateway.client(default_headers={"x-governd-run": "run-e2e-1"})
     for _ in range(3):
-        client.chat.completions.create(model="chat-sim", messages=[{"role": "user", "content": "s"}])
+        client.chat.completions.create(
+            model="chat-sim", messages=[{"role": "user", "content": "s"}]
+        )
     run = gateway.admin.call("GET", "/admin/v1/ledger", run="run-e2e-1")["entries"]
     assert len(run) == 3 and {e["run_id"] for e in run} == {"run-e2e-1"}
 

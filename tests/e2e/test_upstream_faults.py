@@ -13,7 +13,9 @@ MSG = [{"role": "user", "content": "x"}]
 
 
 def raw_chat(gateway: Gateway, model: str, **kw: object) -> tuple[str, object]:
-    raw = gateway.client().chat.completions.with_raw_response.create(model=model, messages=MSG, **kw)  # type: ignore[arg-type]
+    raw = gateway.client().chat.completions.with_raw_response.create(
+        model=model, messages=MSG, **kw
+    )  # type: ignore[arg-type]
     return raw.headers["x-governd-request-id"], raw.parse()
 
 
@@ -59,7 +61,9 @@ def test_slow_upstream_times_out_with_504(gateway: Gateway) -> None:
 def test_broken_stream_ends_with_error_event_and_counts_what_was_streamed(gateway: Gateway) -> None:
     client = gateway.client()
     with client.chat.completions.with_streaming_response.create(
-        model="fake-break", messages=MSG, stream=True  # type: ignore[arg-type]
+        model="fake-break",
+        messages=MSG,
+        stream=True,  # type: ignore[arg-type]
     ) as resp:
         rid = resp.headers["x-governd-request-id"]
         seen: list[str] = []
@@ -83,7 +87,9 @@ def test_stalled_stream_times_out(gateway: Gateway) -> None:
 
 def test_stream_without_upstream_usage_is_counted(gateway: Gateway) -> None:
     with gateway.client().chat.completions.with_streaming_response.create(
-        model="fake-nousage", messages=MSG, stream=True  # type: ignore[arg-type]
+        model="fake-nousage",
+        messages=MSG,
+        stream=True,  # type: ignore[arg-type]
     ) as resp:
         rid = resp.headers["x-governd-request-id"]
         list(resp.parse())
@@ -95,7 +101,9 @@ def test_stream_without_upstream_usage_is_counted(gateway: Gateway) -> None:
 def test_non_stream_without_upstream_usage_is_counted(gateway: Gateway) -> None:
     rid, _ = raw_chat(gateway, "fake-nousage")
     entry = gateway.entry(rid)
-    assert entry["usage_source"] == "counted" and entry["input_tokens"] == tokens.count_messages(MSG)
+    assert entry["usage_source"] == "counted" and entry["input_tokens"] == tokens.count_messages(
+        MSG
+    )
 
 
 def test_upstream_4xx_is_passed_on_with_its_param(gateway: Gateway) -> None:

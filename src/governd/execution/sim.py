@@ -104,7 +104,8 @@ class SimEngine:
     async def _generate(
         self, body: dict[str, Any], prompt: list[int], extra: int, stream: bool, chat: bool
     ) -> UpstreamReply:
-        n = body.get("n") or 1
+        n = body.get("n")
+        n = 1 if n is None else n
         if not isinstance(n, int) or n < 1:
             return _error(400, "n must be a positive integer", "n")
         job = self._plan(body, prompt, extra)

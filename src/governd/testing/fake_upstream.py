@@ -66,7 +66,9 @@ class FakeUpstream:
         self.last = body
         data = [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2, 0.3]}]
         usage = {"prompt_tokens": 5, "total_tokens": 5}
-        return web.json_response({"object": "list", "data": data, "model": body["model"], "usage": usage})
+        return web.json_response(
+            {"object": "list", "data": data, "model": body["model"], "usage": usage}
+        )
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         body = orjson.loads(await request.read())
@@ -117,7 +119,9 @@ class FakeUpstream:
 
 
 def _error(status: int, message: str, param: str | None = None) -> web.Response:
-    err = {"error": {"message": message, "type": "upstream_error", "code": str(status), "param": param}}
+    err = {
+        "error": {"message": message, "type": "upstream_error", "code": str(status), "param": param}
+    }
     return web.json_response(err, status=status)
 
 
@@ -149,7 +153,9 @@ def _reply(body: dict[str, Any], usage: dict[str, Any] | None) -> dict[str, Any]
     return out
 
 
-def _chunk(body: dict[str, Any], piece: str | None, finish: str | None, chat: bool) -> dict[str, Any]:
+def _chunk(
+    body: dict[str, Any], piece: str | None, finish: str | None, chat: bool
+) -> dict[str, Any]:
     choice: dict[str, Any] = {"index": 0, "finish_reason": finish}
     if chat:
         choice["delta"] = {} if piece is None else {"content": piece}

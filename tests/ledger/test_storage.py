@@ -1,0 +1,102 @@
+"""Storage: entries round-trip, filters, subtree scoping, paging, summaries."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from governd.ledger import LedgerEntry, Storage
+
+BASE = LedgerEntry(
+    id="req_0",
+    ts=1000.0,
+    kind="model_call",
+    operation="chat",
+    principal="acme/t/p",
+    key_id="key_1",
+    run_id=None,
+    model="m",
+    served_model="m",
+    deployment="u/m",
+    decision="allow",
+    reasons="",
+    status=200,
+    error_code=None,
+    stream=False,
+    attempts=1,
+    latency_ms=12.5,
+    ttft_ms=3.0,
+    input_tokens=10,
+    cached_tokens=4,
+    output_tokens=5,
+    usage_source="upstream",
+    cost_usd=0.001,
+)
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> Storage:
+    s = Storage(f"sqlite:///{tmp_path / 'deep' / 'l.db'}")
+    s.append(
+        [
+            BASE,
+            replace(BASE, id="req_1", ts=1001.0, principal="acme/t", run_id="r1"),
+            replace(
+                BASE,
+                id="req_2",
+                ts=1002.0,
+                principal="acme/t2",
+                status=429,
+                error_code="x",
+                decision="deny",
+            ),
+            replace(BASE, id="req_3", ts=1003.0, principal="acme/t/p", run_id="r1", model="other"),
+            replace(BASE, id="req_4", ts=1004.0, principal="acme/tx"),
+        ]
+    )
+    return s
+
+
+def test_round_trip(storage: Storage) -> None:
+    row = storage.query(entry_id="req_0")[0]
+    assert {k: row[k] for k in BASE.as_dict()} == BASE.as_dict()
+
+
+@pytest.mark.parametrize(
+    ("filters", "ids"),
+    [
+        ({"principal": "acme/t"}, ["req_0", "req_1", "req_3"]),
+        ({"principal": "acme/t/p"}, ["req_0", "req_3"]),
+        ({"principal": "acme"}, ["req_0", "req_1", "req_2", "req_3", "req_4"]),
+        ({"run": "r1"}, ["req_1", "req_3"]),
+        ({"model": "other"}, ["req_3"]),
+        ({"decision": "deny"}, ["req_2"]),
+        ({"since": 1003.0}, ["req_3", "req_4"]),
+    ],
+    ids=["subtree", "leaf", "org", "run", "model", "decision", "since"],
+)
+def test_filters(storage: Storage, filters: dict[str, object], ids: list[str]) -> None:
+    assert [r["id"] for r in storage.query(**filters)] == ids  # type: ignore[arg-type]
+
+
+def test_paging_both_ways(storage: Storage) -> None:
+    first = storage.query(limit=2)
+    rest = storage.query(after=first[-1]["seq"], limit=10)
+    assert [r["id"] for r in first + rest] == [f"req_{i}" for i in range(5)]
+    newest = storage.query(limit=2, newest_first=True)
+    older = storage.query(after=newest[-1]["seq"], limit=10, newest_first=True)
+    assert [r["id"] for r in newest + older] == [f"req_{i}" for i in reversed(range(5))]
+
+
+def test_summary_per_principal(storage: Storage) -> None:
+    rows = {r["principal"]: r for r in storage.summary(principal="acme/t")}
+    assert set(rows) == {"acme/t", "acme/t/p"}
+    assert rows["acme/t/p"]["requests"] == 2 and rows["acme/t/p"]["input_tokens"] == 20
+    errors = {r["principal"]: r["errors"] for r in storage.summary()}
+    assert errors["acme/t2"] == 1 and errors["acme/t"] == 0
+
+
+def test_like_wildcards_in_principal_are_literal(storage: Storage) -> None:
+    assert storage.query(principal="acme/t%") == []
