@@ -10,10 +10,11 @@ from typing import Any
 
 import aiohttp
 import orjson
+import yarl
 
 from governd.config import OpenAIUpstream
 from governd.errors import UpstreamError, UpstreamTimeout
-from governd.execution.upstream import UpstreamReply
+from governd.execution.upstream import PATHS, UpstreamReply
 
 
 class ConnectFailed(UpstreamError):
@@ -25,7 +26,9 @@ class OpenAIClient:
 
     def __init__(self, name: str, cfg: OpenAIUpstream) -> None:
         self.name = name
-        self._base = cfg.base_url.rstrip("/")
+        base = cfg.base_url.rstrip("/")
+        # Parsed once: aiohttp would otherwise parse the URL string on every request.
+        self._urls = {path: yarl.URL(base + path) for path in PATHS.values()}
         self._cfg = cfg
         self._headers = {"content-type": "application/json", **cfg.headers}
         if cfg.api_key is not None:
@@ -41,6 +44,7 @@ class OpenAIClient:
             total=None, connect=self._cfg.connect_timeout_s, sock_read=self._cfg.read_timeout_s
         )
         self._session = aiohttp.ClientSession(
+            headers=self._headers,
             connector=connector,
             timeout=timeout,
             auto_decompress=True,
@@ -58,9 +62,8 @@ class OpenAIClient:
         if self._session is None:
             await self.start()
         assert self._session is not None
-        url = self._base + path
         try:
-            resp = await self._session.post(url, data=orjson.dumps(body), headers=self._headers)
+            resp = await self._session.post(self._urls[path], data=orjson.dumps(body))
         except aiohttp.ClientConnectorError:
             raise ConnectFailed(f"upstream {self.name} refused the connection") from None
         except TimeoutError:

@@ -6,18 +6,19 @@ reply. Every request gets exactly one ledger entry, refused ones included.
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator
+import itertools
+import secrets
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from governd.actions import Action, Operation, Principal
 from governd.errors import GovernError, InvalidRequest
 from governd.intent.auth import bearer
-from governd.intent.http import error_response, json_response, read_json
+from governd.intent.http import EventStream, error_response, json_response, read_json
 from governd.intent.validation import validate
 from governd.pipeline import ModelCall
 
@@ -28,9 +29,17 @@ RUN_HEADER = "x-governd-run"
 _MAX_RUN_ID = 128
 
 
+_ID_PREFIX = "req_" + secrets.token_hex(6)
+_ID_SEQ = itertools.count(1)
+
+
 def new_request_id() -> str:
-    """A unique, unguessable request id."""
-    return "req_" + os.urandom(12).hex()
+    """A request id unique across processes: a random per-process prefix and a counter.
+
+    Cheaper than drawing random bytes per request (a syscall each), and ids are
+    not secrets: only the admin API looks entries up by them.
+    """
+    return f"{_ID_PREFIX}{next(_ID_SEQ):010x}"
 
 
 class OpenAIRoutes:
@@ -99,8 +108,7 @@ class OpenAIRoutes:
             return error_response(err, {**headers, "x-governd-decision": err.decision or "deny"})
         headers["x-governd-decision"] = call.decision.effect if call.decision else "allow"
         if action.stream:
-            headers["cache-control"] = "no-cache"
-            return StreamingResponse(_sse(call), media_type="text/event-stream", headers=headers)
+            return EventStream(_sse(call), headers)  # type: ignore[return-value]
         async with call:
             headers["x-governd-cost-usd"] = f"{call.cost:.8f}"
             return Response(call.body, 200, headers=headers, media_type="application/json")
@@ -126,7 +134,7 @@ def _action(
     )
 
 
-async def _sse(call: ModelCall) -> AsyncIterator[bytes]:
+async def _sse(call: ModelCall) -> AsyncGenerator[bytes, None]:
     async with call:
         async for chunk in call.stream():
             yield chunk

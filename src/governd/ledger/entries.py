@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import operator
+from dataclasses import dataclass, fields
 from typing import Any
 
 
@@ -35,5 +36,14 @@ class LedgerEntry:
     cost_usd: float
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain data, for JSON and storage."""
-        return asdict(self)
+        """Plain data, for JSON and storage (shallow: every field is a scalar)."""
+        return {name: getattr(self, name) for name in FIELDS}
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        """Field values in ``FIELDS`` order."""
+        return _values(self)
+
+
+#: Entry field names, in storage column order.
+FIELDS = tuple(f.name for f in fields(LedgerEntry))
+_values = operator.attrgetter(*FIELDS)

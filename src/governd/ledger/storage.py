@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from governd.ledger.entries import LedgerEntry
+from governd.ledger.entries import FIELDS, LedgerEntry
 
 metadata = sa.MetaData()
 
@@ -93,6 +93,11 @@ class Storage:
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         metadata.create_all(self.engine)
+        # Appends bypass SQLAlchemy's per-row processing: tuples straight to the driver.
+        marks = ", ".join(
+            ["?" if self.engine.dialect.paramstyle == "qmark" else "%s"] * len(FIELDS)
+        )
+        self._insert_sql = f"INSERT INTO ledger_entries ({', '.join(FIELDS)}) VALUES ({marks})"
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -104,7 +109,7 @@ class Storage:
         """Insert entries in one transaction."""
         if batch:
             with self.engine.begin() as conn:
-                conn.execute(entries.insert(), [e.as_dict() for e in batch])
+                conn.exec_driver_sql(self._insert_sql, [e.as_tuple() for e in batch])
 
     def query(
         self,

@@ -1,7 +1,8 @@
 """Appends entries off the event loop: the request path only enqueues.
 
-A writer thread drains the queue in batches (up to ``flush_ms`` apart) and
-inserts each batch in one transaction. ``append`` never blocks and never
+A writer thread drains the queue every ``flush_ms`` (or at once when someone
+waits in ``flush``) and inserts batches of up to 2,048 entries, each in one
+transaction. ``append`` never blocks and never
 raises; a failed batch is kept and retried, so entries are not lost while the
 store is briefly unavailable.
 """
@@ -30,6 +31,9 @@ class LedgerWriter:
         self._interval = flush_ms / 1000
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="governd-ledger", daemon=True)
+        # The thread wakes on a timer, not per entry: a wake-up per append
+        # would contend for the GIL with the request that is being answered.
+        self._wake = threading.Event()
         self._flushed = threading.Condition()
         self._written = 0
         self._enqueued = 0
@@ -51,6 +55,7 @@ class LedgerWriter:
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything appended so far is stored."""
         target = self._enqueued
+        self._wake.set()
         with self._flushed:
             return self._flushed.wait_for(lambda: self._written >= target, timeout)
 
@@ -58,43 +63,43 @@ class LedgerWriter:
         """Store what is queued, then stop the thread."""
         if self._thread.is_alive():
             self._queue.put(_STOP)
+            self._wake.set()
             self._thread.join()
 
     def _run(self) -> None:
         stopping = False
         pending: list[LedgerEntry] = []
         while not stopping:
-            item = self._queue.get()
-            deadline = time.monotonic() + self._interval
-            while item is not _STOP:
-                if isinstance(item, LedgerEntry):
-                    pending.append(item)
-                if len(pending) >= _MAX_BATCH:
-                    break
-                remaining = deadline - time.monotonic()
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            while True:
                 try:
-                    item = (
-                        self._queue.get(timeout=remaining)
-                        if remaining > 0
-                        else self._queue.get_nowait()
-                    )
+                    item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-            stopping = item is _STOP
+                if item is _STOP:
+                    stopping = True
+                    break
+                if isinstance(item, LedgerEntry):
+                    pending.append(item)
             pending = self._write(pending, retry_forever=not stopping)
 
     def _write(self, pending: list[LedgerEntry], retry_forever: bool) -> list[LedgerEntry]:
         while pending:
+            batch = pending[:_MAX_BATCH]
             try:
-                self._storage.append(pending)
+                self._storage.append(batch)
             except Exception:
                 log.exception("ledger write failed; %d entries kept for retry", len(pending))
                 if not retry_forever:
                     return pending
                 time.sleep(min(1.0, self._interval * 10))
                 continue
-            with self._flushed:
-                self._written += len(pending)
-                self._flushed.notify_all()
-            return []
+            del pending[: len(batch)]
+            self._mark_written(len(batch))
         return pending
+
+    def _mark_written(self, n: int) -> None:
+        with self._flushed:
+            self._written += n
+            self._flushed.notify_all()
