@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import secrets
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -115,7 +116,7 @@ async def _drive(url: str, keys: dict[str, str], revoked: str, total: int, conso
 def _table(rows: list[dict[str, object]]) -> Table:
     table = Table(title="Ledger, per principal")
     table.add_column("principal", no_wrap=True)
-    for col in ("requests", "input tok", "cached", "output tok", "USD", "errors"):
+    for col in ("requests", "in tok", "cached", "out tok", "USD", "errors"):
         table.add_column(col, justify="right", no_wrap=True)
     for r in rows:
         table.add_row(
@@ -132,7 +133,8 @@ def _table(rows: list[dict[str, object]]) -> Table:
 
 def run_demo(config: str | None, total: int) -> int:
     """Run the demo; returns the exit status."""
-    console = Console()
+    # Piped output (CI logs) would otherwise wrap at 80 columns.
+    console = Console() if sys.stdout.isatty() else Console(width=110)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="governd-demo-") as tmp:
         console.print(

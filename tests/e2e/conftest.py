@@ -26,6 +26,7 @@ principals:
       models: [chat-sim, embed-sim]
 upstreams:
   sim: {{kind: sim, prefill_tps: 1000000, decode_tps: 100000, max_concurrency: 64}}
+  sim-slow: {{kind: sim, decode_tps: 20}}
   fake:
     kind: openai
     base_url: {fake}
@@ -38,6 +39,9 @@ models:
   chat-sim:
     deployments: [{{upstream: sim, model: sim-small}}]
     pricing: {{input: 1.0, cached_input: 0.5, output: 2.0}}
+  chat-sim-slow:
+    deployments: [{{upstream: sim-slow, model: sim-slow}}]
+    pricing: {{input: 1.0, output: 2.0}}
   embed-sim:
     kind: embedding
     deployments: [{{upstream: sim, model: sim-embed}}]

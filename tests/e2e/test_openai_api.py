@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import http.client
+import json
+import socket
+import time
+
 import openai
 import pytest
 
 from governd import tokens
+from governd.admin_client import AdminError
 from tests.conftest import FakeUpstreamProc
 from tests.e2e.conftest import Gateway
 
@@ -168,3 +174,47 @@ def test_sdk_errors_are_typed(gateway: Gateway) -> None:
             model="no-such-model", messages=[{"role": "user", "content": "x"}]
         )
     assert info.value.code == "model_not_found"
+
+
+def test_client_disconnect_stops_the_stream_and_is_recorded(gateway: Gateway) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", int(gateway.url.rsplit(":", 1)[1]), timeout=30)
+    body = json.dumps(
+        {
+            "model": "chat-sim-slow",
+            "stream": True,
+            "max_tokens": 50,
+            "messages": [{"role": "user", "content": "a long answer please"}],
+        }
+    )
+    conn.request(
+        "POST",
+        "/v1/chat/completions",
+        body,
+        {
+            "authorization": f"Bearer {gateway.keys['research/agents']}",
+            "content-type": "application/json",
+        },
+    )
+    resp = conn.getresponse()
+    rid = resp.getheader("x-governd-request-id")
+    assert resp.status == 200 and rid
+    assert b"data:" in resp.fp.readline() + resp.fp.readline()
+    conn.sock.shutdown(socket.SHUT_RDWR)  # hang up after the first events
+    conn.close()
+    entry = wait_for_entry(gateway, rid)
+    assert entry["status"] == 499 and entry["error_code"] == "client_disconnected"
+    # Settled while the sim was still generating: fewer tokens than the 50 asked for.
+    assert entry["usage_source"] == "counted" and entry["output_tokens"] < 50
+    assert "Traceback" not in gateway.served.output()
+
+
+def wait_for_entry(gateway: Gateway, rid: str, timeout: float = 20.0) -> dict[str, object]:
+    """The entry of ``rid``, once the server has settled it (a stream settles after the reply)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return gateway.entry(rid)
+        except AdminError as exc:
+            if exc.status != 404 or time.monotonic() > deadline:
+                raise
+        time.sleep(0.05)
