@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 Effect = Literal["allow", "deny", "degrade", "queue", "require_approval"]
@@ -64,4 +64,3 @@ class Action:
     run_id: str | None = None
     kind: Literal["model_call", "tool_call", "job"] = "model_call"
     include_usage: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)

@@ -12,7 +12,11 @@
     ├── BudgetExceeded               budget_exceeded         429
     ├── UpstreamError                upstream_error          502
     ├── UpstreamUnavailable          upstream_unavailable    503
-    └── UpstreamTimeout              upstream_timeout        504
+    ├── UpstreamTimeout              upstream_timeout        504
+    └── ClientDisconnected           client_disconnected     499 (ledger only)
+
+A bare ``GovernError`` is an internal error: details go to the log, the
+client gets ``internal_error`` and nothing more.
 
 Tests check ``type`` and ``code``, never message text.
 """
@@ -142,3 +146,11 @@ class UpstreamTimeout(GovernError):
     code = "upstream_timeout"
     type = "api_error"
     status = 504
+
+
+class ClientDisconnected(GovernError):
+    """The client went away before the reply finished (recorded, never sent)."""
+
+    code = "client_disconnected"
+    type = "client_error"
+    status = 499

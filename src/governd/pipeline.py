@@ -19,6 +19,7 @@ from governd.actions import Action, Decision, Usage
 from governd.clock import Clock
 from governd.config import GovernConfig
 from governd.errors import (
+    ClientDisconnected,
     GovernError,
     InvalidRequest,
     ModelNotFound,
@@ -31,19 +32,6 @@ from governd.governance import PrincipalTree, decide
 from governd.ledger import LedgerEntry, LedgerWriter, cost_usd
 
 log = logging.getLogger("governd.pipeline")
-
-CLIENT_CLOSED = 499
-
-
-class InternalError(GovernError):
-    """Something governd did not expect; details go to the log, never to the client."""
-
-
-class ClientDisconnected(GovernError):
-    """The client went away before the reply finished."""
-
-    code = "client_disconnected"
-    status = CLIENT_CLOSED
 
 
 class Pipeline:
@@ -240,7 +228,7 @@ class ModelCall:
                 self.error = ClientDisconnected("client closed the connection")
             else:
                 log.error("internal error in %s", self.action.id, exc_info=exc)
-                self.error = InternalError("internal error")
+                self.error = GovernError("internal error")
         if self.routed is not None:
             await self.routed.release()
         self._pipeline.settle(self)

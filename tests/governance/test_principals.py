@@ -60,7 +60,3 @@ def test_resolve_rejects_unknown(spec: str) -> None:
 def test_every_allow_list_on_the_path_narrows(spec: str, models: set[str]) -> None:
     tree = PrincipalTree(CFG)
     assert tree.models_for(tree.resolve(spec)) == models
-
-
-def test_nodes_lists_the_whole_tree() -> None:
-    assert PrincipalTree(CFG).nodes() == ["acme", "acme/t1", "acme/t1/p1", "acme/t1/p2", "acme/t2"]

@@ -55,11 +55,3 @@ class PrincipalTree:
             if names is not None:
                 allowed &= set(names)
         return frozenset(allowed)
-
-    def nodes(self) -> list[str]:
-        """Every node's path, org first."""
-        out = [self.org]
-        for tname, team in self._cfg.principals.teams.items():
-            out.append(f"{self.org}/{tname}")
-            out.extend(f"{self.org}/{tname}/{p}" for p in team.projects)
-        return out
