@@ -256,3 +256,91 @@ def ledger_tail(
         _fail(exc)
     except KeyboardInterrupt:
         pass
+
+
+@main.group()
+def budgets() -> None:
+    """Show and change budgets at runtime."""
+
+
+def _money(unit: str, value: float) -> str:
+    return f"${value:,.4f}" if unit == "usd" else f"{value:,.0f} tok"
+
+
+@budgets.command("show")
+@click.argument("principal", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@remote
+def budgets_show(url: str, admin_key: str | None, principal: str | None, as_json: bool) -> None:
+    """Budgets on PRINCIPAL (TEAM[/PROJECT] or a key id; default the org) and below it."""
+    try:
+        out = _admin(url, admin_key).call("GET", "/admin/v1/budgets", principal=principal)
+    except AdminError as exc:
+        _fail(exc)
+    if as_json:
+        _emit(
+            {
+                "budgets": [
+                    {
+                        k: b[k]
+                        for k in (
+                            "principal",
+                            "unit",
+                            "period",
+                            "limit",
+                            "spent",
+                            "reserved",
+                            "soft",
+                        )
+                    }
+                    for b in out["budgets"]
+                ]
+            }
+        )
+        return
+    if not out["budgets"]:
+        click.echo("no budgets")
+    for b in out["budgets"]:
+        unit = b["unit"]
+        used = (b["spent"] / b["limit"] * 100) if b["limit"] else 100.0
+        soft = f"soft {b['soft']:.0%}" if b["soft"] else ""
+        click.echo(
+            f"{b['principal']:<34} {unit:>6}/{b['period']:<5} limit {_money(unit, b['limit']):>14}  "
+            f"spent {_money(unit, b['spent']):>14} ({used:5.1f}%)  reserved {_money(unit, b['reserved']):>12}  {soft}"
+        )
+
+
+@budgets.command("set")
+@click.argument("principal")
+@click.option("--usd", type=float, help="Limit in US dollars.")
+@click.option("--tokens", type=int, help="Limit in tokens (input + output).")
+@click.option("--period", type=click.Choice(["hour", "day", "week", "month"]), required=True)
+@click.option("--soft", type=float, help="Soft threshold, a fraction of the limit (e.g. 0.8).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@remote
+def budgets_set(
+    url: str,
+    admin_key: str | None,
+    principal: str,
+    usd: float | None,
+    tokens: int | None,
+    period: str,
+    soft: float | None,
+    as_json: bool,
+) -> None:
+    """Set PRINCIPAL's budget for a period (stored; recorded in the ledger)."""
+    if (usd is None) == (tokens is None):
+        raise click.UsageError("give exactly one of --usd or --tokens")
+    unit, limit = ("usd", usd) if usd is not None else ("tokens", float(tokens or 0))
+    body = {"principal": principal, "unit": unit, "period": period, "limit": limit, "soft": soft}
+    try:
+        out = _admin(url, admin_key).call("PUT", "/admin/v1/budgets", body)
+    except AdminError as exc:
+        _fail(exc)
+    if as_json:
+        _emit(out)
+    else:
+        click.echo(
+            f"{out['principal']} {unit}/{period}: limit {_money(unit, out['limit'])}, "
+            f"spent {_money(unit, out['spent'])} this {period}"
+        )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -89,6 +90,9 @@ class ModelAlias(_Model):
     fallbacks: list[str] = Field(default_factory=list)
     pricing: Pricing = Field(default_factory=Pricing)
     default_max_tokens: int = Field(1024, ge=1)
+    tokenizer: Literal["o200k_base"] | None = Field(
+        None, description="declare when every deployment counts tokens with o200k (tighter bounds)"
+    )
 
 
 class RouterConfig(_Model):
@@ -99,25 +103,59 @@ class RouterConfig(_Model):
     breaker_cooldown_s: float = Field(30.0, gt=0)
 
 
-class ProjectConfig(_Model):
+class BudgetConfig(_Model):
+    """A spending limit on a node for a calendar period; ``soft`` is the warning fraction."""
+
+    unit: Literal["usd", "tokens"]
+    period: Literal["hour", "day", "week", "month"]
+    limit: float = Field(ge=0)
+    soft: float | None = Field(None, gt=0, lt=1)
+
+
+class NodeConfig(_Model):
+    """What every node of the principal tree may carry."""
+
+    models: list[str] | None = None
+    budgets: list[BudgetConfig] = Field(default_factory=list)
+    max_tokens: int | None = Field(None, ge=1, description="cap on a request's output tokens")
+
+    @model_validator(mode="after")
+    def _one_budget_per_unit_and_period(self) -> NodeConfig:
+        seen = [(b.unit, b.period) for b in self.budgets]
+        if len(seen) != len(set(seen)):
+            raise ValueError("at most one budget per unit and period")
+        return self
+
+
+class ProjectConfig(NodeConfig):
     """A project under a team."""
 
-    models: list[str] | None = None
 
-
-class TeamConfig(_Model):
+class TeamConfig(NodeConfig):
     """A team under the org; ``models`` narrows what its keys may call."""
 
-    models: list[str] | None = None
     projects: dict[str, ProjectConfig] = Field(default_factory=dict)
 
 
-class PrincipalsConfig(_Model):
+class PrincipalsConfig(NodeConfig):
     """The org > team > project tree that every limit and budget hangs on."""
 
     org: str = Field("default", pattern=r"^[A-Za-z0-9_.-]+$")
-    models: list[str] | None = None
     teams: dict[str, TeamConfig] = Field(default_factory=dict)
+
+
+class GovernanceConfig(_Model):
+    """Plane-wide governance settings."""
+
+    timezone: str = "UTC"
+
+    @model_validator(mode="after")
+    def _known_timezone(self) -> GovernanceConfig:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {self.timezone!r}") from None
+        return self
 
 
 class LedgerConfig(_Model):
@@ -138,6 +176,7 @@ class GovernConfig(_Model):
     models: dict[str, ModelAlias] = Field(default_factory=dict)
     router: RouterConfig = Field(default_factory=RouterConfig)
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
+    governance: GovernanceConfig = Field(default_factory=GovernanceConfig)
 
     @model_validator(mode="after")
     def _references(self) -> GovernConfig:

@@ -117,11 +117,12 @@ class RateLimited(GovernError):
 
 
 class BudgetExceeded(GovernError):
-    """A hard budget would be exceeded; the message names the budget."""
+    """A hard budget would be exceeded; the message and ``budget`` name the budget."""
 
     code = "budget_exceeded"
     type = "insufficient_quota"
     status = 429
+    budget: str | None = None
 
 
 class UpstreamError(GovernError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from types import TracebackType
+from typing import Any
 
 import orjson
 
@@ -19,6 +20,7 @@ from governd.actions import Action, Decision, Usage
 from governd.clock import Clock
 from governd.config import GovernConfig
 from governd.errors import (
+    BudgetExceeded,
     ClientDisconnected,
     GovernError,
     InvalidRequest,
@@ -29,6 +31,9 @@ from governd.errors import (
 from governd.execution import Routed, Router
 from governd.execution.usage import StreamMeter, usage_of_body
 from governd.governance import PrincipalTree, decide
+from governd.governance.bounds import CostBounds
+from governd.governance.budgets import Budgets, Cost, Hold
+from governd.ids import new_id
 from governd.ledger import LedgerEntry, LedgerWriter, cost_usd
 
 log = logging.getLogger("governd.pipeline")
@@ -44,12 +49,15 @@ class Pipeline:
         router: Router,
         writer: LedgerWriter,
         clock: Clock,
+        budgets: Budgets,
     ) -> None:
         self._cfg = cfg
         self._tree = tree
         self._router = router
         self._writer = writer
         self.clock = clock
+        self.budgets = budgets
+        self._bounds = CostBounds(cfg)
 
     async def begin(self, action: Action) -> ModelCall:
         """Decide and route ``action``; a refusal or upstream failure is recorded, then raised."""
@@ -57,6 +65,7 @@ class Pipeline:
         try:
             call.decision = self._admit(action)
             served = call.decision.model or action.model
+            call.hold = await self._reserve(call, served)
             call.routed = await self._router.send(
                 served, action.operation, self._upstream_body(action), action.stream
             )
@@ -91,6 +100,21 @@ class Pipeline:
             else Decision(decision.effect, decision.reasons, action.model)
         )
 
+    async def _reserve(self, call: ModelCall, served: str) -> Hold | None:
+        """Hold the call's cost bound on every budget of its path (all or none)."""
+        action = call.action
+        cap = self._tree.max_tokens_for(action.principal)
+        if cap is None and not self.budgets.on_path(action.principal):
+            return None
+        limit = self._bounds.output_tokens(action, cap)
+        if limit is not None:
+            action.body = with_output_limit(action.body, limit)
+        try:
+            return await self.budgets.reserve(action.principal, self._bounds.bound(action, served))
+        except BudgetExceeded as exc:
+            call.decision = Decision("deny", (f"budget:{exc.budget}",), served)
+            raise
+
     def _upstream_body(self, action: Action) -> dict[str, object]:
         if not action.stream or action.operation == "embedding":
             return action.body
@@ -106,6 +130,38 @@ class Pipeline:
             call.started = started
         call.error = error
         self.settle(call)
+
+    def record_control(self, principal: str, operation: str, detail: str) -> str:
+        """Record a change an operator or controller made to live state; returns the entry id."""
+        entry_id = new_id("ctl_")
+        self._writer.append(
+            LedgerEntry(
+                id=entry_id,
+                ts=self.clock.now(),
+                kind="control",
+                operation=operation,
+                principal=principal,
+                key_id=None,
+                run_id=None,
+                model=None,
+                served_model=None,
+                deployment=None,
+                decision="allow",
+                reasons=detail,
+                status=200,
+                error_code=None,
+                stream=False,
+                attempts=0,
+                latency_ms=0.0,
+                ttft_ms=None,
+                input_tokens=0,
+                cached_tokens=0,
+                output_tokens=0,
+                usage_source="none",
+                cost_usd=0.0,
+            )
+        )
+        return entry_id
 
     def settle(self, call: ModelCall) -> None:
         """Price the call and append its entry."""
@@ -151,6 +207,7 @@ class ModelCall:
         self.started = pipeline.clock.monotonic()
         self.decision: Decision | None = None
         self.routed: Routed | None = None
+        self.hold: Hold | None = None
         self.usage: Usage | None = None
         self.error: GovernError | None = None
         self.body = b""
@@ -232,6 +289,20 @@ class ModelCall:
         if self.routed is not None:
             await self.routed.release()
         self._pipeline.settle(self)
+        if self.hold is not None:
+            usage = self.usage or Usage()
+            spent = Cost(self.cost, usage.input_tokens + usage.output_tokens)
+            await self._pipeline.budgets.settle(self.hold, spent)
+
+
+def with_output_limit(body: dict[str, Any], limit: int) -> dict[str, Any]:
+    """``body`` asking for at most ``limit`` output tokens, in the field the client used."""
+    out = dict(body)
+    if "max_completion_tokens" in out:
+        out["max_completion_tokens"] = limit
+    if "max_tokens" in out or "max_completion_tokens" not in out:
+        out["max_tokens"] = limit
+    return out
 
 
 def upstream_rejection(status: int, body: bytes, target: str) -> GovernError:

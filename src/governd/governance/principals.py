@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from governd.actions import Principal
-from governd.config import GovernConfig
+from governd.config import GovernConfig, NodeConfig
 from governd.errors import InvalidRequest
 
 
@@ -14,6 +14,7 @@ class PrincipalTree:
         self.org = cfg.principals.org
         self._cfg = cfg
         self._access: dict[tuple[str, ...], frozenset[str]] = {}
+        self._caps: dict[tuple[str, ...], int | None] = {}
 
     def resolve(self, spec: str) -> Principal:
         """The principal named ``TEAM[/PROJECT]`` (or the org itself, by its name or ``/``)."""
@@ -41,17 +42,27 @@ class PrincipalTree:
             found = self._access[scope] = self._compute_access(scope)
         return found
 
-    def _compute_access(self, scope: tuple[str, ...]) -> frozenset[str]:
-        cfg = self._cfg
-        allowed = set(cfg.models)
-        lists: list[list[str] | None] = [cfg.principals.models]
-        team = cfg.principals.teams.get(scope[0]) if scope else None
+    def max_tokens_for(self, principal: Principal) -> int | None:
+        """The tightest ``max_tokens`` cap on the principal's path, if any."""
+        scope = principal.scope
+        if scope not in self._caps:
+            caps = [n.max_tokens for n in self._path(scope) if n.max_tokens is not None]
+            self._caps[scope] = min(caps) if caps else None
+        return self._caps[scope]
+
+    def _path(self, scope: tuple[str, ...]) -> list[NodeConfig]:
+        nodes: list[NodeConfig] = [self._cfg.principals]
+        team = self._cfg.principals.teams.get(scope[0]) if scope else None
         if team is not None:
-            lists.append(team.models)
+            nodes.append(team)
             project = team.projects.get(scope[1]) if len(scope) > 1 else None
             if project is not None:
-                lists.append(project.models)
-        for names in lists:
-            if names is not None:
-                allowed &= set(names)
+                nodes.append(project)
+        return nodes
+
+    def _compute_access(self, scope: tuple[str, ...]) -> frozenset[str]:
+        allowed = set(self._cfg.models)
+        for node in self._path(scope):
+            if node.models is not None:
+                allowed &= set(node.models)
         return frozenset(allowed)

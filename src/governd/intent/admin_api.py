@@ -37,13 +37,14 @@ class AdminRoutes:
             Route("/admin/v1/ledger/{entry_id}", self.entry, methods=["GET"]),
         ]
 
-    def _admin(self, request: Request) -> None:
+    def check(self, request: Request) -> None:
+        """Require the admin key."""
         key = self._s.config.admin_key
         check_admin(request, key.get_secret_value() if key else None)
 
     async def create_key(self, request: Request) -> Response:
         """Create a key; the reply is the only place the key is ever shown."""
-        self._admin(request)
+        self.check(request)
         body = await read_json(request, 64 * 1024)
         principal = _string(body, "principal", required=True)
         name = _string(body, "name")
@@ -58,7 +59,7 @@ class AdminRoutes:
 
     async def list_keys(self, request: Request) -> Response:
         """Key records (never keys), optionally for one principal's subtree."""
-        self._admin(request)
+        self.check(request)
         principal = request.query_params.get("principal")
         path = self._s.tree.resolve(principal).path if principal else None
         keys = await asyncio.to_thread(self._s.keyring.list, path)
@@ -66,13 +67,13 @@ class AdminRoutes:
 
     async def revoke_key(self, request: Request) -> Response:
         """Revoke a key at once."""
-        self._admin(request)
+        self.check(request)
         key = await asyncio.to_thread(self._s.keyring.revoke, request.path_params["key_id"])
         return json_response(key.as_dict())
 
     async def ledger(self, request: Request) -> Response:
         """Entries, oldest first, filtered; ``next`` is the ``after`` of the next page."""
-        self._admin(request)
+        self.check(request)
         q = request.query_params
         filters = self._filters(request)
         limit = _int(q.get("limit"), "limit", 100, 1, _MAX_PAGE)
@@ -94,7 +95,7 @@ class AdminRoutes:
 
     async def summary(self, request: Request) -> Response:
         """Per principal: requests, tokens, cached tokens, cost and errors."""
-        self._admin(request)
+        self.check(request)
         filters = self._filters(request)
         await self._settled()
         rows = await asyncio.to_thread(self._s.storage.summary, **filters)
@@ -102,7 +103,7 @@ class AdminRoutes:
 
     async def entry(self, request: Request) -> Response:
         """One entry by its request id (``x-governd-request-id``)."""
-        self._admin(request)
+        self.check(request)
         await self._settled()
         entry_id = request.path_params["entry_id"]
         rows = await asyncio.to_thread(self._s.storage.query, entry_id=entry_id, limit=1)

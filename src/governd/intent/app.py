@@ -20,7 +20,10 @@ from governd.errors import GovernError
 from governd.execution import Router, build_upstreams
 from governd.execution.upstream import Upstream
 from governd.governance import KeyRing, PrincipalTree
+from governd.governance.budget_setup import load_budgets
+from governd.governance.budgets import Budgets
 from governd.intent.admin_api import AdminRoutes
+from governd.intent.budgets_api import BudgetRoutes
 from governd.intent.http import json_response, on_govern_error, on_http_exception, on_unexpected
 from governd.intent.openai_api import OpenAIRoutes
 from governd.ledger import LedgerWriter, Storage
@@ -39,6 +42,7 @@ class Services:
     keyring: KeyRing
     upstreams: dict[str, Upstream]
     router: Router
+    budgets: Budgets
     pipeline: Pipeline
 
 
@@ -50,6 +54,7 @@ def build_services(cfg: GovernConfig, clock: Clock | None = None) -> Services:
     tree = PrincipalTree(cfg)
     upstreams = build_upstreams(cfg)
     router = Router(cfg, upstreams, clock)
+    budgets = load_budgets(cfg, storage, clock)
     return Services(
         config=cfg,
         clock=clock,
@@ -59,7 +64,8 @@ def build_services(cfg: GovernConfig, clock: Clock | None = None) -> Services:
         keyring=KeyRing(storage, tree, clock),
         upstreams=upstreams,
         router=router,
-        pipeline=Pipeline(cfg, tree, router, writer, clock),
+        budgets=budgets,
+        pipeline=Pipeline(cfg, tree, router, writer, clock, budgets),
     )
 
 
@@ -95,7 +101,8 @@ def create_app(cfg: GovernConfig, clock: Clock | None = None) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         *OpenAIRoutes(services).routes(),
-        *AdminRoutes(services).routes(),
+        *(admin := AdminRoutes(services)).routes(),
+        *BudgetRoutes(services, admin.check).routes(),
     ]
     app = Starlette(
         routes=routes,

@@ -6,8 +6,6 @@ reply. Every request gets exactly one ledger entry, refused ones included.
 
 from __future__ import annotations
 
-import itertools
-import secrets
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +15,7 @@ from starlette.routing import Route
 
 from governd.actions import Action, Operation, Principal
 from governd.errors import GovernError, InvalidRequest
+from governd.ids import new_id
 from governd.intent.auth import bearer
 from governd.intent.http import EventStream, error_response, json_response, read_json
 from governd.intent.validation import validate
@@ -27,19 +26,6 @@ if TYPE_CHECKING:
 
 RUN_HEADER = "x-governd-run"
 _MAX_RUN_ID = 128
-
-
-_ID_PREFIX = "req_" + secrets.token_hex(6)
-_ID_SEQ = itertools.count(1)
-
-
-def new_request_id() -> str:
-    """A request id unique across processes: a random per-process prefix and a counter.
-
-    Cheaper than drawing random bytes per request (a syscall each), and ids are
-    not secrets: only the admin API looks entries up by them.
-    """
-    return f"{_ID_PREFIX}{next(_ID_SEQ):010x}"
 
 
 class OpenAIRoutes:
@@ -83,7 +69,7 @@ class OpenAIRoutes:
     async def _governed(self, request: Request, operation: Operation) -> Response:
         pipeline = self._s.pipeline
         started = pipeline.clock.monotonic()
-        rid = new_request_id()
+        rid = new_id("req_")
         headers = {"x-governd-request-id": rid}
         principal: Principal | None = None
         data: dict[str, Any] = {}

@@ -62,6 +62,18 @@ api_keys = sa.Table(
 )
 
 
+budgets = sa.Table(
+    "budgets",
+    metadata,
+    sa.Column("node", sa.String(255), primary_key=True),
+    sa.Column("unit", sa.String(8), primary_key=True),
+    sa.Column("period", sa.String(8), primary_key=True),
+    sa.Column("limit", sa.Float, nullable=False),
+    sa.Column("soft", sa.Float),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -209,3 +221,31 @@ class Storage:
                 conn.execute(sa.select(api_keys).where(api_keys.c.id == key_id)).mappings().first()
             )
         return _plain([row])[0] if row else None
+
+    # budgets set by operators at runtime (config budgets are not stored)
+
+    def upsert_budget(self, row: dict[str, Any]) -> None:
+        """Store an operator's budget (node, unit, period, limit, soft, updated_at)."""
+        key = {k: row[k] for k in ("node", "unit", "period")}
+        with self.engine.begin() as conn:
+            conn.execute(budgets.delete().where(*(budgets.c[k] == v for k, v in key.items())))
+            conn.execute(budgets.insert(), [row])
+
+    def budget_overrides(self) -> list[dict[str, Any]]:
+        """Every budget operators have set."""
+        with self.engine.connect() as conn:
+            return _plain(conn.execute(sa.select(budgets)).mappings().all())
+
+    def spent_since(self, node: str, unit: str, since: float) -> float:
+        """USD or tokens recorded under ``node`` (a tree path, or ``path/key_id``) since ``since``."""
+        c = entries.c
+        amount = c.cost_usd if unit == "usd" else c.input_tokens + c.output_tokens
+        head, _, last = node.rpartition("/")
+        where = (
+            sa.and_(c.principal == head, c.key_id == last)
+            if last.startswith("key_")
+            else in_subtree(c.principal, node)
+        )
+        q = sa.select(sa.func.coalesce(sa.func.sum(amount), 0)).where(where, c.ts >= since)
+        with self.engine.connect() as conn:
+            return float(conn.execute(q).scalar_one())
