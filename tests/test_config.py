@@ -31,7 +31,11 @@ def test_example_config_exercises_every_section() -> None:
     assert {m.strategy for m in cfg.models.values()} == {"weighted", "least_in_flight"}
     assert any(m.fallbacks for m in cfg.models.values())
     teams = cfg.principals.teams
-    assert cfg.principals.budgets and teams["research"].budgets and teams["research"].projects["evals"].budgets
+    assert (
+        cfg.principals.budgets
+        and teams["research"].budgets
+        and teams["research"].projects["evals"].budgets
+    )
     assert {b.unit for b in teams["research"].budgets} == {"usd", "tokens"}
     assert cfg.storage == f"sqlite:///{ROOT / 'examples' / 'governd.db'}"
 

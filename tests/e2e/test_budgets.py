@@ -1,0 +1,187 @@
+"""Hard budgets through the real server: concurrency, runtime changes, key budgets, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+
+from governd import tokens
+from governd.admin_client import AdminClient
+from governd.launcher import Served, governd_server
+from tests.conftest import write_yaml
+
+ADMIN = "adm-budgets"
+MESSAGES = [{"role": "user", "content": "Count to twenty, please."}]
+OUT = 20
+IN_PRICE, OUT_PRICE = 3.0, 15.0
+COST = (tokens.count_messages(MESSAGES) * IN_PRICE + OUT * OUT_PRICE) / 1e6
+AFFORDS = 50
+LIMIT = COST * (AFFORDS + 0.5)
+
+CONFIG = f"""
+principals:
+  org: acme
+  teams:
+    capped:
+      budgets: [{{unit: usd, period: day, limit: {LIMIT!r}}}]
+    keyed: {{}}
+upstreams:
+  sim: {{kind: sim, prefill_tps: 1000000, decode_tps: 100000, max_concurrency: 256,
+         prefix_cache_tokens: 0, output_tokens: [{OUT}, {OUT}]}}
+ledger: {{flush_ms: 5}}
+models:
+  m:
+    deployments: [{{upstream: sim, model: sim}}]
+    pricing: {{input: {IN_PRICE}, output: {OUT_PRICE}}}
+"""
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("budgets")
+    write_yaml(tmp / "governd.yaml", CONFIG)
+    return tmp
+
+
+@pytest.fixture(scope="module")
+def server(data_dir: Path) -> Iterator[Served]:
+    with governd_server(data_dir, data_dir / "governd.yaml", ADMIN) as served:
+        yield served
+
+
+def key_for(served: Served, principal: str) -> dict[str, str]:
+    made: dict[str, str] = AdminClient(served.url, ADMIN).call(
+        "POST", "/admin/v1/keys", {"principal": principal}
+    )
+    return made
+
+
+def cli(served: Served, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "GOVERND_URL": served.url, "GOVERND_ADMIN_KEY": ADMIN}
+    return subprocess.run(
+        [sys.executable, "-m", "governd", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_thousand_concurrent_requests_never_overspend(server: Served) -> None:
+    key = key_for(server, "capped")["key"]
+
+    async def burst() -> Counter[str]:
+        client = openai.AsyncOpenAI(
+            base_url=server.url + "/v1", api_key=key, max_retries=0, timeout=120
+        )
+
+        async def one() -> str:
+            try:
+                await client.chat.completions.create(model="m", messages=MESSAGES, max_tokens=OUT)  # type: ignore[arg-type]
+                return "ok"
+            except openai.RateLimitError as exc:
+                return str(exc.code)
+
+        results = Counter(await asyncio.gather(*(one() for _ in range(1000))))
+        await client.close()
+        return results
+
+    results = asyncio.run(burst())
+    assert results == {"ok": AFFORDS, "budget_exceeded": 1000 - AFFORDS}
+    admin = AdminClient(server.url, ADMIN)
+    spent = sum(
+        r["cost_usd"]
+        for r in admin.call("GET", "/admin/v1/ledger/summary", principal="capped")["principals"]
+    )
+    assert LIMIT - COST <= spent <= LIMIT
+    shown = json.loads(cli(server, "budgets", "show", "capped", "--json").stdout)["budgets"]
+    assert shown == [
+        {
+            "principal": "acme/capped",
+            "unit": "usd",
+            "period": "day",
+            "limit": LIMIT,
+            "spent": pytest.approx(spent),
+            "reserved": 0.0,
+            "soft": None,
+        }
+    ]
+
+
+def test_refusal_names_the_budget_and_reaches_no_upstream(server: Served) -> None:
+    key = key_for(server, "capped")["key"]
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0)
+    with pytest.raises(openai.RateLimitError) as info:
+        client.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
+    assert info.value.code == "budget_exceeded"
+    assert "acme/capped usd/day" in info.value.message
+    headers = info.value.response.headers
+    assert int(headers["retry-after"]) >= 1 and headers["x-governd-decision"] == "deny"
+    entry = AdminClient(server.url, ADMIN).call(
+        "GET", f"/admin/v1/ledger/{headers['x-governd-request-id']}"
+    )
+    assert entry["reasons"] == "budget:acme/capped usd/day" and entry["deployment"] is None
+
+
+def test_operators_change_budgets_at_runtime_and_it_is_recorded(server: Served) -> None:
+    made = key_for(server, "keyed")
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key=made["key"], max_retries=0)
+    client.chat.completions.create(model="m", messages=MESSAGES, max_tokens=OUT)  # type: ignore[arg-type]
+    out = cli(
+        server, "budgets", "set", made["id"], "--tokens", str(2 * OUT), "--period", "hour", "--json"
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["principal"] == f"acme/keyed/{made['id']}"
+    # The key's spend this hour (one call) was resumed from the ledger: nothing more fits.
+    with pytest.raises(openai.RateLimitError, match="tokens/hour"):
+        client.chat.completions.create(model="m", messages=MESSAGES, max_tokens=OUT)  # type: ignore[arg-type]
+    control = AdminClient(server.url, ADMIN).call(
+        "GET", "/admin/v1/ledger", principal="keyed", order="desc", limit=5
+    )
+    changes = [e for e in control["entries"] if e["kind"] == "control"]
+    assert changes and "tokens/hour: limit new -> 40 tokens" in changes[0]["reasons"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["budgets", "set", "capped", "--period", "day"], "exactly one of --usd or --tokens"),
+        (["budgets", "set", "capped", "--usd", "-1", "--period", "day"], "limit"),
+        (["budgets", "set", "capped", "--usd", "1", "--period", "day", "--soft", "2"], "soft"),
+        (["budgets", "set", "nope", "--usd", "1", "--period", "day"], "unknown principal"),
+        (["budgets", "show", "key_missing"], "no key"),
+    ],
+)
+def test_bad_budget_commands_say_what_is_wrong(
+    server: Served, args: list[str], message: str
+) -> None:
+    out = cli(server, *args)
+    assert out.returncode != 0 and message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_spend_survives_a_restart(server: Served, data_dir: Path) -> None:
+    before = json.loads(cli(server, "budgets", "show", "capped", "--json").stdout)["budgets"][0][
+        "spent"
+    ]
+    assert before > 0
+    restart = data_dir / "restart"
+    restart.mkdir()
+    env = {"GOVERND_STORAGE": f"sqlite:///{data_dir / 'ledger.db'}"}
+    server.process.terminate()
+    server.process.wait(15)
+    with governd_server(restart, data_dir / "governd.yaml", ADMIN, env=env) as again:
+        shown = json.loads(cli(again, "budgets", "show", "capped", "--json").stdout)["budgets"]
+        key = key_for(again, "capped")["key"]
+        client = openai.OpenAI(base_url=again.url + "/v1", api_key=key, max_retries=0)
+        with pytest.raises(openai.RateLimitError):
+            client.chat.completions.create(model="m", messages=MESSAGES, max_tokens=OUT)  # type: ignore[arg-type]
+    assert shown[0]["spent"] == pytest.approx(before)

@@ -1,0 +1,108 @@
+"""Reservations: all or none, settled once, never past a limit, whatever the interleaving."""
+
+from __future__ import annotations
+
+import asyncio
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from governd.actions import Principal
+from governd.clock import ManualClock
+from governd.errors import BudgetExceeded
+from governd.governance.budgets import BudgetKey, Budgets, Cost, Limit, LocalState, nodes_of
+
+WHO = Principal("acme", "t", "p", "key_1")
+
+
+def book(clock: ManualClock | None = None, **limits: float) -> Budgets:
+    b = Budgets(LocalState(), ZoneInfo("UTC"), clock or ManualClock())
+    for node, limit in limits.items():
+        b.set(BudgetKey(node.replace("__", "/"), "usd", "day"), Limit(limit))
+    return b
+
+
+def test_nodes_of_the_path() -> None:
+    assert nodes_of(WHO) == ["acme", "acme/t", "acme/t/p", "acme/t/p/key_1"]
+    assert nodes_of(Principal("acme", "t")) == ["acme", "acme/t"]
+
+
+async def test_all_or_none_and_the_refusal_names_the_budget() -> None:
+    b = book(acme=10.0, acme__t=1.0)
+    await b.reserve(WHO, Cost(0.6, 0))
+    with pytest.raises(BudgetExceeded) as info:
+        await b.reserve(WHO, Cost(0.6, 0))
+    assert info.value.budget == "acme/t usd/day"
+    assert info.value.retry_after is not None and info.value.retry_after > 0
+    # The refused request held nothing on the org either.
+    assert await b.state.usage(
+        BudgetKey("acme", "usd", "day"), b.window(BudgetKey("acme", "usd", "day"))[0]
+    ) == (0.0, 0.6)
+
+
+async def test_settle_charges_actual_and_releases_the_rest_once() -> None:
+    b = book(acme__t=1.0)
+    key = BudgetKey("acme/t", "usd", "day")
+    hold = await b.reserve(WHO, Cost(0.8, 0))
+    await b.settle(hold, Cost(0.3, 0))
+    await b.settle(hold, Cost(0.3, 0))
+    assert await b.state.usage(key, b.window(key)[0]) == (0.3, 0.0)
+    await b.reserve(WHO, Cost(0.7, 0))  # 0.3 spent + 0.7 fits exactly
+
+
+async def test_a_new_period_starts_empty() -> None:
+    clock = ManualClock()
+    b = book(clock, acme=1.0)
+    hold = await b.reserve(WHO, Cost(1.0, 0))
+    await b.settle(hold, Cost(1.0, 0))
+    with pytest.raises(BudgetExceeded):
+        await b.reserve(WHO, Cost(0.01, 0))
+    clock.advance(86_400)
+    await b.reserve(WHO, Cost(1.0, 0))
+
+
+async def test_tokens_budget_counts_tokens() -> None:
+    b = Budgets(LocalState(), ZoneInfo("UTC"), ManualClock())
+    b.set(BudgetKey("acme/t/p/key_1", "tokens", "hour"), Limit(100))
+    await b.reserve(WHO, Cost(99.0, 60))
+    with pytest.raises(BudgetExceeded, match="tokens"):
+        await b.reserve(WHO, Cost(0.0, 41))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    limit=st.floats(0.0, 5.0),
+    calls=st.lists(
+        st.tuples(st.floats(0.0, 1.0), st.floats(0.0, 1.0), st.integers(0, 3)),
+        min_size=1,
+        max_size=40,
+    ),
+)
+def test_spend_never_exceeds_the_limit_under_any_interleaving(
+    limit: float, calls: list[tuple[float, float, int]]
+) -> None:
+    """Bound b, actual a <= b, settled after d yields: spent stays within the limit."""
+
+    async def run() -> None:
+        b = book(acme__t=limit)
+        key = BudgetKey("acme/t", "usd", "day")
+        start = b.window(key)[0]
+
+        async def call(bound: float, fraction: float, delay: int) -> None:
+            try:
+                hold = await b.reserve(WHO, Cost(bound, 0))
+            except BudgetExceeded:
+                return
+            for _ in range(delay):
+                await asyncio.sleep(0)
+                spent, reserved = await b.state.usage(key, start)
+                assert spent + reserved <= limit + 1e-9
+            await b.settle(hold, Cost(bound * fraction, 0))
+
+        await asyncio.gather(*(call(*c) for c in calls))
+        spent, reserved = await b.state.usage(key, start)
+        assert spent <= limit + 1e-9 and reserved == pytest.approx(0.0, abs=1e-9)
+
+    asyncio.run(run())
