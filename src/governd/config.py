@@ -112,11 +112,20 @@ class BudgetConfig(_Model):
     soft: float | None = Field(None, gt=0, lt=1)
 
 
+class RateLimitConfig(_Model):
+    """Limits on a node's whole subtree: requests and tokens per minute, requests in flight."""
+
+    rpm: int | None = Field(None, ge=1, description="requests per minute")
+    tpm: int | None = Field(None, ge=1, description="input + output tokens per minute")
+    concurrency: int | None = Field(None, ge=1, description="requests in flight at once")
+
+
 class NodeConfig(_Model):
     """What every node of the principal tree may carry."""
 
     models: list[str] | None = None
     budgets: list[BudgetConfig] = Field(default_factory=list)
+    limits: RateLimitConfig = Field(default_factory=RateLimitConfig)
     max_tokens: int | None = Field(None, ge=1, description="cap on a request's output tokens")
 
     @model_validator(mode="after")

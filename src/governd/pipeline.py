@@ -26,6 +26,7 @@ from governd.errors import (
     InvalidRequest,
     ModelNotFound,
     PolicyDenied,
+    RateLimited,
     UpstreamError,
 )
 from governd.execution import Routed, Router
@@ -33,6 +34,7 @@ from governd.execution.usage import StreamMeter, usage_of_body
 from governd.governance import PrincipalTree, decide
 from governd.governance.bounds import CostBounds
 from governd.governance.budgets import Budgets, Cost, Hold
+from governd.governance.ratelimits import Permit, RateLimits
 from governd.ids import new_id
 from governd.ledger import LedgerEntry, LedgerWriter, cost_usd
 
@@ -57,6 +59,7 @@ class Pipeline:
         self._writer = writer
         self.clock = clock
         self.budgets = budgets
+        self.limits = RateLimits(cfg, clock)
         self._bounds = CostBounds(cfg)
 
     async def begin(self, action: Action) -> ModelCall:
@@ -65,7 +68,7 @@ class Pipeline:
         try:
             call.decision = self._admit(action)
             served = call.decision.model or action.model
-            call.hold = await self._reserve(call, served)
+            await self._reserve(call, served)
             call.routed = await self._router.send(
                 served, action.operation, self._upstream_body(action), action.stream
             )
@@ -100,18 +103,28 @@ class Pipeline:
             else Decision(decision.effect, decision.reasons, action.model)
         )
 
-    async def _reserve(self, call: ModelCall, served: str) -> Hold | None:
-        """Hold the call's cost bound on every budget of its path (all or none)."""
+    async def _reserve(self, call: ModelCall, served: str) -> None:
+        """Take the call's share of its path's rate limits, then hold its cost bound on the budgets."""
         action = call.action
         cap = self._tree.max_tokens_for(action.principal)
-        if cap is None and not self.budgets.on_path(action.principal):
-            return None
-        limit = self._bounds.output_tokens(action, cap)
-        if limit is not None:
-            action.body = with_output_limit(action.body, limit)
+        budgeted = bool(self.budgets.on_path(action.principal))
+        if cap is None and not budgeted and not self.limits.active(action.principal):
+            return
+        if cap is not None or budgeted:
+            limit = self._bounds.output_tokens(action, cap)
+            if limit is not None:
+                action.body = with_output_limit(action.body, limit)
+        bound = self._bounds.bound(action, served)
         try:
-            return await self.budgets.reserve(action.principal, self._bounds.bound(action, served))
+            call.permit = self.limits.acquire(action.principal, bound.tokens)
+        except RateLimited as exc:
+            call.decision = Decision("deny", (f"rate_limit: {exc.message}",), served)
+            raise
+        try:
+            call.hold = await self.budgets.reserve(action.principal, bound)
         except BudgetExceeded as exc:
+            self.limits.release(call.permit, None)
+            call.permit = None
             call.decision = Decision("deny", (f"budget:{exc.budget}",), served)
             raise
 
@@ -208,6 +221,7 @@ class ModelCall:
         self.decision: Decision | None = None
         self.routed: Routed | None = None
         self.hold: Hold | None = None
+        self.permit: Permit | None = None
         self.usage: Usage | None = None
         self.error: GovernError | None = None
         self.body = b""
@@ -289,10 +303,12 @@ class ModelCall:
         if self.routed is not None:
             await self.routed.release()
         self._pipeline.settle(self)
+        usage = self.usage or Usage()
+        used = usage.input_tokens + usage.output_tokens
+        if self.permit is not None:
+            self._pipeline.limits.release(self.permit, used)
         if self.hold is not None:
-            usage = self.usage or Usage()
-            spent = Cost(self.cost, usage.input_tokens + usage.output_tokens)
-            await self._pipeline.budgets.settle(self.hold, spent)
+            await self._pipeline.budgets.settle(self.hold, Cost(self.cost, used))
 
 
 def with_output_limit(body: dict[str, Any], limit: int) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Hard budgets through the real server: concurrency, runtime changes, key budgets, restarts."""
+"""Budgets and rate limits through the real server: concurrency, runtime changes, restarts."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ principals:
     capped:
       budgets: [{{unit: usd, period: day, limit: {LIMIT!r}}}]
     keyed: {{}}
+    throttled: {{limits: {{rpm: 3}}}}
 upstreams:
   sim: {{kind: sim, prefill_tps: 1000000, decode_tps: 100000, max_concurrency: 256,
          prefix_cache_tokens: 0, output_tokens: [{OUT}, {OUT}]}}
@@ -166,6 +167,21 @@ def test_bad_budget_commands_say_what_is_wrong(
 ) -> None:
     out = cli(server, *args)
     assert out.returncode != 0 and message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_rate_limit_answers_429_with_retry_after(server: Served) -> None:
+    client = openai.OpenAI(
+        base_url=server.url + "/v1", api_key=key_for(server, "throttled")["key"], max_retries=0
+    )
+    for _ in range(3):
+        client.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
+    with pytest.raises(openai.RateLimitError) as info:
+        client.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
+    assert (
+        info.value.code == "rate_limit_exceeded" and "3 requests per minute" in info.value.message
+    )
+    # 3 per minute: the next one fits 20 s after the first.
+    assert 15 <= int(info.value.response.headers["retry-after"]) <= 20
 
 
 def test_spend_survives_a_restart(server: Served, data_dir: Path) -> None:
