@@ -26,6 +26,7 @@ def test_example_config_exercises_every_section() -> None:
         "router",
         "ledger",
         "governance",
+        "policies",
     }
     assert {u.kind for u in cfg.upstreams.values()} == {"sim", "openai"}
     assert {m.strategy for m in cfg.models.values()} == {"weighted", "least_in_flight"}
@@ -37,6 +38,8 @@ def test_example_config_exercises_every_section() -> None:
         and teams["research"].projects["evals"].budgets
     )
     assert {b.unit for b in teams["research"].budgets} == {"usd", "tokens"}
+    assert {p.effect for p in cfg.policies} == {"degrade", "set", "deny"}
+    assert {p.mode for p in cfg.policies} == {"enforce", "shadow"}
     assert cfg.storage == f"sqlite:///{ROOT / 'examples' / 'governd.db'}"
 
 

@@ -31,11 +31,17 @@ class Principal:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """The admission verdict for an action, with the reasons that produced it."""
+    """The admission verdict for an action, with the reasons that produced it.
+
+    ``model`` is the alias to serve (another one when degraded), ``max_tokens``
+    a cap a policy set, ``policy`` the policy that decided a refusal.
+    """
 
     effect: Effect
     reasons: tuple[str, ...] = ()
     model: str | None = None
+    max_tokens: int | None = None
+    policy: str | None = None
 
 
 ALLOW = Decision("allow")

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from governd import cel_env
 from governd.errors import GovernError
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -90,9 +91,33 @@ class ModelAlias(_Model):
     fallbacks: list[str] = Field(default_factory=list)
     pricing: Pricing = Field(default_factory=Pricing)
     default_max_tokens: int = Field(1024, ge=1)
+    degrade_to: str | None = Field(None, description="cheaper alias served when degraded")
     tokenizer: Literal["o200k_base"] | None = Field(
         None, description="declare when every deployment counts tokens with o200k (tighter bounds)"
     )
+
+
+class PolicyConfig(_Model):
+    """A CEL condition over the request's context and what to do when it holds."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.:-]+$")
+    description: str | None = None
+    when: str = Field(min_length=1, description="CEL over principal, request, budget, run, time")
+    effect: Literal["allow", "deny", "degrade", "set", "require_approval"]
+    mode: Literal["enforce", "shadow"] = "enforce"
+    message: str | None = None
+    degrade_to: str | None = Field(
+        None, description="alias to serve (default: the model's degrade_to)"
+    )
+    set: dict[Literal["max_tokens"], int] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _effect_fields(self) -> PolicyConfig:
+        if self.effect == "set" and not self.set:
+            raise ValueError("effect 'set' needs `set`, e.g. {max_tokens: 256}")
+        if any(v < 1 for v in self.set.values()):
+            raise ValueError("`set` values must be positive")
+        return self
 
 
 class RouterConfig(_Model):
@@ -157,6 +182,9 @@ class GovernanceConfig(_Model):
     """Plane-wide governance settings."""
 
     timezone: str = "UTC"
+    default_effect: Literal["allow", "deny"] = Field(
+        "allow", description="deny: a request needs an `allow` policy to pass"
+    )
 
     @model_validator(mode="after")
     def _known_timezone(self) -> GovernanceConfig:
@@ -186,6 +214,7 @@ class GovernConfig(_Model):
     router: RouterConfig = Field(default_factory=RouterConfig)
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     governance: GovernanceConfig = Field(default_factory=GovernanceConfig)
+    policies: list[PolicyConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _references(self) -> GovernConfig:
@@ -206,6 +235,21 @@ def _reference_problems(cfg: GovernConfig) -> list[str]:
         for i, fb in enumerate(model.fallbacks):
             if fb == alias or fb not in cfg.models:
                 out.append(f"models.{alias}.fallbacks.{i}: {fb!r} is not another model alias")
+        if model.degrade_to is not None and (
+            model.degrade_to == alias or model.degrade_to not in cfg.models
+        ):
+            out.append(
+                f"models.{alias}.degrade_to: {model.degrade_to!r} is not another model alias"
+            )
+    ids = [p.id for p in cfg.policies]
+    for i, pol in enumerate(cfg.policies):
+        why = cel_env.problem(pol.when)
+        if why is not None:
+            out.append(f"policies.{i}.when: policy {pol.id!r}: {why.replace('; ', ', ')}")
+        if ids.index(pol.id) != i:
+            out.append(f"policies.{i}.id: duplicate policy id {pol.id!r}")
+        if pol.degrade_to is not None and pol.degrade_to not in cfg.models:
+            out.append(f"policies.{i}.degrade_to: unknown model {pol.degrade_to!r}")
     lists: list[tuple[str, list[str] | None]] = [("principals.models", cfg.principals.models)]
     for tname, team in cfg.principals.teams.items():
         lists.append((f"principals.teams.{tname}.models", team.models))
@@ -331,7 +375,7 @@ def _problems_of(exc: ValidationError, lines: _Lines) -> list[ConfigProblem]:
     for err in exc.errors():
         loc = tuple(str(p) for p in err["loc"])
         msg = err["msg"]
-        if err["type"] == "value_error" and "models." in msg:
+        if err["type"] == "value_error" and ("models." in msg or "policies." in msg):
             # Cross-reference errors carry their own paths.
             for part in msg.removeprefix("Value error, ").split("; "):
                 where, _, what = part.partition(": ")

@@ -5,7 +5,8 @@
     │   └── RequestTooLarge          request_too_large       413
     ├── AuthenticationFailed         invalid_api_key         401
     ├── PermissionDenied             permission_denied       403
-    │   └── PolicyDenied             policy_denied           403
+    │   ├── PolicyDenied             policy_denied           403
+    │   └── ApprovalRequired         approval_required       403
     ├── NotFound                     not_found               404
     │   └── ModelNotFound            model_not_found         404
     ├── RateLimited                  rate_limit_exceeded     429
@@ -23,6 +24,11 @@ Tests check ``type`` and ``code``, never message text.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from governd.actions import Decision
+
 
 class GovernError(Exception):
     """Root of every error governd raises on purpose."""
@@ -31,7 +37,7 @@ class GovernError(Exception):
     type = "server_error"
     status = 500
     #: The admission verdict of the action that failed, once it was decided.
-    decision: str | None = None
+    decision: Decision | None = None
 
     def __init__(
         self, message: str, *, param: str | None = None, retry_after: float | None = None
@@ -91,6 +97,16 @@ class PolicyDenied(PermissionDenied):
 
     def __init__(self, message: str, *, policy: str, param: str | None = None) -> None:
         super().__init__(message, param=param)
+        self.policy = policy
+
+
+class ApprovalRequired(PermissionDenied):
+    """A policy requires a human's approval, and none can be asked for this action."""
+
+    code = "approval_required"
+
+    def __init__(self, message: str, *, policy: str) -> None:
+        super().__init__(message)
         self.policy = policy
 
 

@@ -11,30 +11,16 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from types import TracebackType
-from typing import Any
 
 import orjson
 
 from governd import tokens
 from governd.actions import Action, Decision, Usage
 from governd.clock import Clock
-from governd.config import GovernConfig
-from governd.errors import (
-    BudgetExceeded,
-    ClientDisconnected,
-    GovernError,
-    InvalidRequest,
-    ModelNotFound,
-    PolicyDenied,
-    RateLimited,
-    UpstreamError,
-)
+from governd.errors import ClientDisconnected, GovernError, InvalidRequest, UpstreamError
 from governd.execution import Routed, Router
 from governd.execution.usage import StreamMeter, usage_of_body
-from governd.governance import PrincipalTree, decide
-from governd.governance.bounds import CostBounds
-from governd.governance.budgets import Budgets, Cost, Hold
-from governd.governance.ratelimits import Permit, RateLimits
+from governd.governance.admission import Admission, Admitted
 from governd.ids import new_id
 from governd.ledger import LedgerEntry, LedgerWriter, cost_usd
 
@@ -45,88 +31,31 @@ class Pipeline:
     """Admits, routes, settles and records model calls."""
 
     def __init__(
-        self,
-        cfg: GovernConfig,
-        tree: PrincipalTree,
-        router: Router,
-        writer: LedgerWriter,
-        clock: Clock,
-        budgets: Budgets,
+        self, admission: Admission, router: Router, writer: LedgerWriter, clock: Clock
     ) -> None:
-        self._cfg = cfg
-        self._tree = tree
+        self.admission = admission
         self._router = router
         self._writer = writer
         self.clock = clock
-        self.budgets = budgets
-        self.limits = RateLimits(cfg, clock)
-        self._bounds = CostBounds(cfg)
 
     async def begin(self, action: Action) -> ModelCall:
         """Decide and route ``action``; a refusal or upstream failure is recorded, then raised."""
         call = ModelCall(self, action)
         try:
-            call.decision = self._admit(action)
-            served = call.decision.model or action.model
-            await self._reserve(call, served)
+            call.admitted = await self.admission.admit(action)
+            call.decision = call.admitted.decision
             call.routed = await self._router.send(
-                served, action.operation, self._upstream_body(action), action.stream
+                call.admitted.served, action.operation, self._upstream_body(action), action.stream
             )
             call.take_reply()
         except BaseException as exc:
             if isinstance(exc, GovernError):
-                exc.decision = call.decision.effect if call.decision else "deny"
+                if exc.decision is None:
+                    exc.decision = call.decision or Decision("deny", (exc.code,))
+                call.decision = exc.decision
             await call.finish(exc)
             raise
         return call
-
-    def _admit(self, action: Action) -> Decision:
-        alias = self._cfg.models.get(action.model)
-        if alias is None:
-            raise ModelNotFound(f"model {action.model!r} does not exist", param="model")
-        if (alias.kind == "embedding") != (action.operation == "embedding"):
-            raise InvalidRequest(
-                f"model {action.model!r} is a {alias.kind} model and cannot serve {action.operation}",
-                param="model",
-            )
-        decision = decide(action, self._tree.models_for(action.principal))
-        if decision.effect == "deny":
-            raise PolicyDenied(
-                f"denied by policy model_access: model {action.model!r} is not allowed for "
-                f"{action.principal.path}",
-                policy="model_access",
-                param="model",
-            )
-        return (
-            decision
-            if decision.model
-            else Decision(decision.effect, decision.reasons, action.model)
-        )
-
-    async def _reserve(self, call: ModelCall, served: str) -> None:
-        """Take the call's share of its path's rate limits, then hold its cost bound on the budgets."""
-        action = call.action
-        cap = self._tree.max_tokens_for(action.principal)
-        budgeted = bool(self.budgets.on_path(action.principal))
-        if cap is None and not budgeted and not self.limits.active(action.principal):
-            return
-        if cap is not None or budgeted:
-            limit = self._bounds.output_tokens(action, cap)
-            if limit is not None:
-                action.body = with_output_limit(action.body, limit)
-        bound = self._bounds.bound(action, served)
-        try:
-            call.permit = self.limits.acquire(action.principal, bound.tokens)
-        except RateLimited as exc:
-            call.decision = Decision("deny", (f"rate_limit: {exc.message}",), served)
-            raise
-        try:
-            call.hold = await self.budgets.reserve(action.principal, bound)
-        except BudgetExceeded as exc:
-            self.limits.release(call.permit, None)
-            call.permit = None
-            call.decision = Decision("deny", (f"budget:{exc.budget}",), served)
-            raise
 
     def _upstream_body(self, action: Action) -> dict[str, object]:
         if not action.stream or action.operation == "embedding":
@@ -220,8 +149,7 @@ class ModelCall:
         self.started = pipeline.clock.monotonic()
         self.decision: Decision | None = None
         self.routed: Routed | None = None
-        self.hold: Hold | None = None
-        self.permit: Permit | None = None
+        self.admitted: Admitted | None = None
         self.usage: Usage | None = None
         self.error: GovernError | None = None
         self.body = b""
@@ -303,22 +231,10 @@ class ModelCall:
         if self.routed is not None:
             await self.routed.release()
         self._pipeline.settle(self)
-        usage = self.usage or Usage()
-        used = usage.input_tokens + usage.output_tokens
-        if self.permit is not None:
-            self._pipeline.limits.release(self.permit, used)
-        if self.hold is not None:
-            await self._pipeline.budgets.settle(self.hold, Cost(self.cost, used))
-
-
-def with_output_limit(body: dict[str, Any], limit: int) -> dict[str, Any]:
-    """``body`` asking for at most ``limit`` output tokens, in the field the client used."""
-    out = dict(body)
-    if "max_completion_tokens" in out:
-        out["max_completion_tokens"] = limit
-    if "max_tokens" in out or "max_completion_tokens" not in out:
-        out["max_tokens"] = limit
-    return out
+        if self.admitted is not None:
+            usage = self.usage or Usage()
+            used = usage.input_tokens + usage.output_tokens
+            await self._pipeline.admission.release(self.admitted, self.cost, used)
 
 
 def upstream_rejection(status: int, body: bytes, target: str) -> GovernError:

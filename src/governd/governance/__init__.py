@@ -1,7 +1,7 @@
-"""The governance plane: principals, keys and admission decisions.
+"""The governance plane: principals, keys, policies, rate limits, budgets, admission.
 
 Pure and fast: no I/O to upstreams here. Exports ``PrincipalTree``,
-``KeyRing`` and ``decide``.
+``KeyRing`` and ``decide``; ``admission.Admission`` puts them together.
 """
 
 from governd.governance.decide import decide

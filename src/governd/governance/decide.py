@@ -1,19 +1,62 @@
-"""``decide(action) -> Decision``: the pure admission verdict, with its reasons.
+"""``decide(...) -> Decision``: the pure admission verdict, with its reasons.
 
-Enforcement is separate (the pipeline raises on a ``deny``), so a decision can
-be recorded, explained or shadowed without being enforced.
+Enforcement is separate (the pipeline raises on ``deny``), so a decision can be
+recorded, explained or shadowed without being enforced. Precedence among
+enforced policies: ``deny`` > ``require_approval`` > ``degrade`` > ``allow``;
+``set`` caps apply to whatever is served. Shadow policies only add reasons
+(``shadow:<id>=<effect>``).
 """
 
 from __future__ import annotations
 
-from governd.actions import ALLOW, Action, Decision
+from collections.abc import Sequence
+
+from governd.actions import Action, Decision
+from governd.governance.policies import Match
 
 
-def decide(action: Action, allowed_models: frozenset[str]) -> Decision:
-    """Whether the action's principal may call its model."""
+def decide(
+    action: Action,
+    allowed_models: frozenset[str],
+    matches: Sequence[Match] = (),
+    default_effect: str = "allow",
+    degrade_to: str | None = None,
+) -> Decision:
+    """The verdict for ``action`` given what its principal may use and the policies that matched."""
     if action.model not in allowed_models:
         return Decision(
             "deny",
             (f"policy:model_access: {action.principal.path} may not use model {action.model!r}",),
+            policy="model_access",
         )
-    return ALLOW
+    enforced = [m for m in matches if m.policy.mode == "enforce"]
+    reasons = [
+        f"shadow:{m.policy.id}={m.policy.effect}" for m in matches if m.policy.mode == "shadow"
+    ]
+    by_effect: dict[str, list[Match]] = {}
+    for m in enforced:
+        by_effect.setdefault(m.policy.effect, []).append(m)
+    for effect in ("deny", "require_approval"):
+        if effect in by_effect:
+            first = by_effect[effect][0].policy
+            why = [_reason(m) for m in by_effect[effect]]
+            return Decision(effect, (*why, *reasons), policy=first.id)
+    if default_effect == "deny" and "allow" not in by_effect:
+        return Decision("deny", ("policy:default_deny", *reasons), policy="default_deny")
+    caps = [
+        v for m in by_effect.get("set", ()) for k, v in m.policy.set.items() if k == "max_tokens"
+    ]
+    reasons += [_reason(m) for e in ("allow", "set") for m in by_effect.get(e, ())]
+    max_tokens = min(caps) if caps else None
+    for m in by_effect.get("degrade", ()):
+        target = m.policy.degrade_to or degrade_to
+        if target and target != action.model:
+            return Decision("degrade", (_reason(m), *reasons), target, max_tokens)
+        reasons.append(f"policy:{m.policy.id}: no degrade_to for {action.model!r}, served as asked")
+    return Decision("allow", tuple(reasons), action.model, max_tokens)
+
+
+def _reason(m: Match) -> str:
+    note = " (errored: failing closed)" if m.errored else ""
+    message = f": {m.policy.message}" if m.policy.message else ""
+    return f"policy:{m.policy.id}{message}{note}"

@@ -20,6 +20,7 @@ from governd.errors import GovernError
 from governd.execution import Router, build_upstreams
 from governd.execution.upstream import Upstream
 from governd.governance import KeyRing, PrincipalTree
+from governd.governance.admission import Admission
 from governd.governance.budget_setup import load_budgets
 from governd.governance.budgets import Budgets
 from governd.intent.admin_api import AdminRoutes
@@ -65,7 +66,7 @@ def build_services(cfg: GovernConfig, clock: Clock | None = None) -> Services:
         upstreams=upstreams,
         router=router,
         budgets=budgets,
-        pipeline=Pipeline(cfg, tree, router, writer, clock, budgets),
+        pipeline=Pipeline(Admission(cfg, tree, budgets, clock), router, writer, clock),
     )
 
 

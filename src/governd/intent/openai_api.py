@@ -91,8 +91,12 @@ class OpenAIRoutes:
         try:
             call = await pipeline.begin(action)
         except GovernError as err:
-            return error_response(err, {**headers, "x-governd-decision": err.decision or "deny"})
-        headers["x-governd-decision"] = call.decision.effect if call.decision else "allow"
+            effect = err.decision.effect if err.decision else "deny"
+            return error_response(err, {**headers, "x-governd-decision": effect})
+        decision = call.decision
+        headers["x-governd-decision"] = decision.effect if decision else "allow"
+        if decision is not None and decision.effect == "degrade":
+            headers["x-governd-degraded"] = f"{action.model}->{decision.model}"
         if action.stream:
             return EventStream(_sse(call), headers)  # type: ignore[return-value]
         async with call:

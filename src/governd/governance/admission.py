@@ -1,0 +1,210 @@
+"""Admission: everything governance decides and holds before a model call runs.
+
+``Admission.admit(action)`` checks the model exists and fits the operation,
+builds the policy context, runs ``decide``, enforces the verdict, caps the
+output, takes the call's share of its path's rate limits and holds its cost
+bound on every budget of the path. ``release`` gives back what was held once
+the call's real cost is known. A refusal raises a ``GovernError`` carrying
+the ``Decision`` that refused it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from governd.actions import Action, Decision
+from governd.clock import Clock
+from governd.config import GovernConfig
+from governd.errors import (
+    ApprovalRequired,
+    BudgetExceeded,
+    GovernError,
+    InvalidRequest,
+    ModelNotFound,
+    PolicyDenied,
+    RateLimited,
+)
+from governd.governance.bounds import CostBounds, input_bound
+from governd.governance.budgets import Budgets, Cost, Hold
+from governd.governance.decide import decide
+from governd.governance.policies import PolicySet
+from governd.governance.principals import PrincipalTree
+from governd.governance.ratelimits import Permit, RateLimits
+
+_MAX_RUNS = 100_000
+
+
+@dataclass(slots=True)
+class Admitted:
+    """An admitted call: its verdict, the alias to serve, and what it holds."""
+
+    decision: Decision
+    served: str
+    hold: Hold | None = None
+    permit: Permit | None = None
+
+
+class Admission:
+    """Decides, limits and reserves; pure decisions, state in budgets and limits."""
+
+    def __init__(
+        self, cfg: GovernConfig, tree: PrincipalTree, budgets: Budgets, clock: Clock
+    ) -> None:
+        self._cfg = cfg
+        self._tree = tree
+        self.budgets = budgets
+        self.limits = RateLimits(cfg, clock)
+        self.policies = PolicySet(cfg.policies)
+        self._bounds = CostBounds(cfg)
+        self._clock = clock
+        self._tz = ZoneInfo(cfg.governance.timezone)
+        self._runs: OrderedDict[str, int] = OrderedDict()
+        self._reads_prompt = any("prompt_tokens" in p.when for p in cfg.policies)
+
+    async def admit(self, action: Action) -> Admitted:
+        """Admit ``action`` or raise the refusal (with ``.decision`` set)."""
+        alias = self._cfg.models.get(action.model)
+        if alias is None:
+            raise ModelNotFound(f"model {action.model!r} does not exist", param="model")
+        if (alias.kind == "embedding") != (action.operation == "embedding"):
+            raise InvalidRequest(
+                f"model {action.model!r} is a {alias.kind} model and cannot serve {action.operation}",
+                param="model",
+            )
+        matches = (
+            self.policies.evaluate(await self._context(action)) if self.policies.policies else []
+        )
+        decision = decide(
+            action,
+            self._tree.models_for(action.principal),
+            matches,
+            self._cfg.governance.default_effect,
+            alias.degrade_to,
+        )
+        _enforce(decision, action)
+        admitted = Admitted(decision, decision.model or action.model)
+        await self._reserve(action, admitted)
+        return admitted
+
+    async def release(self, admitted: Admitted, cost_usd: float, tokens: int) -> None:
+        """Give back the unused part of what the call held."""
+        if admitted.permit is not None:
+            self.limits.release(admitted.permit, tokens)
+        if admitted.hold is not None:
+            await self.budgets.settle(admitted.hold, Cost(cost_usd, tokens))
+
+    async def _reserve(self, action: Action, admitted: Admitted) -> None:
+        principal, served = action.principal, admitted.served
+        caps = [
+            c for c in (self._tree.max_tokens_for(principal), admitted.decision.max_tokens) if c
+        ]
+        cap = min(caps) if caps else None
+        budgeted = bool(self.budgets.on_path(principal))
+        if cap is None and not budgeted and not self.limits.active(principal):
+            return
+        if cap is not None or budgeted:
+            limit = self._bounds.output_tokens(action, cap)
+            if limit is not None:
+                action.body = with_output_limit(action.body, limit)
+        bound = self._bounds.bound(action, served)
+        try:
+            admitted.permit = self.limits.acquire(principal, bound.tokens)
+        except RateLimited as exc:
+            raise _refused(exc, Decision("deny", (f"rate_limit: {exc.message}",), served)) from None
+        try:
+            admitted.hold = await self.budgets.reserve(principal, bound)
+        except BudgetExceeded as exc:
+            self.limits.release(admitted.permit, None)
+            admitted.permit = None
+            raise _refused(exc, Decision("deny", (f"budget:{exc.budget}",), served)) from None
+
+    async def _context(self, action: Action) -> dict[str, Any]:
+        body, who = action.body, action.principal
+        now = self._clock.now()
+        local = datetime.fromtimestamp(now, self._tz)
+        steps = 0
+        if action.run_id:
+            steps = self._runs.pop(action.run_id, 0) + 1
+            self._runs[action.run_id] = steps
+            if len(self._runs) > _MAX_RUNS:
+                self._runs.popitem(last=False)
+        used, over_soft = (
+            await self._budget_use(action) if self.policies.reads_budget else (0.0, False)
+        )
+        limit = body.get("max_completion_tokens") or body.get("max_tokens") or 0
+        return {
+            "principal": {
+                "org": who.org,
+                "team": who.team or "",
+                "project": who.project or "",
+                "path": who.path,
+                "key": who.key_id or "",
+            },
+            "request": {
+                "model": action.model,
+                "operation": action.operation,
+                "stream": action.stream,
+                "max_tokens": limit if isinstance(limit, int) else 0,
+                "n": body.get("n") or 1,
+                "prompt_tokens": input_bound(action, exact=True) if self._reads_prompt else 0,
+                "messages": len(body.get("messages") or ()),
+                "tools": len(body.get("tools") or ()),
+                "user": body.get("user") or "",
+            },
+            "budget": {"used": used, "over_soft": over_soft},
+            "run": {"id": action.run_id or "", "steps": steps},
+            "time": {
+                "hour": local.hour,
+                "minute": local.minute,
+                "weekday": local.weekday(),
+                "unix": int(now),
+            },
+        }
+
+    async def _budget_use(self, action: Action) -> tuple[float, bool]:
+        """The highest fraction used among the path's budgets, and whether any is past its soft line."""
+        used, over = 0.0, False
+        for key in self.budgets.on_path(action.principal):
+            limit = self.budgets.limit(key)
+            assert limit is not None
+            spent, reserved = await self.budgets.state.usage(key, self.budgets.window(key)[0])
+            fraction = (spent + reserved) / limit.limit if limit.limit else 1.0
+            used = max(used, fraction)
+            over = over or (limit.soft is not None and fraction >= limit.soft)
+        return used, over
+
+
+def _enforce(decision: Decision, action: Action) -> None:
+    if decision.effect == "deny":
+        if decision.policy == "model_access":
+            message = f"denied by policy model_access: model {action.model!r} is not allowed for {action.principal.path}"
+        else:
+            message = f"denied by policy {decision.policy}: " + "; ".join(decision.reasons)
+        raise _refused(PolicyDenied(message, policy=decision.policy or "", param="model"), decision)
+    if decision.effect == "require_approval":
+        raise _refused(
+            ApprovalRequired(
+                f"policy {decision.policy} requires approval, which model calls cannot wait for",
+                policy=decision.policy or "",
+            ),
+            decision,
+        )
+
+
+def _refused(exc: GovernError, decision: Decision) -> GovernError:
+    exc.decision = decision
+    return exc
+
+
+def with_output_limit(body: dict[str, Any], limit: int) -> dict[str, Any]:
+    """``body`` asking for at most ``limit`` output tokens, in the field the client used."""
+    out = dict(body)
+    if "max_completion_tokens" in out:
+        out["max_completion_tokens"] = limit
+    if "max_tokens" in out or "max_completion_tokens" not in out:
+        out["max_tokens"] = limit
+    return out
