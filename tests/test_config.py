@@ -135,3 +135,60 @@ def test_config_check_command(tmp_path: Path) -> None:
     assert res.exit_code == 1 and "line 2: server.port" in res.output
     missing = runner.invoke(main, ["config", "check", str(tmp_path / "absent.yaml")])
     assert missing.exit_code == 1 and "absent.yaml" in missing.output
+
+
+POLICY_BASE = "upstreams: {s: {kind: sim}}\nmodels: {m: {deployments: [{upstream: s, model: x}]}}\npolicies:\n"
+
+
+@pytest.mark.parametrize(
+    ("policy", "path", "fragment"),
+    [
+        ("  - {id: a, when: 'request.n >', effect: deny}\n", "policies.0.when", "at 1:"),
+        ("  - {id: a, when: 'request.modle == 1', effect: deny}\n", "policies.0.when", "modle"),
+        ("  - {id: a, when: 'request.model', effect: deny}\n", "policies.0.when", "boolean"),
+        ("  - {id: a, when: 'true', effect: set}\n", "policies.0", "needs `set`"),
+        (
+            "  - {id: a, when: 'true', effect: degrade, degrade_to: nope}\n",
+            "policies.0.degrade_to",
+            "nope",
+        ),
+        (
+            "  - {id: a, when: 'true', effect: deny}\n  - {id: a, when: 'true', effect: allow}\n",
+            "policies.1.id",
+            "duplicate",
+        ),
+        ("  - {id: a, when: 'true', effect: explode}\n", "policies.0.effect", "allow"),
+    ],
+    ids=[
+        "syntax",
+        "unknown-field",
+        "not-bool",
+        "set-without-values",
+        "unknown-degrade-target",
+        "duplicate-id",
+        "unknown-effect",
+    ],
+)
+def test_bad_policies_are_named_with_their_line(policy: str, path: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(POLICY_BASE + policy)
+    problem = info.value.problems[0]
+    assert problem.path == path and fragment in problem.message
+    assert problem.line is not None and problem.line >= 4
+
+
+def test_policy_test_command(tmp_path: Path) -> None:
+    runner = CliRunner()
+    ok = runner.invoke(main, ["policy", "test", str(ROOT / "examples" / "policy-tests.yaml")])
+    assert ok.exit_code == 0, ok.output
+    assert "6 passed, 0 failed" in ok.output
+    (tmp_path / "governd.yaml").write_text((ROOT / "examples" / "governd.yaml").read_text())
+    (tmp_path / "cases.yaml").write_text(
+        "config: governd.yaml\ncases:\n"
+        "  - {name: wrong, principal: research, request: {model: gpt-4o}, time: {hour: 23}, expect: allow}\n"
+    )
+    bad = runner.invoke(main, ["policy", "test", str(tmp_path / "cases.yaml")])
+    assert bad.exit_code == 1 and "expected allow, got degrade" in bad.output
+    (tmp_path / "broken.yaml").write_text("config: governd.yaml\ncases: []\n")
+    broken = runner.invoke(main, ["policy", "test", str(tmp_path / "broken.yaml")])
+    assert broken.exit_code == 1 and "cases" in broken.output

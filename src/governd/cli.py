@@ -11,6 +11,7 @@ import json
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -344,3 +345,32 @@ def budgets_set(
             f"{out['principal']} {unit}/{period}: limit {_money(unit, out['limit'])}, "
             f"spent {_money(unit, out['spent'])} this {period}"
         )
+
+
+@main.group()
+def policy() -> None:
+    """Test policies."""
+
+
+@policy.command("test")
+@click.argument("file", type=click.Path(dir_okay=False))
+def policy_test(file: str) -> None:
+    """Run the cases in FILE against its config's policies; exit 1 if any case fails."""
+    from governd.governance.policy_cases import run_cases
+
+    try:
+        outcomes = run_cases(Path(file))
+    except ConfigError as exc:
+        raise click.ClickException(_config_report(exc)) from None
+    failed = 0
+    for o in outcomes:
+        mark = "ok  " if o.passed else "FAIL"
+        click.echo(
+            f"{mark} {o.case.name}: {o.decision.effect} ({'; '.join(o.decision.reasons) or 'no policy'})"
+        )
+        for problem in o.problems:
+            click.echo(f"       {problem}")
+        failed += not o.passed
+    click.echo(f"{len(outcomes) - failed} passed, {failed} failed")
+    if failed:
+        sys.exit(1)

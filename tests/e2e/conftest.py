@@ -35,6 +35,11 @@ upstreams:
   dead: {{kind: openai, base_url: "http://127.0.0.1:{dead_port}/v1", connect_timeout_s: 1}}
 router: {{retries: 2, breaker_failures: 3, breaker_cooldown_s: 600}}
 ledger: {{flush_ms: 5}}
+policies:
+  - {{id: block-user, when: 'request.user == "blocked"', effect: deny, message: this user is blocked}}
+  - {{id: degrade-user, when: 'request.user == "thrifty"', effect: degrade, degrade_to: chat-sim}}
+  - {{id: cap-user, when: 'request.user == "brief"', effect: set, set: {{max_tokens: 3}}}}
+  - {{id: watch-user, when: 'request.user == "watched"', effect: deny, mode: shadow}}
 models:
   chat-sim:
     deployments: [{{upstream: sim, model: sim-small}}]

@@ -1,0 +1,127 @@
+"""Policies: evaluation (fast path and fail-closed fallback) and decide()'s precedence."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from governd.actions import Action, Principal
+from governd.cel_env import sample_context
+from governd.config import PolicyConfig
+from governd.governance.decide import decide
+from governd.governance.policies import Match, PolicySet
+
+WHO = Principal("acme", "t", "p")
+
+
+def pol(id: str, effect: str, when: str = "true", **kw: Any) -> PolicyConfig:
+    return PolicyConfig(id=id, when=when, effect=effect, **kw)  # type: ignore[arg-type]
+
+
+def ctx(**request: Any) -> dict[str, Any]:
+    c = sample_context()
+    c["request"].update(request)
+    return c
+
+
+def test_only_matching_policies_are_returned_in_order() -> None:
+    ps = PolicySet(
+        [
+            pol("a", "deny", "request.max_tokens > 10"),
+            pol("b", "allow", 'request.model == "m"'),
+            pol("c", "deny", "request.n > 5"),
+        ]
+    )
+    assert [m.policy.id for m in ps.evaluate(ctx(max_tokens=20))] == ["a", "b"]
+    assert ps.evaluate(ctx(max_tokens=5, model="x")) == []
+
+
+def test_a_runtime_error_fails_closed_for_restrictive_effects_only() -> None:
+    ps = PolicySet(
+        [
+            pol("d", "deny", "request.max_tokens > 10"),
+            pol("g", "degrade", "request.max_tokens > 10"),
+            pol("ok", "allow", 'principal.org == "acme"'),
+        ]
+    )
+    broken = ctx()
+    del broken["request"]["max_tokens"]
+    found = {m.policy.id: m.errored for m in ps.evaluate(broken)}
+    assert found == {"d": True, "ok": False}
+
+
+def test_budget_reading_is_detected() -> None:
+    assert PolicySet([pol("a", "deny", "budget.used > 0.9")]).reads_budget
+    assert not PolicySet([pol("a", "deny", "request.n > 1")]).reads_budget
+
+
+def action(model: str = "m") -> Action:
+    return Action("r", "chat", WHO, model, {"model": model})
+
+
+ALL = frozenset({"m", "cheap"})
+
+
+@pytest.mark.parametrize(
+    ("matches", "default", "effect", "model", "policy"),
+    [
+        ([], "allow", "allow", "m", None),
+        ([], "deny", "deny", None, "default_deny"),
+        ([pol("a", "allow")], "deny", "allow", "m", None),
+        ([pol("a", "allow"), pol("d", "deny")], "allow", "deny", None, "d"),
+        ([pol("r", "require_approval"), pol("d", "deny")], "allow", "deny", None, "d"),
+        (
+            [pol("r", "require_approval"), pol("g", "degrade")],
+            "allow",
+            "require_approval",
+            None,
+            "r",
+        ),
+        ([pol("g", "degrade")], "allow", "degrade", "cheap", None),
+        ([pol("g", "degrade", degrade_to="m")], "allow", "allow", "m", None),
+        ([pol("d", "deny", mode="shadow")], "allow", "allow", "m", None),
+    ],
+    ids=[
+        "default-allow",
+        "default-deny",
+        "allow-list",
+        "deny-wins",
+        "deny-over-approval",
+        "approval-over-degrade",
+        "degrade",
+        "degrade-to-itself-is-no-op",
+        "shadow-not-enforced",
+    ],
+)
+def test_precedence(
+    matches: list[PolicyConfig], default: str, effect: str, model: str | None, policy: str | None
+) -> None:
+    d = decide(action(), ALL, [Match(p) for p in matches], default, degrade_to="cheap")
+    assert d.effect == effect and d.policy == policy
+    if model:
+        assert d.model == model
+
+
+def test_shadow_and_set_are_recorded_and_caps_take_the_minimum() -> None:
+    d = decide(
+        action(),
+        ALL,
+        [
+            Match(pol("s1", "set", set={"max_tokens": 300})),
+            Match(pol("s2", "set", set={"max_tokens": 100})),
+            Match(pol("w", "deny", mode="shadow")),
+        ],
+    )
+    assert d.effect == "allow" and d.max_tokens == 100
+    assert "shadow:w=deny" in d.reasons and "policy:s1" in d.reasons
+
+
+def test_model_access_comes_first() -> None:
+    d = decide(action("other"), ALL, [Match(pol("a", "allow"))])
+    assert d.effect == "deny" and d.policy == "model_access"
+
+
+def test_errored_match_is_marked_in_the_reason() -> None:
+    d = decide(action(), ALL, [Match(pol("d", "deny", message="no"), errored=True)])
+    assert d.reasons == ("policy:d: no (errored: failing closed)",)
