@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from governd.actions import Action, Decision
+from governd.actions import Action, Decision, Principal
 from governd.clock import Clock
 from governd.config import GovernConfig
 from governd.errors import (
@@ -64,6 +64,9 @@ class Admission:
         self._tz = ZoneInfo(cfg.governance.timezone)
         self._runs: OrderedDict[str, int] = OrderedDict()
         self._reads_prompt = any("prompt_tokens" in p.when for p in cfg.policies)
+        # Parts of the context that change rarely, built once and shared (CEL never mutates them).
+        self._who: dict[Principal, dict[str, str]] = {}
+        self._time: tuple[int, dict[str, int]] = (-1, {})
 
     async def admit(self, action: Action) -> Admitted:
         """Admit ``action`` or raise the refusal (with ``.decision`` set)."""
@@ -123,9 +126,7 @@ class Admission:
             raise _refused(exc, Decision("deny", (f"budget:{exc.budget}",), served)) from None
 
     async def _context(self, action: Action) -> dict[str, Any]:
-        body, who = action.body, action.principal
-        now = self._clock.now()
-        local = datetime.fromtimestamp(now, self._tz)
+        body = action.body
         steps = 0
         if action.run_id:
             steps = self._runs.pop(action.run_id, 0) + 1
@@ -137,13 +138,7 @@ class Admission:
         )
         limit = body.get("max_completion_tokens") or body.get("max_tokens") or 0
         return {
-            "principal": {
-                "org": who.org,
-                "team": who.team or "",
-                "project": who.project or "",
-                "path": who.path,
-                "key": who.key_id or "",
-            },
+            "principal": self._principal(action.principal),
             "request": {
                 "model": action.model,
                 "operation": action.operation,
@@ -157,13 +152,35 @@ class Admission:
             },
             "budget": {"used": used, "over_soft": over_soft},
             "run": {"id": action.run_id or "", "steps": steps},
-            "time": {
+            "time": self._now(),
+        }
+
+    def _principal(self, who: Principal) -> dict[str, str]:
+        found = self._who.get(who)
+        if found is None:
+            if len(self._who) > _MAX_RUNS:
+                self._who.clear()
+            found = self._who[who] = {
+                "org": who.org,
+                "team": who.team or "",
+                "project": who.project or "",
+                "path": who.path,
+                "key": who.key_id or "",
+            }
+        return found
+
+    def _now(self) -> dict[str, int]:
+        second = int(self._clock.now())
+        if second != self._time[0]:
+            local = datetime.fromtimestamp(second, self._tz)
+            fields = {
                 "hour": local.hour,
                 "minute": local.minute,
                 "weekday": local.weekday(),
-                "unix": int(now),
-            },
-        }
+                "unix": second,
+            }
+            self._time = (second, fields)
+        return self._time[1]
 
     async def _budget_use(self, action: Action) -> tuple[float, bool]:
         """The highest fraction used among the path's budgets, and whether any is past its soft line."""
