@@ -80,6 +80,9 @@ class Deployment(_Model):
     model: str
     weight: float = Field(1.0, gt=0)
     pricing: Pricing | None = None
+    max_in_flight: int | None = Field(
+        None, ge=1, description="admission capacity; beyond it requests queue by priority"
+    )
 
 
 class ModelAlias(_Model):
@@ -126,6 +129,9 @@ class RouterConfig(_Model):
     retries: int = Field(2, ge=0, le=10)
     breaker_failures: int = Field(5, ge=1)
     breaker_cooldown_s: float = Field(30.0, gt=0)
+    shed_after_s: float = Field(
+        2.0, gt=0, description="a sheddable request that would wait longer for capacity gets 503"
+    )
 
 
 class BudgetConfig(_Model):
@@ -145,12 +151,29 @@ class RateLimitConfig(_Model):
     concurrency: int | None = Field(None, ge=1, description="requests in flight at once")
 
 
+Priority = Literal["critical", "standard", "batch", "sheddable"]
+PRIORITIES: tuple[Priority, ...] = ("critical", "standard", "batch", "sheddable")
+
+
+class LadderConfig(_Model):
+    """What a node's budgets do to its calls before the hard limit refuses them."""
+
+    degrade: bool = Field(
+        True, description="past a budget's soft threshold, serve the model's degrade_to"
+    )
+    lower_priority_at: float | None = Field(
+        None, gt=0, le=1, description="past this fraction of a budget, one priority class lower"
+    )
+
+
 class NodeConfig(_Model):
     """What every node of the principal tree may carry."""
 
     models: list[str] | None = None
     budgets: list[BudgetConfig] = Field(default_factory=list)
     limits: RateLimitConfig = Field(default_factory=RateLimitConfig)
+    priority: Priority | None = Field(None, description="default class below this node (inherited)")
+    ladder: LadderConfig = Field(default_factory=LadderConfig)
     max_tokens: int | None = Field(None, ge=1, description="cap on a request's output tokens")
 
     @model_validator(mode="after")

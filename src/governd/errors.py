@@ -13,6 +13,7 @@
     ├── BudgetExceeded               budget_exceeded         429
     ├── UpstreamError                upstream_error          502
     ├── UpstreamUnavailable          upstream_unavailable    503
+    │   └── Overloaded               overloaded              503
     ├── UpstreamTimeout              upstream_timeout        504
     └── ClientDisconnected           client_disconnected     499 (ledger only)
 
@@ -155,6 +156,12 @@ class UpstreamUnavailable(GovernError):
     code = "upstream_unavailable"
     type = "api_error"
     status = 503
+
+
+class Overloaded(UpstreamUnavailable):
+    """Capacity is full and a sheddable request would wait too long; ``retry_after`` says when."""
+
+    code = "overloaded"
 
 
 class UpstreamTimeout(GovernError):

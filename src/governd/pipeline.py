@@ -45,7 +45,11 @@ class Pipeline:
             call.admitted = await self.admission.admit(action)
             call.decision = call.admitted.decision
             call.routed = await self._router.send(
-                call.admitted.served, action.operation, self._upstream_body(action), action.stream
+                call.admitted.served,
+                action.operation,
+                self._upstream_body(action),
+                action.stream,
+                call.admitted.priority,
             )
             call.take_reply()
         except BaseException as exc:

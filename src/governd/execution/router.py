@@ -17,6 +17,7 @@ from governd.clock import Clock
 from governd.config import Deployment, GovernConfig, ModelAlias, OpenAIUpstream, Pricing
 from governd.errors import GovernError, UpstreamError, UpstreamUnavailable
 from governd.execution.breaker import CircuitBreaker
+from governd.execution.capacity import CapacityGate
 from governd.execution.openai_client import ConnectFailed, OpenAIClient
 from governd.execution.sim import SimEngine
 from governd.execution.upstream import PATHS, Upstream, UpstreamReply
@@ -41,18 +42,24 @@ class Target:
 
 @dataclass(slots=True)
 class Routed:
-    """A call that reached a deployment: its reply, where it went, how many attempts it took."""
+    """A call that reached a deployment: its reply, where it went, attempts, time queued."""
 
     reply: UpstreamReply
     target: Target
     attempts: int
+    queued_s: float = 0.0
+    gate: CapacityGate | None = None
+    admitted_at: float = 0.0
+    clock: Clock | None = None
     _done: bool = False
 
     async def release(self) -> None:
-        """Close the reply and stop counting the call as in flight (idempotent)."""
+        """Close the reply, free its capacity slot, stop counting it in flight (idempotent)."""
         if not self._done:
             self._done = True
             self.target.in_flight -= 1
+            if self.gate is not None and self.clock is not None:
+                self.gate.release(self.clock.monotonic() - self.admitted_at)
             await self.reply.aclose()
 
 
@@ -79,6 +86,17 @@ class Router:
         self._aliases: dict[str, ModelAlias] = dict(cfg.models)
         self._retries = cfg.router.retries
         self._rng = rng or random.Random()
+        self._clock = clock
+        self.gates: dict[str, CapacityGate] = {
+            alias: CapacityGate(
+                alias,
+                sum(d.max_in_flight or 0 for d in m.deployments),
+                cfg.router.shed_after_s,
+                clock,
+            )
+            for alias, m in cfg.models.items()
+            if all(d.max_in_flight for d in m.deployments)
+        }
         self._targets: dict[str, list[Target]] = {}
         for alias, model in cfg.models.items():
             self._targets[alias] = [
@@ -98,8 +116,32 @@ class Router:
         """The deployments of an alias."""
         return self._targets[alias]
 
-    async def send(self, alias: str, operation: str, body: dict[str, Any], stream: bool) -> Routed:
-        """Send to the first deployment that answers without a 5xx; raise the last failure."""
+    async def send(
+        self,
+        alias: str,
+        operation: str,
+        body: dict[str, Any],
+        stream: bool,
+        priority: str = "standard",
+    ) -> Routed:
+        """Send to the first deployment that answers without a 5xx; raise the last failure.
+
+        When the alias has a capacity, the call first waits for a slot by priority.
+        """
+        gate = self.gates.get(alias)
+        queued = await gate.acquire(priority) if gate is not None else 0.0
+        admitted_at = self._clock.monotonic()
+        try:
+            routed = await self._send(alias, operation, body, stream)
+        except BaseException:
+            if gate is not None:
+                gate.release(self._clock.monotonic() - admitted_at)
+            raise
+        routed.queued_s, routed.gate, routed.admitted_at = queued, gate, admitted_at
+        routed.clock = self._clock
+        return routed
+
+    async def _send(self, alias: str, operation: str, body: dict[str, Any], stream: bool) -> Routed:
         last: GovernError | None = None
         attempts = 0
         for name in [alias, *self._aliases[alias].fallbacks]:
@@ -146,6 +188,12 @@ class Router:
     def _pick(self, alias: str, tried: set[int]) -> Target | None:
         usable = [t for t in self._targets[alias] if t.breaker.available()]
         candidates = [t for t in usable if id(t) not in tried] or usable
+        with_room = [
+            t
+            for t in candidates
+            if t.spec.max_in_flight is None or t.in_flight < t.spec.max_in_flight
+        ]
+        candidates = with_room or candidates
         if not candidates:
             return None
         if self._aliases[alias].strategy == "least_in_flight":

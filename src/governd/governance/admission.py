@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from governd.actions import Action, Decision, Principal
 from governd.clock import Clock
-from governd.config import GovernConfig
+from governd.config import PRIORITIES, GovernConfig
 from governd.errors import (
     ApprovalRequired,
     BudgetExceeded,
@@ -36,6 +36,7 @@ from governd.governance.principals import PrincipalTree
 from governd.governance.ratelimits import Permit, RateLimits
 
 _MAX_RUNS = 100_000
+RANK: dict[str, int] = {name: i for i, name in enumerate(PRIORITIES)}
 
 
 @dataclass(slots=True)
@@ -44,6 +45,7 @@ class Admitted:
 
     decision: Decision
     served: str
+    priority: str = "standard"
     hold: Hold | None = None
     permit: Permit | None = None
 
@@ -89,9 +91,58 @@ class Admission:
             alias.degrade_to,
         )
         _enforce(decision, action)
-        admitted = Admitted(decision, decision.model or action.model)
+        decision, priority = await self._ladder(action, decision, alias.degrade_to)
+        admitted = Admitted(decision, decision.model or action.model, priority)
         await self._reserve(action, admitted)
         return admitted
+
+    async def _ladder(
+        self, action: Action, decision: Decision, degrade_to: str | None
+    ) -> tuple[Decision, str]:
+        """The priority class, lowered by the request or a budget's ladder; degrade past soft lines."""
+        base = self._tree.priority_for(action.principal)
+        rank = RANK[base]
+        reasons = list(decision.reasons)
+        if action.priority is not None:
+            if RANK[action.priority] < rank:
+                reasons.append(f"priority:{action.priority} asked, {base} allowed")
+            rank = max(rank, RANK[action.priority])
+        served = decision.model or action.model
+        effect = decision.effect
+        for key in self.budgets.on_path(action.principal):
+            limit = self.budgets.limit(key)
+            ladder = self._tree.node_config(key.node).ladder
+            if limit is None or (limit.soft is None and ladder.lower_priority_at is None):
+                continue
+            spent, reserved = await self.budgets.state.usage(key, self.budgets.window(key)[0])
+            used = (spent + reserved) / limit.limit if limit.limit else 1.0
+            if (
+                ladder.lower_priority_at is not None
+                and used >= ladder.lower_priority_at
+                and rank < 3
+            ):
+                rank += 1
+                reasons.append(f"ladder:{key.name} at {used:.0%}: priority lowered")
+            if (
+                ladder.degrade
+                and limit.soft is not None
+                and used >= limit.soft
+                and effect == "allow"
+                and degrade_to
+                and degrade_to != served
+            ):
+                effect, served = "degrade", degrade_to
+                reasons.append(
+                    f"ladder:{key.name} at {used:.0%} past soft {limit.soft:.0%}: degraded"
+                )
+        priority = PRIORITIES[rank]
+        if priority != "standard":
+            reasons.append(f"priority:{priority}")
+        if effect == decision.effect and tuple(reasons) == decision.reasons:
+            return decision, priority
+        return Decision(
+            effect, tuple(reasons), served, decision.max_tokens, decision.policy
+        ), priority
 
     async def release(self, admitted: Admitted, cost_usd: float, tokens: int) -> None:
         """Give back the unused part of what the call held."""

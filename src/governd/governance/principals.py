@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from governd.actions import Principal
-from governd.config import GovernConfig, NodeConfig
+from governd.config import GovernConfig, NodeConfig, Priority
 from governd.errors import InvalidRequest
 
 
@@ -49,6 +49,20 @@ class PrincipalTree:
             caps = [n.max_tokens for n in self._path(scope) if n.max_tokens is not None]
             self._caps[scope] = min(caps) if caps else None
         return self._caps[scope]
+
+    def priority_for(self, principal: Principal) -> Priority:
+        """The principal's priority class: the nearest one set on its path, else ``standard``."""
+        chosen: Priority = "standard"
+        for node in self._path(principal.scope):
+            if node.priority is not None:
+                chosen = node.priority
+        return chosen
+
+    def node_config(self, path: str) -> NodeConfig:
+        """The config of the node at ``org/team[/project]`` (a key's node: its owner's)."""
+        parts = path.split("/")[1:]
+        nodes = self._path(tuple(p for p in parts if not p.startswith("key_")))
+        return nodes[-1]
 
     def _path(self, scope: tuple[str, ...]) -> list[NodeConfig]:
         nodes: list[NodeConfig] = [self._cfg.principals]

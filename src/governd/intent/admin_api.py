@@ -35,6 +35,7 @@ class AdminRoutes:
             Route("/admin/v1/ledger", self.ledger, methods=["GET"]),
             Route("/admin/v1/ledger/summary", self.summary, methods=["GET"]),
             Route("/admin/v1/ledger/{entry_id}", self.entry, methods=["GET"]),
+            Route("/admin/v1/capacity", self.capacity, methods=["GET"]),
         ]
 
     def check(self, request: Request) -> None:
@@ -110,6 +111,19 @@ class AdminRoutes:
         if not rows:
             raise NotFound(f"no ledger entry {entry_id!r}", param="id")
         return json_response(rows[0])
+
+    async def capacity(self, request: Request) -> Response:
+        """Per model with a capacity: slots, slots in use, requests waiting."""
+        self.check(request)
+        gates = self._s.router.gates
+        return json_response(
+            {
+                "models": {
+                    a: {"capacity": g.capacity, "in_use": g.in_use, "waiting": g.waiting}
+                    for a, g in gates.items()
+                }
+            }
+        )
 
     async def _settled(self) -> None:
         # Read-your-writes: whatever was recorded before this query is visible to it.

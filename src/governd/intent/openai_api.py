@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from governd.actions import Action, Operation, Principal
+from governd.config import PRIORITIES
 from governd.errors import GovernError, InvalidRequest
 from governd.ids import new_id
 from governd.intent.auth import bearer
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from governd.intent.app import Services
 
 RUN_HEADER = "x-governd-run"
+PRIORITY_HEADER = "x-governd-priority"
 _MAX_RUN_ID = 128
 
 
@@ -76,7 +79,7 @@ class OpenAIRoutes:
         try:
             principal = await self._s.keyring.authenticate(bearer(request))
             data = await read_json(request, self._s.config.server.max_body_bytes)
-            action = _action(rid, operation, principal, data, request.headers.get(RUN_HEADER))
+            action = _action(rid, operation, principal, data, request.headers)
         except GovernError as err:
             model = data.get("model")
             refused = Action(
@@ -105,9 +108,13 @@ class OpenAIRoutes:
 
 
 def _action(
-    rid: str, operation: Operation, principal: Principal, data: dict[str, Any], run_id: str | None
+    rid: str, operation: Operation, principal: Principal, data: dict[str, Any], headers: Headers
 ) -> Action:
     req = validate(operation, data)
+    run_id = headers.get(RUN_HEADER)
+    priority = headers.get(PRIORITY_HEADER)
+    if priority is not None and priority not in PRIORITIES:
+        raise InvalidRequest(f"{PRIORITY_HEADER} must be one of {', '.join(PRIORITIES)}")
     if run_id is not None and (len(run_id) > _MAX_RUN_ID or not run_id.isprintable()):
         raise InvalidRequest(f"{RUN_HEADER} must be at most {_MAX_RUN_ID} printable characters")
     stream = bool(getattr(req, "stream", False))
@@ -121,6 +128,7 @@ def _action(
         stream=stream,
         run_id=run_id or None,
         include_usage=bool(opts and opts.include_usage),
+        priority=priority,
     )
 
 
