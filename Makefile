@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 EXTRAS ?= dev,local
 STAMP := $(VENV)/.installed-$(EXTRAS)
 
-.PHONY: demo test lint typecheck pytest bench clean venv
+.PHONY: demo test lint typecheck pytest bench clean venv system-deps
 
 venv: $(STAMP)
 
@@ -20,7 +20,14 @@ demo:
 	$(MAKE) venv EXTRAS=dev
 	$(BIN)/governd demo
 
-test: venv lint typecheck pytest
+# Servers the tests start for real (Redis); installed from Debian's packages when missing.
+system-deps:
+	@command -v redis-server >/dev/null || { \
+		command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; } \
+		|| { echo "install redis-server (e.g. apt-get install redis-server)"; exit 1; }
+
+test: system-deps venv lint typecheck pytest
 
 lint: venv
 	$(BIN)/ruff check src tests bench

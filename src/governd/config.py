@@ -2,7 +2,8 @@
 
 Every error names its dotted path and the line it sits on, and all of them are
 reported at once. Environment variables override the file: ``GOVERND_STORAGE``
-replaces ``storage``, ``GOVERND_ADMIN_KEY`` replaces ``admin_key``. Relative
+replaces ``storage``, ``GOVERND_ADMIN_KEY`` replaces ``admin_key``,
+``GOVERND_STATE`` replaces ``state``. Relative
 paths in a file resolve against that file's folder.
 """
 
@@ -231,6 +232,11 @@ class GovernConfig(_Model):
     server: ServerConfig = Field(default_factory=ServerConfig)
     admin_key: SecretStr | None = None
     storage: str = "sqlite:///governd.db"
+    state: str = Field(
+        "memory",
+        pattern=r"^(memory|redis://.+|rediss://.+)$",
+        description="live counters (budgets): in this process, or Redis shared by replicas",
+    )
     principals: PrincipalsConfig = Field(default_factory=PrincipalsConfig)
     upstreams: dict[str, Upstream] = Field(default_factory=dict)
     models: dict[str, ModelAlias] = Field(default_factory=dict)
@@ -419,6 +425,8 @@ def _apply_env(data: dict[str, Any]) -> None:
         data["storage"] = os.environ["GOVERND_STORAGE"]
     if os.environ.get("GOVERND_ADMIN_KEY"):
         data["admin_key"] = os.environ["GOVERND_ADMIN_KEY"]
+    if os.environ.get("GOVERND_STATE"):
+        data["state"] = os.environ["GOVERND_STATE"]
 
 
 def resolve_storage(storage: str, base_dir: Path | None) -> str:

@@ -14,6 +14,7 @@
     ├── UpstreamError                upstream_error          502
     ├── UpstreamUnavailable          upstream_unavailable    503
     │   └── Overloaded               overloaded              503
+    ├── StateUnavailable             state_unavailable       503
     ├── UpstreamTimeout              upstream_timeout        504
     └── ClientDisconnected           client_disconnected     499 (ledger only)
 
@@ -162,6 +163,14 @@ class Overloaded(UpstreamUnavailable):
     """Capacity is full and a sheddable request would wait too long; ``retry_after`` says when."""
 
     code = "overloaded"
+
+
+class StateUnavailable(GovernError):
+    """Shared live state (Redis) cannot be reached: calls are refused, budgets stay hard."""
+
+    code = "state_unavailable"
+    type = "api_error"
+    status = 503
 
 
 class UpstreamTimeout(GovernError):

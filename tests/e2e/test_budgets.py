@@ -35,6 +35,8 @@ principals:
       budgets: [{{unit: usd, period: day, limit: {LIMIT!r}}}]
     keyed: {{}}
     throttled: {{limits: {{rpm: 3}}}}
+    shared:
+      budgets: [{{unit: usd, period: day, limit: {LIMIT!r}}}]
 upstreams:
   sim: {{kind: sim, prefill_tps: 1000000, decode_tps: 100000, max_concurrency: 256,
          prefix_cache_tokens: 0, output_tokens: [{OUT}, {OUT}]}}
@@ -77,26 +79,30 @@ def cli(served: Served, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+async def burst(urls: list[str], key: str, total: int = 1000) -> Counter[str]:
+    """``total`` concurrent requests spread over ``urls``; counts of outcomes."""
+    clients = [
+        openai.AsyncOpenAI(base_url=u + "/v1", api_key=key, max_retries=0, timeout=120)
+        for u in urls
+    ]
+
+    async def one(i: int) -> str:
+        try:
+            await clients[i % len(clients)].chat.completions.create(
+                model="m", messages=MESSAGES, max_tokens=OUT
+            )  # type: ignore[arg-type]
+            return "ok"
+        except openai.RateLimitError as exc:
+            return str(exc.code)
+
+    results = Counter(await asyncio.gather(*(one(i) for i in range(total))))
+    for c in clients:
+        await c.close()
+    return results
+
+
 def test_a_thousand_concurrent_requests_never_overspend(server: Served) -> None:
-    key = key_for(server, "capped")["key"]
-
-    async def burst() -> Counter[str]:
-        client = openai.AsyncOpenAI(
-            base_url=server.url + "/v1", api_key=key, max_retries=0, timeout=120
-        )
-
-        async def one() -> str:
-            try:
-                await client.chat.completions.create(model="m", messages=MESSAGES, max_tokens=OUT)  # type: ignore[arg-type]
-                return "ok"
-            except openai.RateLimitError as exc:
-                return str(exc.code)
-
-        results = Counter(await asyncio.gather(*(one() for _ in range(1000))))
-        await client.close()
-        return results
-
-    results = asyncio.run(burst())
+    results = asyncio.run(burst([server.url], key_for(server, "capped")["key"]))
     assert results == {"ok": AFFORDS, "budget_exceeded": 1000 - AFFORDS}
     admin = AdminClient(server.url, ADMIN)
     spent = sum(
@@ -116,6 +122,31 @@ def test_a_thousand_concurrent_requests_never_overspend(server: Served) -> None:
             "soft": None,
         }
     ]
+
+
+def test_two_replicas_sharing_redis_never_overspend(data_dir: Path, redis_url: str) -> None:
+    env = {"GOVERND_STATE": redis_url, "GOVERND_STORAGE": f"sqlite:///{data_dir / 'replicas.db'}"}
+    (data_dir / "a").mkdir()
+    (data_dir / "b").mkdir()
+    with (
+        governd_server(data_dir / "a", data_dir / "governd.yaml", ADMIN, env=env) as a,
+        governd_server(data_dir / "b", data_dir / "governd.yaml", ADMIN, env=env) as b,
+    ):
+        results = asyncio.run(burst([a.url, b.url], key_for(a, "shared")["key"]))
+        rows = AdminClient(b.url, ADMIN).call(
+            "GET", "/admin/v1/ledger/summary", principal="shared"
+        )["principals"]
+        served_by = Counter(
+            e["id"][:16]
+            for e in AdminClient(a.url, ADMIN).call(
+                "GET", "/admin/v1/ledger", principal="shared", limit=1000
+            )["entries"]
+            if e["status"] == 200
+        )
+    spent = sum(r["cost_usd"] for r in rows)
+    assert results == {"ok": AFFORDS, "budget_exceeded": 1000 - AFFORDS}
+    assert LIMIT - COST <= spent <= LIMIT
+    assert len(served_by) == 2  # both replicas served part of the budget
 
 
 def test_refusal_names_the_budget_and_reaches_no_upstream(server: Served) -> None:

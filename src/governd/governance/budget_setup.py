@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Protocol, cast
 from zoneinfo import ZoneInfo
 
 from governd.clock import Clock
-from governd.config import GovernConfig, NodeConfig
+from governd.config import ConfigError, ConfigProblem, GovernConfig, NodeConfig
 from governd.governance.budgets import BudgetKey, Budgets, BudgetState, Limit, LocalState, Unit
 from governd.governance.periods import Period
 
@@ -33,49 +34,65 @@ def config_budgets(cfg: GovernConfig) -> list[tuple[BudgetKey, Limit]]:
     ]
 
 
-def load_budgets(
-    cfg: GovernConfig, store: BudgetStore, clock: Clock, state: BudgetState | None = None
-) -> Budgets:
-    """Budgets from config, then operators' changes (which win), with spent so far resumed.
+def load_budgets(cfg: GovernConfig, store: BudgetStore, clock: Clock) -> Budgets:
+    """Budgets from config, then operators' changes (which win), on the configured state.
 
-    With the in-process state, the current window of every budget starts at
-    what the ledger recorded in it, so a restart does not reset spend.
+    Call ``resume_spend`` once the event loop runs, so that windows start at
+    what the ledger recorded in them.
     """
-    local = state is None
-    budgets = Budgets(state or LocalState(), ZoneInfo(cfg.governance.timezone), clock)
+    state = LocalState() if cfg.state == "memory" else _redis_state(cfg.state)
+    budgets = Budgets(state, ZoneInfo(cfg.governance.timezone), clock)
     for key, limit in config_budgets(cfg):
         budgets.set(key, limit)
     for row in store.budget_overrides():
         key = BudgetKey(row["node"], cast(Unit, row["unit"]), cast(Period, row["period"]))
         budgets.set(key, Limit(row["limit"], row["soft"]))
-    if local:
-        resume_spend(budgets, store)
     return budgets
 
 
-def resume_spend(budgets: Budgets, store: BudgetStore, keys: list[BudgetKey] | None = None) -> None:
-    """Start each budget's current window at the spend the ledger recorded in it."""
-    assert isinstance(budgets.state, LocalState)
+def _redis_state(url: str) -> BudgetState:
+    try:
+        from governd.governance.redis_state import RedisState
+    except ImportError:
+        raise ConfigError(
+            "state",
+            [
+                ConfigProblem(
+                    "state", None, "redis:// needs the `redis` extra: pip install 'governd[redis]'"
+                )
+            ],
+        ) from None
+    return RedisState(url)
+
+
+async def resume_spend(
+    budgets: Budgets, store: BudgetStore, keys: list[BudgetKey] | None = None
+) -> None:
+    """Start each budget's current window at the spend the ledger recorded in it.
+
+    With Redis the first replica to start initialises a window; later ones
+    leave it alone (it already counts everything since).
+    """
     for key in budgets.all() if keys is None else keys:
         start, _ = budgets.window(key)
-        budgets.state.preload(key, start, store.spent_since(key.node, key.unit, start))
+        spent = await asyncio.to_thread(store.spent_since, key.node, key.unit, start)
+        await budgets.state.preload(key, start, spent)
 
 
-def set_budget(
+async def set_budget(
     budgets: Budgets, store: BudgetStore, key: BudgetKey, limit: Limit, now: float
 ) -> Limit | None:
     """An operator's change: stored (it outlives restarts and config edits) and live at once."""
-    store.upsert_budget(
-        {
-            "node": key.node,
-            "unit": key.unit,
-            "period": key.period,
-            "limit": limit.limit,
-            "soft": limit.soft,
-            "updated_at": now,
-        }
-    )
+    row = {
+        "node": key.node,
+        "unit": key.unit,
+        "period": key.period,
+        "limit": limit.limit,
+        "soft": limit.soft,
+        "updated_at": now,
+    }
+    await asyncio.to_thread(store.upsert_budget, row)
     before = budgets.set(key, limit)
-    if before is None and isinstance(budgets.state, LocalState):
-        resume_spend(budgets, store, [key])
+    if before is None:
+        await resume_spend(budgets, store, [key])
     return before

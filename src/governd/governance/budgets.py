@@ -82,6 +82,14 @@ class BudgetState(Protocol):
         """``(spent, reserved)`` of a budget in a window."""
         ...
 
+    async def preload(self, key: BudgetKey, window: float, spent: float) -> None:
+        """Start a window at ``spent`` (rebuilt from the ledger), unless it already has a value."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
+
 
 class LocalState:
     """Counters in this process. Atomic because nothing in ``reserve`` awaits."""
@@ -108,9 +116,12 @@ class LocalState:
     async def usage(self, key: BudgetKey, window: float) -> tuple[float, float]:
         return self._spent[(key, window)], self._reserved[(key, window)]
 
-    def preload(self, key: BudgetKey, window: float, spent: float) -> None:
+    async def preload(self, key: BudgetKey, window: float, spent: float) -> None:
         """Start a window at ``spent`` (rebuilt from the ledger after a restart)."""
-        self._spent[(key, window)] = spent
+        self._spent.setdefault((key, window), spent)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
 
 
 @dataclass(slots=True)

@@ -21,7 +21,7 @@ from governd.execution import Router, build_upstreams
 from governd.execution.upstream import Upstream
 from governd.governance import KeyRing, PrincipalTree
 from governd.governance.admission import Admission
-from governd.governance.budget_setup import load_budgets
+from governd.governance.budget_setup import load_budgets, resume_spend
 from governd.governance.budgets import Budgets
 from governd.intent.admin_api import AdminRoutes
 from governd.intent.budgets_api import BudgetRoutes
@@ -80,12 +80,14 @@ def create_app(cfg: GovernConfig, clock: Clock | None = None) -> Starlette:
         for upstream in services.upstreams.values():
             await upstream.start()
         services.writer.start()
+        await resume_spend(services.budgets, services.storage)
         try:
             yield
         finally:
             for upstream in services.upstreams.values():
                 await upstream.aclose()
             await asyncio.to_thread(services.writer.close)
+            await services.budgets.state.aclose()
             services.storage.close()
 
     async def healthz(request: Request) -> Response:

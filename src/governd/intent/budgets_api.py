@@ -64,9 +64,7 @@ class BudgetRoutes:
             raise InvalidRequest(f"{param}: {first['msg']}", param=param) from None
         key = BudgetKey(await self._node(body.principal), body.unit, body.period)
         limit = Limit(body.limit, body.soft)
-        before = await asyncio.to_thread(
-            set_budget, self._s.budgets, self._s.storage, key, limit, self._s.clock.now()
-        )
+        before = await set_budget(self._s.budgets, self._s.storage, key, limit, self._s.clock.now())
         was = "new" if before is None else amount(key.unit, before.limit)
         self._s.pipeline.record_control(
             key.node,

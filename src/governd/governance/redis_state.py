@@ -1,0 +1,101 @@
+"""Budget counters in Redis, shared by every gateway replica.
+
+Each budget window is one hash (``spent``, ``reserved``). ``reserve`` runs one
+Lua script that checks every claim and holds all of them or none, so the
+all-or-none guarantee holds across replicas; ``settle`` moves each claim from
+reserved to spent in one transaction. Windows expire a period after they end.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import RedisError
+
+from governd.errors import StateUnavailable
+from governd.governance.budgets import BudgetKey, Claim
+
+_RESERVE = """
+for i = 1, #KEYS do
+  local spent = tonumber(redis.call('HGET', KEYS[i], 'spent') or '0')
+  local reserved = tonumber(redis.call('HGET', KEYS[i], 'reserved') or '0')
+  if spent + reserved + tonumber(ARGV[2 * i - 1]) > tonumber(ARGV[2 * i]) + 1e-12 then
+    return i
+  end
+end
+for i = 1, #KEYS do
+  redis.call('HINCRBYFLOAT', KEYS[i], 'reserved', ARGV[2 * i - 1])
+  redis.call('EXPIRE', KEYS[i], ARGV[2 * #KEYS + 1])
+end
+return 0
+"""
+
+_TTL_S = 40 * 86_400  # longer than the longest period, so a window outlives its own end
+_POOL = 64
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def _guarded(fn: Callable[_P, Coroutine[Any, Any, _T]]) -> Callable[_P, Coroutine[Any, Any, _T]]:
+    """Turn a Redis failure into a 503 that refuses the call (fail closed)."""
+
+    @functools.wraps(fn)
+    async def run(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            return await fn(*args, **kwargs)
+        except RedisError as exc:
+            raise StateUnavailable(
+                f"budget state unavailable: {type(exc).__name__}", retry_after=1.0
+            ) from None
+
+    return run
+
+
+def window_key(key: BudgetKey, window: float) -> str:
+    """The Redis key of a budget's window."""
+    return f"governd:budget:{key.node}:{key.unit}:{key.period}:{int(window)}"
+
+
+class RedisState:
+    """``BudgetState`` over a Redis server (``state: redis://...``)."""
+
+    def __init__(self, url: str) -> None:
+        # Callers wait for a connection rather than fail when all are busy.
+        pool = BlockingConnectionPool.from_url(url, max_connections=_POOL, timeout=5)
+        self._redis: Redis = Redis(connection_pool=pool)
+        self._reserve = self._redis.register_script(_RESERVE)
+
+    @_guarded
+    async def reserve(self, claims: list[Claim]) -> Claim | None:
+        keys = [window_key(c.key, c.window) for c in claims]
+        args: list[Any] = [x for c in claims for x in (repr(c.amount), repr(c.limit))]
+        refused = int(await self._reserve(keys=keys, args=[*args, _TTL_S]))
+        return claims[refused - 1] if refused else None
+
+    @_guarded
+    async def settle(self, held: list[Claim], actual: list[float]) -> None:
+        async with self._redis.pipeline(transaction=True) as tx:
+            for claim, used in zip(held, actual, strict=True):
+                k = window_key(claim.key, claim.window)
+                tx.hincrbyfloat(k, "reserved", -claim.amount)
+                tx.hincrbyfloat(k, "spent", used)
+            await tx.execute()
+
+    @_guarded
+    async def usage(self, key: BudgetKey, window: float) -> tuple[float, float]:
+        spent, reserved = await self._redis.hmget(window_key(key, window), ["spent", "reserved"])
+        return float(spent or 0.0), max(0.0, float(reserved or 0.0))
+
+    @_guarded
+    async def preload(self, key: BudgetKey, window: float, spent: float) -> None:
+        """Start a window at ``spent`` unless another replica already did."""
+        k = window_key(key, window)
+        await self._redis.hsetnx(k, "spent", repr(spent))
+        await self._redis.expire(k, _TTL_S)
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._redis.aclose()
