@@ -41,6 +41,7 @@ pytest: venv
 
 bench: venv
 	$(BIN)/python bench/gateway_overhead.py
+	$(BIN)/python bench/decision.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
