@@ -25,13 +25,30 @@ from governd.launcher import free_port, governd_server, serve_process
 
 HERE = Path(__file__).resolve().parent
 CONFIG = """
-principals: {{org: bench, teams: {{bench: {{}}}}}}
+principals: {{org: bench, teams: {{bench: {team}}}}}
 upstreams: {{fake: {{kind: openai, base_url: "{url}", api_key: sk-bench}}}}
 ledger: {{durability: {durability}}}
 models:
   fast: {{deployments: [{{upstream: fake, model: ok}}], pricing: {{input: 0.15, output: 0.6}}}}
   delayed: {{deployments: [{{upstream: fake, model: "slow:{delay}"}}], pricing: {{input: 0.15, output: 0.6}}}}
+{policies}
 """
+# Governance on: budgets on two levels, rate limits far above the load, 20 CEL policies.
+GOVERNED_TEAM = (
+    "{budgets: [{unit: usd, period: day, limit: 1000000}, {unit: tokens, period: hour, limit: 100000000000}],"
+    " limits: {rpm: 100000000, tpm: 100000000000, concurrency: 100000}, max_tokens: 4096}"
+)
+
+
+def policies_yaml() -> str:
+    from decision import CONDITIONS  # bench/ is on the path when run as a script
+
+    lines = ["policies:"]
+    for i in range(20):
+        lines.append(
+            f"  - {{id: p{i}, when: '{CONDITIONS[i % len(CONDITIONS)]}', effect: deny, mode: shadow}}"
+        )
+    return "\n".join(lines)
 
 
 def wrk(
@@ -81,6 +98,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--delay-ms", type=int, default=20)
     parser.add_argument("--durability", choices=["batched", "strict"], default="batched")
+    parser.add_argument(
+        "--governance",
+        choices=["off", "on", "both"],
+        default="both",
+        help="on: budgets, rate limits and 20 policies; both: one after the other, same upstream",
+    )
     args = parser.parse_args()
     if not shutil.which("wrk") or not shutil.which("taskset"):
         sys.exit("needs wrk and taskset: apt-get install wrk util-linux")
@@ -91,20 +114,37 @@ def main() -> None:
         with serve_process(
             fake_args, "/v1/models", port, tmp / "fake.log", prefix=["taskset", "-c", "1"]
         ) as fake:
-            direct = fake.url + "/v1"
-            cfg = tmp / "governd.yaml"
-            cfg.write_text(
-                CONFIG.format(url=direct, delay=args.delay_ms / 1000, durability=args.durability)
-            )
-            with governd_server(tmp, cfg, "adm-bench", prefix=["taskset", "-c", "0"]) as gw:
-                key = _key(gw.url)
-                rows = []
-                for name, model, alias, conc, stream in scenarios(args.delay_ms):
-                    wrk(gw.url + "/v1", alias, 8, 2, stream, key)  # warm-up
-                    d = wrk(direct, model, conc, args.seconds, stream, None)
-                    g = wrk(gw.url + "/v1", alias, conc, args.seconds, stream, key)
-                    rows.append((name, d, g))
-    _print(rows, args)
+            modes = ["off", "on"] if args.governance == "both" else [args.governance]
+            for mode in modes:
+                _print(
+                    measure(tmp / mode, fake.url + "/v1", args, governed=mode == "on"), args, mode
+                )
+
+
+def measure(
+    tmp: Path, direct: str, args: argparse.Namespace, governed: bool
+) -> list[tuple[str, dict[str, float], dict[str, float]]]:
+    """Every scenario, direct and through one governd."""
+    tmp.mkdir()
+    cfg = tmp / "governd.yaml"
+    cfg.write_text(
+        CONFIG.format(
+            url=direct,
+            delay=args.delay_ms / 1000,
+            durability=args.durability,
+            team=GOVERNED_TEAM if governed else "{}",
+            policies=policies_yaml() if governed else "",
+        )
+    )
+    rows = []
+    with governd_server(tmp, cfg, "adm-bench", prefix=["taskset", "-c", "0"]) as gw:
+        key = _key(gw.url)
+        for name, model, alias, conc, stream in scenarios(args.delay_ms):
+            wrk(gw.url + "/v1", alias, 8, 2, stream, key)  # warm-up
+            d = wrk(direct, model, conc, args.seconds, stream, None)
+            g = wrk(gw.url + "/v1", alias, conc, args.seconds, stream, key)
+            rows.append((name, d, g))
+    return rows
 
 
 def _key(url: str) -> str:
@@ -119,10 +159,10 @@ def _key(url: str) -> str:
 
 
 def _print(
-    rows: list[tuple[str, dict[str, float], dict[str, float]]], args: argparse.Namespace
+    rows: list[tuple[str, dict[str, float], dict[str, float]]], args: argparse.Namespace, mode: str
 ) -> None:
     print(
-        f"governd gateway overhead ({args.seconds} s per cell, ledger {args.durability}; "
+        f"\ngovernance {mode} ({args.seconds} s per cell, ledger {args.durability}; "
         "governd on CPU 0, fake upstream + wrk on CPU 1)\n"
     )
     print(
