@@ -1,4 +1,4 @@
-"""Rate limits on a manual clock: bursts, steady rate, Retry-After, refunds, all or none."""
+"""Rate limits: GCRA on a manual clock in process; the same contract on a real Redis."""
 
 from __future__ import annotations
 
@@ -8,90 +8,106 @@ from governd.actions import Principal
 from governd.clock import ManualClock
 from governd.config import parse_config
 from governd.errors import RateLimited
-from governd.governance.ratelimits import RateLimits
+from governd.governance.ratelimits import LocalLimits, RateLimits
+from governd.governance.redis_limits import RedisLimits
 
 WHO = Principal("acme", "t", "p", "key_1")
 
 
 def limits(yaml: str) -> tuple[RateLimits, ManualClock]:
     clock = ManualClock()
-    return RateLimits(parse_config(yaml), clock), clock
+    return RateLimits(parse_config(yaml), LocalLimits(clock)), clock
 
 
-def test_rpm_allows_a_minute_of_burst_then_the_steady_rate() -> None:
+async def test_rpm_allows_a_minute_of_burst_then_the_steady_rate() -> None:
     rl, clock = limits(
         "principals: {org: acme, teams: {t: {limits: {rpm: 60}, projects: {p: {}}}}}\n"
     )
     for _ in range(60):
-        rl.release(rl.acquire(WHO, 0), 0)
+        await rl.release(await rl.acquire(WHO, 0), 0)
     with pytest.raises(RateLimited) as info:
-        rl.acquire(WHO, 0)
+        await rl.acquire(WHO, 0)
     assert info.value.retry_after == pytest.approx(1.0)
     clock.advance(1.0)
-    rl.acquire(WHO, 0)
+    await rl.acquire(WHO, 0)
     with pytest.raises(RateLimited):
-        rl.acquire(WHO, 0)
+        await rl.acquire(WHO, 0)
 
 
-def test_tpm_charges_the_bound_and_refunds_what_was_not_used() -> None:
+async def test_tpm_charges_the_bound_and_refunds_what_was_not_used() -> None:
     rl, _ = limits(
         "principals: {org: acme, limits: {tpm: 1000}, teams: {t: {projects: {p: {}}}}}\n"
     )
-    first = rl.acquire(WHO, 600)
+    first = await rl.acquire(WHO, 600)
     with pytest.raises(RateLimited) as info:
-        rl.acquire(WHO, 600)
+        await rl.acquire(WHO, 600)
     assert info.value.retry_after == pytest.approx(12.0)
-    rl.release(first, 100)
-    rl.acquire(WHO, 600)
+    await rl.release(first, 100)
+    await rl.acquire(WHO, 600)
 
 
-def test_a_request_larger_than_the_whole_tpm_never_fits() -> None:
+async def test_a_request_larger_than_the_whole_tpm_never_fits() -> None:
     rl, _ = limits("principals: {org: acme, limits: {tpm: 100}, teams: {t: {projects: {p: {}}}}}\n")
     with pytest.raises(RateLimited, match="exceeds") as info:
-        rl.acquire(WHO, 101)
+        await rl.acquire(WHO, 101)
     assert info.value.retry_after is None
 
 
-def test_concurrency_counts_requests_in_flight() -> None:
+async def test_concurrency_counts_requests_in_flight() -> None:
     rl, _ = limits(
         "principals: {org: acme, teams: {t: {projects: {p: {limits: {concurrency: 2}}}}}}\n"
     )
-    a, _b = rl.acquire(WHO, 0), rl.acquire(WHO, 0)
+    a = await rl.acquire(WHO, 0)
+    await rl.acquire(WHO, 0)
     with pytest.raises(RateLimited, match="in flight"):
-        rl.acquire(WHO, 0)
-    rl.release(a, 0)
-    rl.release(a, 0)  # once only
-    rl.acquire(WHO, 0)
+        await rl.acquire(WHO, 0)
+    await rl.release(a, 0)
+    await rl.release(a, 0)  # once only
+    await rl.acquire(WHO, 0)
     with pytest.raises(RateLimited):
-        rl.acquire(WHO, 0)
+        await rl.acquire(WHO, 0)
 
 
-def test_all_or_none_along_the_path() -> None:
+async def test_all_or_none_along_the_path() -> None:
     rl, _ = limits(
-        "principals: {org: acme, limits: {rpm: 100}, teams: {t: {limits: {rpm: 1}, projects: {p: {}}}}}\n"
-    )
-    rl.acquire(WHO, 0)
-    for _ in range(5):
-        with pytest.raises(RateLimited, match="acme/t"):
-            rl.acquire(WHO, 0)
-    # The org's budget of requests was not consumed by the refused ones.
-    other = Principal("acme", "u")
-    rl2, _ = limits(
         "principals: {org: acme, limits: {rpm: 2}, teams: {t: {limits: {rpm: 1}}, u: {}}}\n"
     )
-    rl2.acquire(Principal("acme", "t"), 0)
-    with pytest.raises(RateLimited):
-        rl2.acquire(Principal("acme", "t"), 0)
-    rl2.acquire(other, 0)
+    await rl.acquire(Principal("acme", "t"), 0)
+    with pytest.raises(RateLimited, match="acme/t"):
+        await rl.acquire(Principal("acme", "t"), 0)
+    # The refused request took nothing from the org: a sibling still fits.
+    await rl.acquire(Principal("acme", "u"), 0)
 
 
-def test_refused_downstream_gives_the_request_back() -> None:
+async def test_refused_downstream_gives_the_request_back() -> None:
     rl, _ = limits("principals: {org: acme, limits: {rpm: 1}, teams: {t: {projects: {p: {}}}}}\n")
-    rl.release(rl.acquire(WHO, 0), None)
-    rl.acquire(WHO, 0)
+    await rl.release(await rl.acquire(WHO, 0), None)
+    await rl.acquire(WHO, 0)
 
 
-def test_unlimited_principals_take_nothing() -> None:
+async def test_unlimited_principals_take_nothing() -> None:
     rl, _ = limits("principals: {org: acme, teams: {t: {}}}\n")
     assert not rl.active(WHO)
-    assert rl.acquire(WHO, 10**9).nodes == []
+    assert (await rl.acquire(WHO, 10**9)).limits == []
+
+
+async def test_replicas_sharing_redis_share_the_limits(redis_url: str) -> None:
+    cfg = parse_config(
+        "principals: {org: rl, teams: {t: {limits: {rpm: 5, concurrency: 2, tpm: 100000}}}}\n"
+    )
+    a, b = RateLimits(cfg, RedisLimits(redis_url)), RateLimits(cfg, RedisLimits(redis_url))
+    who = Principal("rl", "t")
+    with pytest.raises(RateLimited, match="exceeds"):
+        await b.acquire(who, 100_001)
+    held = [await a.acquire(who, 100), await b.acquire(who, 100)]
+    with pytest.raises(RateLimited, match="in flight"):
+        await a.acquire(who, 100)
+    for permit in held:
+        await (a if permit is held[0] else b).release(permit, 100)
+    for rl in (a, b, a):  # requests 3 to 5 of the minute, on either replica
+        await rl.release(await rl.acquire(who, 100), 100)
+    with pytest.raises(RateLimited, match="5 requests per minute") as info:
+        await b.acquire(who, 100)
+    assert 0 < (info.value.retry_after or 0) <= 12
+    await a.state.aclose()
+    await b.state.aclose()

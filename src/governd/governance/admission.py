@@ -29,6 +29,7 @@ from governd.errors import (
     RateLimited,
 )
 from governd.governance.bounds import CostBounds, input_bound
+from governd.governance.budget_setup import limit_state
 from governd.governance.budgets import Budgets, Cost, Hold
 from governd.governance.decide import decide
 from governd.governance.policies import PolicySet
@@ -59,7 +60,7 @@ class Admission:
         self._cfg = cfg
         self._tree = tree
         self.budgets = budgets
-        self.limits = RateLimits(cfg, clock)
+        self.limits = RateLimits(cfg, limit_state(cfg, clock))
         self.policies = PolicySet(cfg.policies)
         self._bounds = CostBounds(cfg)
         self._clock = clock
@@ -147,7 +148,7 @@ class Admission:
     async def release(self, admitted: Admitted, cost_usd: float, tokens: int) -> None:
         """Give back the unused part of what the call held."""
         if admitted.permit is not None:
-            self.limits.release(admitted.permit, tokens)
+            await self.limits.release(admitted.permit, tokens)
         if admitted.hold is not None:
             await self.budgets.settle(admitted.hold, Cost(cost_usd, tokens))
 
@@ -166,13 +167,13 @@ class Admission:
                 action.body = with_output_limit(action.body, limit)
         bound = self._bounds.bound(action, served)
         try:
-            admitted.permit = self.limits.acquire(principal, bound.tokens)
+            admitted.permit = await self.limits.acquire(principal, bound.tokens)
         except RateLimited as exc:
             raise _refused(exc, Decision("deny", (f"rate_limit: {exc.message}",), served)) from None
         try:
             admitted.hold = await self.budgets.reserve(principal, bound)
         except BudgetExceeded as exc:
-            self.limits.release(admitted.permit, None)
+            await self.limits.release(admitted.permit, None)
             admitted.permit = None
             raise _refused(exc, Decision("deny", (f"budget:{exc.budget}",), served)) from None
 

@@ -10,6 +10,7 @@ from governd.clock import Clock
 from governd.config import ConfigError, ConfigProblem, GovernConfig, NodeConfig
 from governd.governance.budgets import BudgetKey, Budgets, BudgetState, Limit, LocalState, Unit
 from governd.governance.periods import Period
+from governd.governance.ratelimits import LimitState, LocalLimits
 
 
 class BudgetStore(Protocol):
@@ -50,18 +51,33 @@ def load_budgets(cfg: GovernConfig, store: BudgetStore, clock: Clock) -> Budgets
     return budgets
 
 
+def limit_state(cfg: GovernConfig, clock: Clock) -> LimitState:
+    """Rate-limit counters on the configured state: this process, or Redis."""
+    if cfg.state == "memory":
+        return LocalLimits(clock)
+    try:
+        from governd.governance.redis_limits import redis_limits
+    except ImportError:
+        raise _needs_redis() from None
+    return redis_limits(cfg.state)
+
+
+def _needs_redis() -> ConfigError:
+    return ConfigError(
+        "state",
+        [
+            ConfigProblem(
+                "state", None, "redis:// needs the `redis` extra: pip install 'governd[redis]'"
+            )
+        ],
+    )
+
+
 def _redis_state(url: str) -> BudgetState:
     try:
         from governd.governance.redis_state import RedisState
     except ImportError:
-        raise ConfigError(
-            "state",
-            [
-                ConfigProblem(
-                    "state", None, "redis:// needs the `redis` extra: pip install 'governd[redis]'"
-                )
-            ],
-        ) from None
+        raise _needs_redis() from None
     return RedisState(url)
 
 

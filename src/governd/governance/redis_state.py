@@ -39,7 +39,7 @@ _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
 
-def _guarded(fn: Callable[_P, Coroutine[Any, Any, _T]]) -> Callable[_P, Coroutine[Any, Any, _T]]:
+def guarded(fn: Callable[_P, Coroutine[Any, Any, _T]]) -> Callable[_P, Coroutine[Any, Any, _T]]:
     """Turn a Redis failure into a 503 that refuses the call (fail closed)."""
 
     @functools.wraps(fn)
@@ -68,14 +68,14 @@ class RedisState:
         self._redis: Redis = Redis(connection_pool=pool)
         self._reserve = self._redis.register_script(_RESERVE)
 
-    @_guarded
+    @guarded
     async def reserve(self, claims: list[Claim]) -> Claim | None:
         keys = [window_key(c.key, c.window) for c in claims]
         args: list[Any] = [x for c in claims for x in (repr(c.amount), repr(c.limit))]
         refused = int(await self._reserve(keys=keys, args=[*args, _TTL_S]))
         return claims[refused - 1] if refused else None
 
-    @_guarded
+    @guarded
     async def settle(self, held: list[Claim], actual: list[float]) -> None:
         async with self._redis.pipeline(transaction=True) as tx:
             for claim, used in zip(held, actual, strict=True):
@@ -84,12 +84,12 @@ class RedisState:
                 tx.hincrbyfloat(k, "spent", used)
             await tx.execute()
 
-    @_guarded
+    @guarded
     async def usage(self, key: BudgetKey, window: float) -> tuple[float, float]:
         spent, reserved = await self._redis.hmget(window_key(key, window), ["spent", "reserved"])
         return float(spent or 0.0), max(0.0, float(reserved or 0.0))
 
-    @_guarded
+    @guarded
     async def preload(self, key: BudgetKey, window: float, spent: float) -> None:
         """Start a window at ``spent`` unless another replica already did."""
         k = window_key(key, window)

@@ -88,6 +88,7 @@ def create_app(cfg: GovernConfig, clock: Clock | None = None) -> Starlette:
                 await upstream.aclose()
             await asyncio.to_thread(services.writer.close)
             await services.budgets.state.aclose()
+            await services.pipeline.admission.limits.state.aclose()
             services.storage.close()
 
     async def healthz(request: Request) -> Response:
