@@ -38,8 +38,12 @@ def sample_context() -> dict[str, Any]:
 
 @functools.cache
 def env() -> Any:
-    """The shared CEL environment (all variables dynamic maps)."""
-    return cel.NewEnv(variables={v: cel.Type.DYN for v in VARIABLES})
+    """The shared CEL environment: every variable a map from field names to values.
+
+    Declared as ``map<string, dyn>`` rather than ``dyn``: evaluation was ~15%
+    faster with the same policies (bench/decision.py).
+    """
+    return cel.NewEnv(variables={v: cel.Type.Map(cel.Type.STRING, cel.Type.DYN) for v in VARIABLES})
 
 
 def compile_expr(expr: str) -> Any:

@@ -39,24 +39,18 @@ def decide(
     for effect in ("deny", "require_approval"):
         if effect in by_effect:
             first = by_effect[effect][0].policy
-            why = [_reason(m) for m in by_effect[effect]]
+            why = [m.reason for m in by_effect[effect]]
             return Decision(effect, (*why, *reasons), policy=first.id)
     if default_effect == "deny" and "allow" not in by_effect:
         return Decision("deny", ("policy:default_deny", *reasons), policy="default_deny")
     caps = [
         v for m in by_effect.get("set", ()) for k, v in m.policy.set.items() if k == "max_tokens"
     ]
-    reasons += [_reason(m) for e in ("allow", "set") for m in by_effect.get(e, ())]
+    reasons += [m.reason for e in ("allow", "set") for m in by_effect.get(e, ())]
     max_tokens = min(caps) if caps else None
     for m in by_effect.get("degrade", ()):
         target = m.policy.degrade_to or degrade_to
         if target and target != action.model:
-            return Decision("degrade", (_reason(m), *reasons), target, max_tokens)
+            return Decision("degrade", (m.reason, *reasons), target, max_tokens)
         reasons.append(f"policy:{m.policy.id}: no degrade_to for {action.model!r}, served as asked")
     return Decision("allow", tuple(reasons), action.model, max_tokens)
-
-
-def _reason(m: Match) -> str:
-    note = " (errored: failing closed)" if m.errored else ""
-    message = f": {m.policy.message}" if m.policy.message else ""
-    return f"policy:{m.policy.id}{message}{note}"

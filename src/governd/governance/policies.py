@@ -27,6 +27,14 @@ class Match:
 
     policy: PolicyConfig
     errored: bool = False
+    reason: str = ""
+
+    @classmethod
+    def of(cls, policy: PolicyConfig, errored: bool = False) -> Match:
+        """A match with the reason the decision will give for it."""
+        note = " (errored: failing closed)" if errored else ""
+        message = f": {policy.message}" if policy.message else ""
+        return cls(policy, errored, f"policy:{policy.id}{message}{note}")
 
 
 class PolicySet:
@@ -35,6 +43,8 @@ class PolicySet:
     def __init__(self, policies: Sequence[PolicyConfig]) -> None:
         self.policies = list(policies)
         self._each = [compile_expr(p.when) for p in self.policies]
+        # Built once: a request only picks the ones that hold.
+        self._matches = [Match.of(p) for p in self.policies]
         joined = "[" + ", ".join(f"({p.when})" for p in self.policies) + "]"
         self._all = compile_expr(joined) if self.policies else None
         self.reads_budget = any(re.search(r"\bbudget\b", p.when) for p in self.policies)
@@ -46,13 +56,13 @@ class PolicySet:
         result = self._all.eval(data=context)
         if not is_error(result):
             hits = result.plain_value()
-            return [Match(p) for p, hit in zip(self.policies, hits, strict=True) if hit is True]
+            return [m for m, hit in zip(self._matches, hits, strict=True) if hit is True]
         out = []
         for policy, program in zip(self.policies, self._each, strict=True):
             one = program.eval(data=context)
             if is_error(one):
                 if policy.effect in _RESTRICTIVE:
-                    out.append(Match(policy, errored=True))
+                    out.append(Match.of(policy, errored=True))
             elif one.value() is True:
-                out.append(Match(policy))
+                out.append(Match.of(policy))
         return out
