@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -248,3 +250,24 @@ def test_admin_ledger_rejects_bad_filters(gateway: Gateway, query: str, param: s
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(req)
     assert info.value.code == 400 and json.loads(info.value.read())["error"]["param"] == param
+
+
+def test_client_leaving_mid_request_is_recorded_quietly(gateway: Gateway) -> None:
+    port = int(gateway.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as conn:
+        conn.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+            + f"authorization: Bearer {gateway.keys['research/agents']}\r\n".encode()
+            + b'content-length: 1000\r\n\r\n{"model": '
+        )
+    deadline = time.monotonic() + 20
+    while True:  # the server records the entry once it notices the client has gone
+        entries = gateway.admin.call("GET", "/admin/v1/ledger", order="desc", limit=20)["entries"]
+        wait = [
+            e for e in entries if e["error_code"] == "client_disconnected" and e["status"] == 499
+        ]
+        if wait or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert wait and wait[0]["principal"] == "acme/research/agents"
+    assert "Traceback" not in gateway.served.output()

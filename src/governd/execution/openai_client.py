@@ -101,10 +101,14 @@ class OpenAIClient:
         except RequestTimeoutError:
             raise UpstreamTimeout(f"upstream {self.name} stalled mid-stream") from None
         except PyreqwestError as exc:
-            raise UpstreamError(f"upstream {self.name} broke the stream: {type(exc).__name__}") from None
+            raise UpstreamError(
+                f"upstream {self.name} broke the stream: {type(exc).__name__}"
+            ) from None
 
     def _failure(self, exc: PyreqwestError) -> UpstreamError | UpstreamTimeout:
-        if isinstance(exc, ConnectError) or (isinstance(exc, ConnectTimeoutError) and _connecting(exc)):
+        if isinstance(exc, ConnectError) or (
+            isinstance(exc, ConnectTimeoutError) and _connecting(exc)
+        ):
             return ConnectFailed(f"upstream {self.name} could not be reached")
         if isinstance(exc, RequestTimeoutError):
             return UpstreamTimeout(f"upstream {self.name} did not answer in time")

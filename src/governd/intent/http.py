@@ -9,11 +9,17 @@ from typing import Any
 
 import orjson
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from governd.errors import GovernError, InvalidRequest, NotFound, RequestTooLarge
+from governd.errors import (
+    ClientDisconnected,
+    GovernError,
+    InvalidRequest,
+    NotFound,
+    RequestTooLarge,
+)
 
 log = logging.getLogger("governd.http")
 
@@ -41,16 +47,12 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
             raise InvalidRequest("invalid Content-Length header")
         if int(declared) > limit:
             raise RequestTooLarge(f"request body exceeds the limit of {limit} bytes")
-        body = await request.body()
-    else:
-        parts: list[bytes] = []
-        size = 0
-        async for part in request.stream():
-            size += len(part)
-            if size > limit:
-                raise RequestTooLarge(f"request body exceeds the limit of {limit} bytes")
-            parts.append(part)
-        body = b"".join(parts)
+    try:
+        body = await _body(request, limit)
+    except ClientDisconnect:
+        raise ClientDisconnected(
+            "client closed the connection before sending its request"
+        ) from None
     if not body:
         raise InvalidRequest("request body is empty; expected a JSON object")
     try:
@@ -62,6 +64,17 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InvalidRequest("request body must be a JSON object")
     return data
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            raise RequestTooLarge(f"request body exceeds the limit of {limit} bytes")
+        parts.append(part)
+    return b"".join(parts)
 
 
 async def on_http_exception(request: Request, exc: Exception) -> Response:
