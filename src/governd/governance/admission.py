@@ -102,6 +102,9 @@ class Admission:
     ) -> tuple[Decision, str]:
         """The priority class, lowered by the request or a budget's ladder; degrade past soft lines."""
         base = self._tree.priority_for(action.principal)
+        path_budgets = self.budgets.on_path(action.principal)
+        if action.priority is None and not path_budgets:
+            return decision, base
         rank = RANK[base]
         reasons = list(decision.reasons)
         if action.priority is not None:
@@ -110,7 +113,7 @@ class Admission:
             rank = max(rank, RANK[action.priority])
         served = decision.model or action.model
         effect = decision.effect
-        for key in self.budgets.on_path(action.principal):
+        for key in path_budgets:
             limit = self.budgets.limit(key)
             ladder = self._tree.node_config(key.node).ladder
             if limit is None or (limit.soft is None and ladder.lower_priority_at is None):

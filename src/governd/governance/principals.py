@@ -15,6 +15,7 @@ class PrincipalTree:
         self._cfg = cfg
         self._access: dict[tuple[str, ...], frozenset[str]] = {}
         self._caps: dict[tuple[str, ...], int | None] = {}
+        self._priorities: dict[tuple[str, ...], Priority] = {}
 
     def resolve(self, spec: str) -> Principal:
         """The principal named ``TEAM[/PROJECT]`` (or the org itself, by its name or ``/``)."""
@@ -52,11 +53,15 @@ class PrincipalTree:
 
     def priority_for(self, principal: Principal) -> Priority:
         """The principal's priority class: the nearest one set on its path, else ``standard``."""
-        chosen: Priority = "standard"
-        for node in self._path(principal.scope):
-            if node.priority is not None:
-                chosen = node.priority
-        return chosen
+        scope = principal.scope
+        found = self._priorities.get(scope)
+        if found is None:
+            found = "standard"
+            for node in self._path(scope):
+                if node.priority is not None:
+                    found = node.priority
+            self._priorities[scope] = found
+        return found
 
     def node_config(self, path: str) -> NodeConfig:
         """The config of the node at ``org/team[/project]`` (a key's node: its owner's)."""
