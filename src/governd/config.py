@@ -220,10 +220,21 @@ class GovernanceConfig(_Model):
 
 
 class LedgerConfig(_Model):
-    """How entries reach storage."""
+    """How entries reach storage, and how the record is made tamper-evident."""
 
     durability: Literal["strict", "batched"] = "batched"
     flush_ms: int = Field(50, ge=1, le=10_000)
+    signing_key: str | None = Field(
+        None, description="Ed25519 PEM file signing checkpoints; default: beside a SQLite ledger"
+    )
+    checkpoint_every: int = Field(1000, ge=1, description="entries between signed checkpoints")
+    checkpoint_s: float = Field(
+        10.0, gt=0, description="seconds between checkpoints while entries arrive"
+    )
+    trusted_keys: list[str] = Field(
+        default_factory=list,
+        description="hex Ed25519 public keys audits accept (past keys after a rotation)",
+    )
 
 
 class GovernConfig(_Model):
@@ -396,7 +407,13 @@ def parse_config(text: str, source: str = "<string>", base_dir: Path | None = No
         cfg = GovernConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(source, _problems_of(exc, lines)) from None
-    return cfg.model_copy(update={"storage": resolve_storage(cfg.storage, base_dir)})
+    updates: dict[str, Any] = {"storage": resolve_storage(cfg.storage, base_dir)}
+    key = cfg.ledger.signing_key
+    if key is not None and base_dir is not None and not Path(key).is_absolute():
+        updates["ledger"] = cfg.ledger.model_copy(
+            update={"signing_key": str((base_dir / key).resolve())}
+        )
+    return cfg.model_copy(update=updates)
 
 
 def _problems_of(exc: ValidationError, lines: _Lines) -> list[ConfigProblem]:

@@ -77,3 +77,22 @@ def test_clear_errors_without_admin_key_or_server(gateway: Gateway) -> None:
         timeout=60,
     )
     assert down.returncode == 1 and "cannot reach governd" in down.stderr
+
+
+def test_audit_verify_on_a_live_servers_ledger(gateway: Gateway) -> None:
+    gateway.client().chat.completions.create(
+        model="chat-sim", messages=[{"role": "user", "content": "audit"}]
+    )
+    gateway.admin.call("GET", "/admin/v1/ledger", limit=1)  # flushed to storage
+    db = gateway.served.log.parent / "ledger.db"
+    env = {**os.environ, "GOVERND_STORAGE": f"sqlite:///{db}"}
+    out = subprocess.run(
+        [sys.executable, "-m", "governd", "audit", "verify", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    report = json.loads(out.stdout)
+    assert report["intact"] and report["entries"] >= 1

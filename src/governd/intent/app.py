@@ -28,6 +28,7 @@ from governd.intent.budgets_api import BudgetRoutes
 from governd.intent.http import json_response, on_govern_error, on_http_exception, on_unexpected
 from governd.intent.openai_api import OpenAIRoutes
 from governd.ledger import LedgerWriter, Storage
+from governd.ledger.audit import signer_for
 from governd.pipeline import Pipeline
 
 
@@ -51,7 +52,13 @@ def build_services(cfg: GovernConfig, clock: Clock | None = None) -> Services:
     """Construct every component from the config (no I/O beyond opening storage)."""
     clock = clock or SystemClock()
     storage = Storage(cfg.storage)
-    writer = LedgerWriter(storage, cfg.ledger.flush_ms)
+    writer = LedgerWriter(
+        storage,
+        cfg.ledger.flush_ms,
+        signer_for(cfg),
+        cfg.ledger.checkpoint_every,
+        cfg.ledger.checkpoint_s,
+    )
     tree = PrincipalTree(cfg)
     upstreams = build_upstreams(cfg)
     router = Router(cfg, upstreams, clock)

@@ -13,7 +13,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from governd.ledger.entries import FIELDS, LedgerEntry
+from governd.ledger import appender, migrate
+from governd.ledger.entries import LedgerEntry
+from governd.ledger.signing import Signer
 
 metadata = sa.MetaData()
 
@@ -44,6 +46,7 @@ entries = sa.Table(
     sa.Column("output_tokens", sa.Integer, nullable=False),
     sa.Column("usage_source", sa.String(16), nullable=False),
     sa.Column("cost_usd", sa.Float, nullable=False),
+    sa.Column("chain_hash", sa.String(64)),
     sa.Index("ix_entries_principal_ts", "principal", "ts"),
     sa.Index("ix_entries_run", "run_id"),
     sa.Index("ix_entries_ts", "ts"),
@@ -71,6 +74,27 @@ budgets = sa.Table(
     sa.Column("limit", sa.Float, nullable=False),
     sa.Column("soft", sa.Float),
     sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+
+checkpoints = sa.Table(
+    "checkpoints",
+    metadata,
+    sa.Column("size", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("root", sa.String(64), nullable=False),
+    sa.Column("chain_head", sa.String(64), nullable=False),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("key_id", sa.String(16), nullable=False),
+    sa.Column("signature", sa.String(128), nullable=False),
+    sa.Column("frontier", sa.Text, nullable=False),
+)
+
+signing_keys = sa.Table(
+    "signing_keys",
+    metadata,
+    sa.Column("key_id", sa.String(16), primary_key=True),
+    sa.Column("public_key", sa.String(64), nullable=False),
+    sa.Column("first_used", sa.Float, nullable=False),
 )
 
 
@@ -104,12 +128,7 @@ class Storage:
         self.engine: Engine = sa.create_engine(url, future=True)
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        metadata.create_all(self.engine)
-        # Appends bypass SQLAlchemy's per-row processing: tuples straight to the driver.
-        marks = ", ".join(
-            ["?" if self.engine.dialect.paramstyle == "qmark" else "%s"] * len(FIELDS)
-        )
-        self._insert_sql = f"INSERT INTO ledger_entries ({', '.join(FIELDS)}) VALUES ({marks})"
+        migrate.upgrade(self.engine)
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -118,10 +137,13 @@ class Storage:
     # entries
 
     def append(self, batch: Sequence[LedgerEntry]) -> None:
-        """Insert entries in one transaction."""
+        """Insert entries in one transaction, each chained to the one before it."""
         if batch:
-            with self.engine.begin() as conn:
-                conn.exec_driver_sql(self._insert_sql, [e.as_tuple() for e in batch])
+            appender.append_chained(self.engine, batch)
+
+    def checkpoint(self, signer: Signer, now: float) -> dict[str, Any] | None:
+        """Sign a checkpoint over every entry so far (None when nothing is new)."""
+        return appender.make_checkpoint(self.engine, signer, now)
 
     def query(
         self,

@@ -15,6 +15,7 @@ import threading
 import time
 
 from governd.ledger.entries import LedgerEntry
+from governd.ledger.signing import Signer
 from governd.ledger.storage import Storage
 
 log = logging.getLogger("governd.ledger")
@@ -26,9 +27,21 @@ _MAX_BATCH = 2048
 class LedgerWriter:
     """Batches entries into ``storage`` from a background thread."""
 
-    def __init__(self, storage: Storage, flush_ms: int) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        flush_ms: int,
+        signer: Signer | None = None,
+        checkpoint_every: int = 1000,
+        checkpoint_s: float = 10.0,
+    ) -> None:
         self._storage = storage
         self._interval = flush_ms / 1000
+        self._signer = signer
+        self._checkpoint_every = checkpoint_every
+        self._checkpoint_s = checkpoint_s
+        self._unsigned = 0
+        self._last_checkpoint = time.monotonic()
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="governd-ledger", daemon=True)
         # The thread wakes on a timer, not per entry: a wake-up per append
@@ -83,6 +96,22 @@ class LedgerWriter:
                 if isinstance(item, LedgerEntry):
                     pending.append(item)
             pending = self._write(pending, retry_forever=not stopping)
+            self._maybe_checkpoint(force=stopping)
+
+    def _maybe_checkpoint(self, force: bool) -> None:
+        """Sign a checkpoint every ``checkpoint_every`` entries or ``checkpoint_s`` seconds."""
+        if self._signer is None or not self._unsigned:
+            return
+        due = time.monotonic() - self._last_checkpoint >= self._checkpoint_s
+        if not (force or due or self._unsigned >= self._checkpoint_every):
+            return
+        try:
+            self._storage.checkpoint(self._signer, time.time())
+        except Exception:
+            log.exception("ledger checkpoint failed; will retry")
+            return
+        self._unsigned = 0
+        self._last_checkpoint = time.monotonic()
 
     def _write(self, pending: list[LedgerEntry], retry_forever: bool) -> list[LedgerEntry]:
         while pending:
@@ -96,6 +125,7 @@ class LedgerWriter:
                 time.sleep(min(1.0, self._interval * 10))
                 continue
             del pending[: len(batch)]
+            self._unsigned += len(batch)
             self._mark_written(len(batch))
         return pending
 

@@ -1,0 +1,210 @@
+"""Tamper evidence: every kind of change is reported; proofs hold; migration chains old entries."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from governd.cli import main
+from governd.ledger import Storage, migrate
+from governd.ledger.audit import inclusion_proof, open_ledger, verify_ledger, verify_proof
+from governd.ledger.signing import Signer
+from tests.ledger.test_storage import BASE
+
+
+@pytest.fixture
+def signer(tmp_path: Path) -> Signer:
+    return Signer.load(tmp_path / "key.pem", create=True)
+
+
+def ledger(
+    tmp_path: Path, signer: Signer, n: int = 20, checkpoint_at: tuple[int, ...] = (10, 20)
+) -> Storage:
+    storage = Storage(f"sqlite:///{tmp_path / 'l.db'}")
+    written = 0
+    for stop in checkpoint_at:
+        storage.append(
+            [
+                replace(BASE, id=f"req_{i}", ts=1000.0 + i, cost_usd=i / 1000)
+                for i in range(written, stop)
+            ]
+        )
+        storage.checkpoint(signer, 2000.0 + stop)
+        written = stop
+    if written < n:
+        storage.append([replace(BASE, id=f"req_{i}", ts=1000.0 + i) for i in range(written, n)])
+    return storage
+
+
+def keys(signer: Signer) -> dict[str, str]:
+    return {signer.key_id: signer.public_hex}
+
+
+def run_sql(storage: Storage, *statements: str) -> None:
+    with storage.engine.begin() as conn:
+        for statement in statements:
+            conn.execute(sa.text(statement))
+
+
+def test_an_untouched_ledger_verifies(tmp_path: Path, signer: Signer) -> None:
+    report = verify_ledger(ledger(tmp_path, signer, n=25).engine, keys(signer))
+    assert report.intact and (report.entries, report.checkpoints) == (25, 2)
+
+
+@pytest.mark.parametrize(
+    ("statements", "found"),
+    [
+        (
+            ["UPDATE ledger_entries SET cost_usd = 0 WHERE id = 'req_7'"],
+            "chain broken at entry req_7",
+        ),
+        (
+            ["UPDATE ledger_entries SET principal = 'acme/other' WHERE id = 'req_15'"],
+            "chain broken at entry req_15",
+        ),
+        (["DELETE FROM ledger_entries WHERE id = 'req_4'"], "chain broken at entry req_5"),
+        (
+            [
+                "UPDATE ledger_entries SET seq = seq + 1000 WHERE seq >= 4",
+                "UPDATE ledger_entries SET seq = seq - 999 WHERE seq >= 1004",
+                "INSERT INTO ledger_entries (seq, id, ts, kind, operation, principal, decision, reasons, status, stream,"
+                " attempts, latency_ms, input_tokens, cached_tokens, output_tokens, usage_source, cost_usd, chain_hash)"
+                " VALUES (4, 'forged', 1.0, 'model_call', 'chat', 'acme', 'allow', '', 200, 0, 1, 1.0, 0, 0, 0, 'none', 0.0,"
+                " '00')",
+            ],
+            "chain broken at entry forged",
+        ),
+        (
+            [
+                "UPDATE ledger_entries SET seq = -1 WHERE id = 'req_3'",
+                "UPDATE ledger_entries SET seq = 4 WHERE id = 'req_2'",
+                "UPDATE ledger_entries SET seq = 3 WHERE seq = -1",
+            ],
+            "chain broken at entry req_3",
+        ),
+    ],
+    ids=["edited-cost", "edited-principal", "deleted", "inserted", "reordered"],
+)
+def test_every_kind_of_change_is_reported_at_its_first_entry(
+    tmp_path: Path, signer: Signer, statements: list[str], found: str
+) -> None:
+    storage = ledger(tmp_path, signer)
+    run_sql(storage, *statements)
+    report = verify_ledger(storage.engine, keys(signer))
+    assert not report.intact
+    assert found in report.problems[0]
+
+
+def test_truncation_behind_a_checkpoint_is_reported(tmp_path: Path, signer: Signer) -> None:
+    storage = ledger(tmp_path, signer, n=20)
+    run_sql(storage, "DELETE FROM ledger_entries WHERE seq > 17")
+    report = verify_ledger(storage.engine, keys(signer))
+    assert report.problems == ["truncated: checkpoint of 20 entries, but the ledger holds 17"]
+
+
+def test_a_rewritten_chain_does_not_match_its_signed_checkpoint(
+    tmp_path: Path, signer: Signer
+) -> None:
+    """Recomputing every chain hash after an edit still breaks the checkpoint's Merkle root."""
+    storage = ledger(tmp_path, signer, n=10, checkpoint_at=(10,))
+    run_sql(storage, "UPDATE ledger_entries SET cost_usd = 99 WHERE id = 'req_3'")
+    from governd.ledger.chain import ZERO, canonical, leaf_hash, link
+    from governd.ledger.entries import FIELDS
+
+    with storage.engine.begin() as conn:
+        rows = conn.execute(
+            sa.text(f"SELECT seq, {', '.join(FIELDS)} FROM ledger_entries ORDER BY seq")
+        ).all()
+        previous = ZERO
+        for row in rows:
+            previous = link(previous, leaf_hash(canonical(tuple(row[1:]))))
+            conn.execute(
+                sa.text("UPDATE ledger_entries SET chain_hash = :h WHERE seq = :s"),
+                {"h": previous.hex(), "s": row[0]},
+            )
+    report = verify_ledger(storage.engine, keys(signer))
+    assert report.problems == ["checkpoint at 10 entries: Merkle root does not match the entries"]
+
+
+def test_checkpoints_need_a_trusted_key_and_a_valid_signature(
+    tmp_path: Path, signer: Signer
+) -> None:
+    storage = ledger(tmp_path, signer, n=10, checkpoint_at=(10,))
+    stranger = Signer.load(tmp_path / "other.pem", create=True)
+    assert "untrusted key" in verify_ledger(storage.engine, keys(stranger)).problems[0]
+    run_sql(storage, "UPDATE checkpoints SET ts = ts + 1")
+    assert verify_ledger(storage.engine, keys(signer)).problems == [
+        "checkpoint at 10 entries: bad signature"
+    ]
+
+
+def test_inclusion_proofs(tmp_path: Path, signer: Signer) -> None:
+    storage = ledger(tmp_path, signer, n=25)
+    proof = inclusion_proof(storage.engine, "req_13")
+    assert proof["checkpoint"]["size"] == 20 and proof["leaf_index"] == 13
+    assert verify_proof(proof, keys(signer)) == []
+    bad = json.loads(json.dumps(proof))
+    bad["path"][0] = "00" * 32
+    assert "does not lead to the checkpoint's root" in verify_proof(bad, keys(signer))[0]
+    with pytest.raises(LookupError, match="not covered"):
+        inclusion_proof(storage.engine, "req_22")
+    with pytest.raises(LookupError, match="no ledger entry"):
+        inclusion_proof(storage.engine, "req_missing")
+
+
+def test_migration_from_the_first_schema_chains_existing_entries(
+    tmp_path: Path, signer: Signer
+) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    migrate.upgrade(engine, "0001")
+    with engine.begin() as conn:
+        for i in range(5):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO ledger_entries (id, ts, kind, operation, principal, decision, reasons, status, stream,"
+                    " attempts, latency_ms, input_tokens, cached_tokens, output_tokens, usage_source, cost_usd)"
+                    f" VALUES ('old_{i}', {1000 + i}, 'model_call', 'chat', 'acme/t', 'allow', '', 200, 0, 1, 2.5, 3, 0, 4,"
+                    " 'upstream', 0.001)"
+                )
+            )
+    storage = Storage(url)  # migrates on open
+    storage.append([replace(BASE, id="new_0")])
+    storage.checkpoint(signer, 3000.0)
+    report = verify_ledger(open_ledger(url), keys(signer))
+    assert report.intact and report.entries == 6
+    assert migrate.current(storage.engine) == migrate.head()
+
+
+def test_audit_commands_exit_codes(tmp_path: Path, signer: Signer) -> None:
+    storage = ledger(tmp_path, signer)
+    url = storage.url
+    runner = CliRunner()
+    ok = runner.invoke(
+        main, ["audit", "verify", "--storage", url, "--public-key", signer.public_hex]
+    )
+    assert ok.exit_code == 0 and "intact: 20 entries, 2 signed checkpoints" in ok.output
+    proof = runner.invoke(main, ["audit", "proof", "req_3", "--storage", url])
+    assert proof.exit_code == 0
+    (tmp_path / "proof.json").write_text(proof.output)
+    checked = runner.invoke(
+        main,
+        ["audit", "verify-proof", str(tmp_path / "proof.json"), "--public-key", signer.public_hex],
+    )
+    assert checked.exit_code == 0 and "valid" in checked.output
+    untrusted = runner.invoke(main, ["audit", "verify-proof", str(tmp_path / "proof.json")])
+    assert untrusted.exit_code == 1 and "untrusted" in untrusted.output
+    run_sql(storage, "UPDATE ledger_entries SET status = 500 WHERE id = 'req_2'")
+    bad = runner.invoke(
+        main, ["audit", "verify", "--storage", url, "--public-key", signer.public_hex]
+    )
+    assert bad.exit_code == 1 and "TAMPERED: chain broken at entry req_2" in bad.output
+    missing = runner.invoke(
+        main, ["audit", "verify", "--storage", f"sqlite:///{tmp_path / 'nope.db'}"]
+    )
+    assert missing.exit_code == 1 and "no ledger" in missing.output
