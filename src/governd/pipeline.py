@@ -9,7 +9,7 @@ ends. Intent surfaces only translate protocols into ``Action``s and back.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from types import TracebackType
 
 import orjson
@@ -69,18 +69,22 @@ class Pipeline:
         merged["include_usage"] = True
         return {**action.body, "stream_options": merged}
 
-    def reject(self, action: Action, error: GovernError, started: float | None = None) -> None:
+    async def reject(
+        self, action: Action, error: GovernError, started: float | None = None
+    ) -> None:
         """Record a request refused before it was admitted (bad key, bad input)."""
         call = ModelCall(self, action)
         if started is not None:
             call.started = started
         call.error = error
-        self.settle(call)
+        durable = self.settle(call)
+        if durable is not None:
+            await durable
 
-    def record_control(self, principal: str, operation: str, detail: str) -> str:
+    async def record_control(self, principal: str, operation: str, detail: str) -> str:
         """Record a change an operator or controller made to live state; returns the entry id."""
         entry_id = new_id("ctl_")
-        self._writer.append(
+        durable = self._writer.append(
             LedgerEntry(
                 id=entry_id,
                 ts=self.clock.now(),
@@ -107,15 +111,17 @@ class Pipeline:
                 cost_usd=0.0,
             )
         )
+        if durable is not None:
+            await durable
         return entry_id
 
-    def settle(self, call: ModelCall) -> None:
-        """Price the call and append its entry."""
+    def settle(self, call: ModelCall) -> Awaitable[None] | None:
+        """Price the call and append its entry; in strict durability, what to await before replying."""
         action, routed, error, decision = call.action, call.routed, call.error, call.decision
         usage = call.usage or Usage()
         if routed is not None:
             call.cost = cost_usd(usage, routed.target.pricing)
-        self._writer.append(
+        return self._writer.append(
             LedgerEntry(
                 id=action.id,
                 ts=self.clock.now(),
@@ -234,7 +240,9 @@ class ModelCall:
                 self.error = GovernError("internal error")
         if self.routed is not None:
             await self.routed.release()
-        self._pipeline.settle(self)
+        durable = self._pipeline.settle(self)
+        if durable is not None:
+            await durable
         if self.admitted is not None:
             usage = self.usage or Usage()
             used = usage.input_tokens + usage.output_tokens

@@ -51,13 +51,15 @@ class Services:
 def build_services(cfg: GovernConfig, clock: Clock | None = None) -> Services:
     """Construct every component from the config (no I/O beyond opening storage)."""
     clock = clock or SystemClock()
-    storage = Storage(cfg.storage)
+    strict = cfg.ledger.durability == "strict"
+    storage = Storage(cfg.storage, durable=strict)
     writer = LedgerWriter(
         storage,
         cfg.ledger.flush_ms,
         signer_for(cfg),
         cfg.ledger.checkpoint_every,
         cfg.ledger.checkpoint_s,
+        strict=strict,
     )
     tree = PrincipalTree(cfg)
     upstreams = build_upstreams(cfg)

@@ -66,7 +66,7 @@ class BudgetRoutes:
         limit = Limit(body.limit, body.soft)
         before = await set_budget(self._s.budgets, self._s.storage, key, limit, self._s.clock.now())
         was = "new" if before is None else amount(key.unit, before.limit)
-        self._s.pipeline.record_control(
+        await self._s.pipeline.record_control(
             key.node,
             "budget_set",
             f"budget {key.name}: limit {was} -> {amount(key.unit, limit.limit)}, soft {limit.soft}",

@@ -89,7 +89,7 @@ class OpenAIRoutes:
                 model if isinstance(model, str) else "",
                 {},
             )
-            pipeline.reject(refused, err, started)
+            await pipeline.reject(refused, err, started)
             return error_response(err, {**headers, "x-governd-decision": "deny"})
         try:
             call = await pipeline.begin(action)

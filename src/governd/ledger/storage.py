@@ -98,12 +98,16 @@ signing_keys = sa.Table(
 )
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=5000")
-    cur.close()
+def _sqlite_pragmas(durable: bool) -> Any:
+    # WAL; FULL syncs every commit to disk (strict durability), NORMAL only at checkpoints.
+    def apply(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        cur.execute("PRAGMA busy_timeout=5000")
+        cur.close()
+
+    return apply
 
 
 def in_subtree(column: Any, principal: str) -> Any:
@@ -121,13 +125,13 @@ def _plain(rows: Sequence[sa.RowMapping]) -> list[dict[str, Any]]:
 class Storage:
     """SQLAlchemy-backed store for entries and keys; ``url`` is a SQLAlchemy URL."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, durable: bool = False) -> None:
         self.url = url
         if url.startswith("sqlite:///") and not url.endswith(":memory:"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.engine: Engine = sa.create_engine(url, future=True)
         if self.engine.dialect.name == "sqlite":
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas(durable))
         migrate.upgrade(self.engine)
 
     def close(self) -> None:

@@ -1,5 +1,12 @@
 """Appends entries off the event loop: the request path only enqueues.
 
+In ``strict`` durability, ``append`` returns a future that resolves once the
+entry is committed with ``synchronous=FULL`` (fsynced): callers await it
+before the response's last byte leaves. The writer then wakes for every
+append, and whatever queued while it was writing forms the next batch (group
+commit).
+
+
 A writer thread drains the queue every ``flush_ms`` (or at once when someone
 waits in ``flush``) and inserts batches of up to 2,048 entries, each in one
 transaction. ``append`` never blocks and never
@@ -9,6 +16,7 @@ store is briefly unavailable.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -34,8 +42,10 @@ class LedgerWriter:
         signer: Signer | None = None,
         checkpoint_every: int = 1000,
         checkpoint_s: float = 10.0,
+        strict: bool = False,
     ) -> None:
         self._storage = storage
+        self._strict = strict
         self._interval = flush_ms / 1000
         self._signer = signer
         self._checkpoint_every = checkpoint_every
@@ -55,10 +65,17 @@ class LedgerWriter:
         """Start the writer thread."""
         self._thread.start()
 
-    def append(self, entry: LedgerEntry) -> None:
-        """Queue an entry for storage (never blocks, never raises)."""
+    def append(self, entry: LedgerEntry) -> asyncio.Future[None] | None:
+        """Queue an entry (never blocks, never raises); in strict mode, a future of its durability."""
         self._enqueued += 1
-        self._queue.put(entry)
+        if not self._strict:
+            self._queue.put(entry)
+            return None
+        loop = asyncio.get_running_loop()
+        durable: asyncio.Future[None] = loop.create_future()
+        self._queue.put((entry, durable))
+        self._wake.set()
+        return durable
 
     @property
     def lag(self) -> int:
@@ -82,6 +99,7 @@ class LedgerWriter:
     def _run(self) -> None:
         stopping = False
         pending: list[LedgerEntry] = []
+        waiting: list[asyncio.Future[None]] = []
         while not stopping:
             self._wake.wait(self._interval)
             self._wake.clear()
@@ -93,9 +111,15 @@ class LedgerWriter:
                 if item is _STOP:
                     stopping = True
                     break
-                if isinstance(item, LedgerEntry):
+                if isinstance(item, tuple):
+                    pending.append(item[0])
+                    waiting.append(item[1])
+                elif isinstance(item, LedgerEntry):
                     pending.append(item)
             pending = self._write(pending, retry_forever=not stopping)
+            if waiting and not pending:
+                _resolve(waiting)
+                waiting = []
             self._maybe_checkpoint(force=stopping)
 
     def _maybe_checkpoint(self, force: bool) -> None:
@@ -133,3 +157,18 @@ class LedgerWriter:
         with self._flushed:
             self._written += n
             self._flushed.notify_all()
+
+
+def _resolve(futures: list[asyncio.Future[None]]) -> None:
+    """Mark futures done from the writer thread, on their own event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for f in futures:
+        by_loop.setdefault(f.get_loop(), []).append(f)
+    for loop, group in by_loop.items():
+        loop.call_soon_threadsafe(_set_all, group)
+
+
+def _set_all(futures: list[asyncio.Future[None]]) -> None:
+    for f in futures:
+        if not f.done():
+            f.set_result(None)
