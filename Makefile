@@ -20,12 +20,14 @@ demo:
 	$(MAKE) venv EXTRAS=dev
 	$(BIN)/governd demo
 
-# Servers the tests start for real (Redis); installed from Debian's packages when missing.
+# Servers the tests start for real (Redis, PostgreSQL); installed from Debian's packages when missing.
 system-deps:
-	@command -v redis-server >/dev/null || { \
+	@missing=""; command -v redis-server >/dev/null || missing="redis-server"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	[ -z "$$missing" ] || { \
 		command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
-		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; } \
-		|| { echo "install redis-server (e.g. apt-get install redis-server)"; exit 1; }
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } \
+		|| { echo "install:$$missing (e.g. apt-get install$$missing)"; exit 1; }
 
 test: system-deps venv lint typecheck pytest
 

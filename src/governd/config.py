@@ -447,9 +447,14 @@ def _apply_env(data: dict[str, Any]) -> None:
 
 
 def resolve_storage(storage: str, base_dir: Path | None) -> str:
-    """Turn a relative SQLite path into an absolute one against the config's folder."""
+    """Turn a relative SQLite path into an absolute one against the config's folder.
+
+    ``postgresql://`` selects the psycopg driver (the ``postgres`` extra).
+    """
     if "://" not in storage:
         storage = f"sqlite:///{storage}"
+    if storage.startswith(("postgresql://", "postgres://")):
+        storage = "postgresql+psycopg://" + storage.split("://", 1)[1]
     if storage.startswith("sqlite:///") and base_dir is not None:
         path = storage.removeprefix("sqlite:///")
         if path != ":memory:" and not Path(path).is_absolute():

@@ -23,9 +23,9 @@ def signer(tmp_path: Path) -> Signer:
 
 
 def ledger(
-    tmp_path: Path, signer: Signer, n: int = 20, checkpoint_at: tuple[int, ...] = (10, 20)
+    url: str, signer: Signer, n: int = 20, checkpoint_at: tuple[int, ...] = (10, 20)
 ) -> Storage:
-    storage = Storage(f"sqlite:///{tmp_path / 'l.db'}")
+    storage = Storage(url)
     written = 0
     for stop in checkpoint_at:
         storage.append(
@@ -51,8 +51,8 @@ def run_sql(storage: Storage, *statements: str) -> None:
             conn.execute(sa.text(statement))
 
 
-def test_an_untouched_ledger_verifies(tmp_path: Path, signer: Signer) -> None:
-    report = verify_ledger(ledger(tmp_path, signer, n=25).engine, keys(signer))
+def test_an_untouched_ledger_verifies(storage_url: str, tmp_path: Path, signer: Signer) -> None:
+    report = verify_ledger(ledger(storage_url, signer, n=25).engine, keys(signer))
     assert report.intact and (report.entries, report.checkpoints) == (25, 2)
 
 
@@ -74,7 +74,7 @@ def test_an_untouched_ledger_verifies(tmp_path: Path, signer: Signer) -> None:
                 "UPDATE ledger_entries SET seq = seq - 999 WHERE seq >= 1004",
                 "INSERT INTO ledger_entries (seq, id, ts, kind, operation, principal, decision, reasons, status, stream,"
                 " attempts, latency_ms, input_tokens, cached_tokens, output_tokens, usage_source, cost_usd, chain_hash)"
-                " VALUES (4, 'forged', 1.0, 'model_call', 'chat', 'acme', 'allow', '', 200, 0, 1, 1.0, 0, 0, 0, 'none', 0.0,"
+                " VALUES (4, 'forged', 1.0, 'model_call', 'chat', 'acme', 'allow', '', 200, false, 1, 1.0, 0, 0, 0, 'none', 0.0,"
                 " '00')",
             ],
             "chain broken at entry forged",
@@ -91,27 +91,29 @@ def test_an_untouched_ledger_verifies(tmp_path: Path, signer: Signer) -> None:
     ids=["edited-cost", "edited-principal", "deleted", "inserted", "reordered"],
 )
 def test_every_kind_of_change_is_reported_at_its_first_entry(
-    tmp_path: Path, signer: Signer, statements: list[str], found: str
+    storage_url: str, tmp_path: Path, signer: Signer, statements: list[str], found: str
 ) -> None:
-    storage = ledger(tmp_path, signer)
+    storage = ledger(storage_url, signer)
     run_sql(storage, *statements)
     report = verify_ledger(storage.engine, keys(signer))
     assert not report.intact
     assert found in report.problems[0]
 
 
-def test_truncation_behind_a_checkpoint_is_reported(tmp_path: Path, signer: Signer) -> None:
-    storage = ledger(tmp_path, signer, n=20)
+def test_truncation_behind_a_checkpoint_is_reported(
+    storage_url: str, tmp_path: Path, signer: Signer
+) -> None:
+    storage = ledger(storage_url, signer, n=20)
     run_sql(storage, "DELETE FROM ledger_entries WHERE seq > 17")
     report = verify_ledger(storage.engine, keys(signer))
     assert report.problems == ["truncated: checkpoint of 20 entries, but the ledger holds 17"]
 
 
 def test_a_rewritten_chain_does_not_match_its_signed_checkpoint(
-    tmp_path: Path, signer: Signer
+    storage_url: str, tmp_path: Path, signer: Signer
 ) -> None:
     """Recomputing every chain hash after an edit still breaks the checkpoint's Merkle root."""
-    storage = ledger(tmp_path, signer, n=10, checkpoint_at=(10,))
+    storage = ledger(storage_url, signer, n=10, checkpoint_at=(10,))
     run_sql(storage, "UPDATE ledger_entries SET cost_usd = 99 WHERE id = 'req_3'")
     from governd.ledger.chain import ZERO, canonical, leaf_hash, link
     from governd.ledger.entries import FIELDS
@@ -132,9 +134,9 @@ def test_a_rewritten_chain_does_not_match_its_signed_checkpoint(
 
 
 def test_checkpoints_need_a_trusted_key_and_a_valid_signature(
-    tmp_path: Path, signer: Signer
+    storage_url: str, tmp_path: Path, signer: Signer
 ) -> None:
-    storage = ledger(tmp_path, signer, n=10, checkpoint_at=(10,))
+    storage = ledger(storage_url, signer, n=10, checkpoint_at=(10,))
     stranger = Signer.load(tmp_path / "other.pem", create=True)
     assert "untrusted key" in verify_ledger(storage.engine, keys(stranger)).problems[0]
     run_sql(storage, "UPDATE checkpoints SET ts = ts + 1")
@@ -143,8 +145,8 @@ def test_checkpoints_need_a_trusted_key_and_a_valid_signature(
     ]
 
 
-def test_inclusion_proofs(tmp_path: Path, signer: Signer) -> None:
-    storage = ledger(tmp_path, signer, n=25)
+def test_inclusion_proofs(storage_url: str, tmp_path: Path, signer: Signer) -> None:
+    storage = ledger(storage_url, signer, n=25)
     proof = inclusion_proof(storage.engine, "req_13")
     assert proof["checkpoint"]["size"] == 20 and proof["leaf_index"] == 13
     assert verify_proof(proof, keys(signer)) == []
@@ -158,9 +160,9 @@ def test_inclusion_proofs(tmp_path: Path, signer: Signer) -> None:
 
 
 def test_migration_from_the_first_schema_chains_existing_entries(
-    tmp_path: Path, signer: Signer
+    storage_url: str, tmp_path: Path, signer: Signer
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+    url = storage_url
     engine = sa.create_engine(url)
     migrate.upgrade(engine, "0001")
     with engine.begin() as conn:
@@ -169,7 +171,7 @@ def test_migration_from_the_first_schema_chains_existing_entries(
                 sa.text(
                     "INSERT INTO ledger_entries (id, ts, kind, operation, principal, decision, reasons, status, stream,"
                     " attempts, latency_ms, input_tokens, cached_tokens, output_tokens, usage_source, cost_usd)"
-                    f" VALUES ('old_{i}', {1000 + i}, 'model_call', 'chat', 'acme/t', 'allow', '', 200, 0, 1, 2.5, 3, 0, 4,"
+                    f" VALUES ('old_{i}', {1000 + i}, 'model_call', 'chat', 'acme/t', 'allow', '', 200, false, 1, 2.5, 3, 0, 4,"
                     " 'upstream', 0.001)"
                 )
             )
@@ -181,8 +183,8 @@ def test_migration_from_the_first_schema_chains_existing_entries(
     assert migrate.current(storage.engine) == migrate.head()
 
 
-def test_audit_commands_exit_codes(tmp_path: Path, signer: Signer) -> None:
-    storage = ledger(tmp_path, signer)
+def test_audit_commands_exit_codes(storage_url: str, tmp_path: Path, signer: Signer) -> None:
+    storage = ledger(storage_url, signer)
     url = storage.url
     runner = CliRunner()
     ok = runner.invoke(

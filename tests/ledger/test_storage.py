@@ -1,4 +1,4 @@
-"""Storage: entries round-trip, filters, subtree scoping, paging, summaries."""
+"""Storage on SQLite and PostgreSQL: entries round-trip, filters, scoping, paging, summaries."""
 
 from __future__ import annotations
 
@@ -37,8 +37,8 @@ BASE = LedgerEntry(
 
 
 @pytest.fixture
-def storage(tmp_path: Path) -> Storage:
-    s = Storage(f"sqlite:///{tmp_path / 'deep' / 'l.db'}")
+def storage(storage_url: str) -> Storage:
+    s = Storage(storage_url)
     s.append(
         [
             BASE,
@@ -100,3 +100,8 @@ def test_summary_per_principal(storage: Storage) -> None:
 
 def test_like_wildcards_in_principal_are_literal(storage: Storage) -> None:
     assert storage.query(principal="acme/t%") == []
+
+
+def test_sqlite_creates_the_folder_of_its_file(tmp_path: Path) -> None:
+    Storage(f"sqlite:///{tmp_path / 'deep' / 'er' / 'l.db'}").append([BASE])
+    assert (tmp_path / "deep" / "er" / "l.db").exists()

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 from governd.ledger import LedgerWriter, Storage
 from tests.ledger.test_storage import BASE
 
 
-def test_everything_appended_is_stored_after_flush_and_close(tmp_path: Path) -> None:
-    storage = Storage(f"sqlite:///{tmp_path / 'w.db'}")
+def test_everything_appended_is_stored_after_flush_and_close(storage_url: str) -> None:
+    storage = Storage(storage_url)
     writer = LedgerWriter(storage, flush_ms=20)
     writer.start()
     for i in range(5000):
@@ -36,8 +35,8 @@ class Flaky(Storage):
         super().append(batch)
 
 
-def test_failed_batches_are_retried_not_dropped(tmp_path: Path) -> None:
-    storage = Flaky(f"sqlite:///{tmp_path / 'w.db'}", n=2)
+def test_failed_batches_are_retried_not_dropped(storage_url: str) -> None:
+    storage = Flaky(storage_url, n=2)
     writer = LedgerWriter(storage, flush_ms=1)
     writer.start()
     for i in range(10):
