@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import itertools
 import json
-import shutil
 import socket
 import subprocess
-import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -17,6 +14,7 @@ from typing import Any
 import pytest
 
 from governd.launcher import free_port, serve_process, stop
+from governd.testing.postgres import PostgresCluster, postgres_cluster
 
 
 class FakeUpstreamProc:
@@ -88,67 +86,11 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stop(proc)
 
 
-class PostgresCluster:
-    """A throwaway PostgreSQL server on loopback; one new database per test."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self._made = itertools.count()
-
-    def new_database(self) -> str:
-        """A SQLAlchemy URL of an empty database of its own."""
-        import psycopg
-
-        name = f"governd_test_{next(self._made)}"
-        with psycopg.connect(
-            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
-        ) as c:
-            c.execute(f"CREATE DATABASE {name}")
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
-
-
-def _as_postgres(*cmd: str) -> None:
-    subprocess.run(["runuser", "-u", "postgres", "--", *cmd], check=True, capture_output=True)
-
-
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresCluster]:
-    """PostgreSQL started for real (initdb + pg_ctl as the postgres user, which it requires)."""
-    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
-    if not bins:
-        raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
-    base = Path(tempfile.mkdtemp(prefix="governd-pg-"))
-    shutil.chown(base, "postgres", "postgres")
-    port = free_port()
-    _as_postgres(
-        str(bins[-1] / "initdb"),
-        "-D",
-        str(base / "data"),
-        "-U",
-        "postgres",
-        "--auth=trust",
-        "-E",
-        "UTF8",
-    )
-    options = (
-        f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
-    )
-    _as_postgres(
-        str(bins[-1] / "pg_ctl"),
-        "-D",
-        str(base / "data"),
-        "-w",
-        "-o",
-        options,
-        "-l",
-        str(base / "log"),
-        "start",
-    )
-    try:
-        yield PostgresCluster(port)
-    finally:
-        _as_postgres(str(bins[-1] / "pg_ctl"), "-D", str(base / "data"), "-m", "immediate", "stop")
-        shutil.rmtree(base, ignore_errors=True)
+    """PostgreSQL started for real, for the whole session."""
+    with postgres_cluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

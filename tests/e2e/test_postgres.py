@@ -13,7 +13,8 @@ import openai
 from governd.admin_client import AdminClient
 from governd.launcher import governd_server
 from governd.ledger.signing import Signer
-from tests.conftest import PostgresCluster, write_yaml
+from governd.testing.postgres import PostgresCluster
+from tests.conftest import write_yaml
 
 CONFIG = """
 principals: {org: acme, teams: {pg: {budgets: [{unit: usd, period: day, limit: 100}]}}}
