@@ -36,6 +36,7 @@ class ServerConfig(_Model):
     host: str = "127.0.0.1"
     port: int = Field(8420, ge=1, le=65535)
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    public_metrics: bool = Field(False, description="serve /metrics without the admin key")
 
 
 class SimUpstream(_Model):

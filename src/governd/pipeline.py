@@ -23,6 +23,7 @@ from governd.execution.usage import StreamMeter, usage_of_body
 from governd.governance.admission import Admission, Admitted
 from governd.ids import new_id
 from governd.ledger import LedgerEntry, LedgerWriter, cost_usd
+from governd.observe.metrics import Metrics
 
 log = logging.getLogger("governd.pipeline")
 
@@ -31,12 +32,18 @@ class Pipeline:
     """Admits, routes, settles and records model calls."""
 
     def __init__(
-        self, admission: Admission, router: Router, writer: LedgerWriter, clock: Clock
+        self,
+        admission: Admission,
+        router: Router,
+        writer: LedgerWriter,
+        clock: Clock,
+        metrics: Metrics,
     ) -> None:
         self.admission = admission
         self._router = router
         self._writer = writer
         self.clock = clock
+        self._metrics = metrics
 
     async def begin(self, action: Action) -> ModelCall:
         """Decide and route ``action``; a refusal or upstream failure is recorded, then raised."""
@@ -121,33 +128,33 @@ class Pipeline:
         usage = call.usage or Usage()
         if routed is not None:
             call.cost = cost_usd(usage, routed.target.pricing)
-        return self._writer.append(
-            LedgerEntry(
-                id=action.id,
-                ts=self.clock.now(),
-                kind=action.kind,
-                operation=action.operation,
-                principal=action.principal.path,
-                key_id=action.principal.key_id,
-                run_id=action.run_id,
-                model=action.model or None,
-                served_model=routed.target.alias if routed else None,
-                deployment=routed.target.name if routed else None,
-                decision=decision.effect if decision else "deny",
-                reasons="; ".join(decision.reasons) if decision else (error.code if error else ""),
-                status=error.status if error else 200,
-                error_code=error.code if error else None,
-                stream=action.stream,
-                attempts=routed.attempts if routed else 0,
-                latency_ms=(self.clock.monotonic() - call.started) * 1000,
-                ttft_ms=call.ttft_ms,
-                input_tokens=usage.input_tokens,
-                cached_tokens=usage.cached_tokens,
-                output_tokens=usage.output_tokens,
-                usage_source=usage.source,
-                cost_usd=call.cost,
-            )
+        entry = LedgerEntry(
+            id=action.id,
+            ts=self.clock.now(),
+            kind=action.kind,
+            operation=action.operation,
+            principal=action.principal.path,
+            key_id=action.principal.key_id,
+            run_id=action.run_id,
+            model=action.model or None,
+            served_model=routed.target.alias if routed else None,
+            deployment=routed.target.name if routed else None,
+            decision=decision.effect if decision else "deny",
+            reasons="; ".join(decision.reasons) if decision else (error.code if error else ""),
+            status=error.status if error else 200,
+            error_code=error.code if error else None,
+            stream=action.stream,
+            attempts=routed.attempts if routed else 0,
+            latency_ms=(self.clock.monotonic() - call.started) * 1000,
+            ttft_ms=call.ttft_ms,
+            input_tokens=usage.input_tokens,
+            cached_tokens=usage.cached_tokens,
+            output_tokens=usage.output_tokens,
+            usage_source=usage.source,
+            cost_usd=call.cost,
         )
+        self._metrics.observe(entry)
+        return self._writer.append(entry)
 
 
 class ModelCall:

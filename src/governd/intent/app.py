@@ -24,11 +24,14 @@ from governd.governance.admission import Admission
 from governd.governance.budget_setup import load_budgets, resume_spend
 from governd.governance.budgets import Budgets
 from governd.intent.admin_api import AdminRoutes
+from governd.intent.auth import check_admin
 from governd.intent.budgets_api import BudgetRoutes
 from governd.intent.http import json_response, on_govern_error, on_http_exception, on_unexpected
 from governd.intent.openai_api import OpenAIRoutes
 from governd.ledger import LedgerWriter, Storage
 from governd.ledger.audit import signer_for
+from governd.observe.gauges import BudgetGauges, live_sources
+from governd.observe.metrics import CONTENT_TYPE, Metrics
 from governd.pipeline import Pipeline
 
 
@@ -46,6 +49,7 @@ class Services:
     router: Router
     budgets: Budgets
     pipeline: Pipeline
+    metrics: Metrics
 
 
 def build_services(cfg: GovernConfig, clock: Clock | None = None) -> Services:
@@ -65,6 +69,7 @@ def build_services(cfg: GovernConfig, clock: Clock | None = None) -> Services:
     upstreams = build_upstreams(cfg)
     router = Router(cfg, upstreams, clock)
     budgets = load_budgets(cfg, storage, clock)
+    metrics = Metrics()
     return Services(
         config=cfg,
         clock=clock,
@@ -75,7 +80,8 @@ def build_services(cfg: GovernConfig, clock: Clock | None = None) -> Services:
         upstreams=upstreams,
         router=router,
         budgets=budgets,
-        pipeline=Pipeline(Admission(cfg, tree, budgets, clock), router, writer, clock),
+        pipeline=Pipeline(Admission(cfg, tree, budgets, clock), router, writer, clock, metrics),
+        metrics=metrics,
     )
 
 
@@ -90,9 +96,11 @@ def create_app(cfg: GovernConfig, clock: Clock | None = None) -> Starlette:
             await upstream.start()
         services.writer.start()
         await resume_spend(services.budgets, services.storage)
+        refresher = asyncio.create_task(budget_gauges.refresh_forever(services.budgets))
         try:
             yield
         finally:
+            refresher.cancel()
             for upstream in services.upstreams.values():
                 await upstream.aclose()
             await asyncio.to_thread(services.writer.close)
@@ -102,6 +110,15 @@ def create_app(cfg: GovernConfig, clock: Clock | None = None) -> Starlette:
 
     async def healthz(request: Request) -> Response:
         return json_response({"status": "ok"})
+
+    budget_gauges = BudgetGauges()
+    services.metrics.live(live_sources(services.router, cfg.models, services.writer, budget_gauges))
+
+    async def metrics(request: Request) -> Response:
+        if not cfg.server.public_metrics:
+            key = cfg.admin_key
+            check_admin(request, key.get_secret_value() if key else None)
+        return Response(services.metrics.render(), media_type=CONTENT_TYPE)
 
     async def readyz(request: Request) -> Response:
         try:
@@ -113,6 +130,7 @@ def create_app(cfg: GovernConfig, clock: Clock | None = None) -> Starlette:
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
         *OpenAIRoutes(services).routes(),
         *(admin := AdminRoutes(services)).routes(),
         *BudgetRoutes(services, admin.check).routes(),
