@@ -1,1 +1,1 @@
-"""Observability: metrics, traces and the dashboard (none yet; the ledger is the record)."""
+"""Observability: Prometheus metrics and live gauges (traces next)."""
