@@ -238,6 +238,17 @@ class LedgerConfig(_Model):
     )
 
 
+class ObserveConfig(_Model):
+    """Where traces go (metrics are always at /metrics)."""
+
+    otlp_endpoint: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="OTLP/HTTP traces endpoint, e.g. http://127.0.0.1:4318/v1/traces",
+    )
+    service_name: str = "governd"
+
+
 class GovernConfig(_Model):
     """The whole of ``governd.yaml``."""
 
@@ -256,6 +267,7 @@ class GovernConfig(_Model):
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     governance: GovernanceConfig = Field(default_factory=GovernanceConfig)
     policies: list[PolicyConfig] = Field(default_factory=list)
+    observe: ObserveConfig = Field(default_factory=ObserveConfig)
 
     @model_validator(mode="after")
     def _references(self) -> GovernConfig:

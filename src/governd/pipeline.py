@@ -24,6 +24,7 @@ from governd.governance.admission import Admission, Admitted
 from governd.ids import new_id
 from governd.ledger import LedgerEntry, LedgerWriter, cost_usd
 from governd.observe.metrics import Metrics
+from governd.observe.traces import Tracing
 
 log = logging.getLogger("governd.pipeline")
 
@@ -38,12 +39,19 @@ class Pipeline:
         writer: LedgerWriter,
         clock: Clock,
         metrics: Metrics,
+        tracing: Tracing | None = None,
     ) -> None:
         self.admission = admission
         self._router = router
         self._writer = writer
         self.clock = clock
         self._metrics = metrics
+        self._tracing = tracing
+
+    def close(self) -> None:
+        """Export pending spans (blocking: run it off the event loop)."""
+        if self._tracing is not None:
+            self._tracing.shutdown()
 
     async def begin(self, action: Action) -> ModelCall:
         """Decide and route ``action``; a refusal or upstream failure is recorded, then raised."""
@@ -154,6 +162,13 @@ class Pipeline:
             cost_usd=call.cost,
         )
         self._metrics.observe(entry)
+        if self._tracing is not None:
+            target = routed.target if routed else None
+            self._tracing.record(
+                entry,
+                target.upstream.kind if target else None,
+                target.spec.model if target else None,
+            )
         return self._writer.append(entry)
 
 

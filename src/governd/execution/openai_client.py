@@ -24,6 +24,8 @@ class ConnectFailed(UpstreamError):
 class OpenAIClient:
     """A pooled client for one OpenAI-compatible base URL."""
 
+    kind = "openai"
+
     def __init__(self, name: str, cfg: OpenAIUpstream) -> None:
         self.name = name
         base = cfg.base_url.rstrip("/")

@@ -56,6 +56,8 @@ def _error(status: int, message: str, param: str | None = None) -> UpstreamReply
 class SimEngine:
     """One simulated server replica."""
 
+    kind = "governd.sim"
+
     def __init__(self, name: str, cfg: SimUpstream) -> None:
         self.name = name
         self._cfg = cfg

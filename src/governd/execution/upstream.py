@@ -33,6 +33,8 @@ class Upstream(Protocol):
     """A model server reachable by the OpenAI protocol."""
 
     name: str
+    #: What serves it, as traces name a GenAI provider (``openai``, ``governd.sim``).
+    kind: str
 
     async def post(self, path: str, body: dict[str, Any], stream: bool) -> UpstreamReply:
         """Send ``body`` to ``path`` (e.g. ``/chat/completions``)."""

@@ -32,6 +32,7 @@ from governd.ledger import LedgerWriter, Storage
 from governd.ledger.audit import signer_for
 from governd.observe.gauges import BudgetGauges, live_sources
 from governd.observe.metrics import CONTENT_TYPE, Metrics
+from governd.observe.traces import Tracing
 from governd.pipeline import Pipeline
 
 
@@ -80,7 +81,14 @@ def build_services(cfg: GovernConfig, clock: Clock | None = None) -> Services:
         upstreams=upstreams,
         router=router,
         budgets=budgets,
-        pipeline=Pipeline(Admission(cfg, tree, budgets, clock), router, writer, clock, metrics),
+        pipeline=Pipeline(
+            Admission(cfg, tree, budgets, clock),
+            router,
+            writer,
+            clock,
+            metrics,
+            Tracing(cfg.observe) if cfg.observe.otlp_endpoint else None,
+        ),
         metrics=metrics,
     )
 
@@ -104,6 +112,7 @@ def create_app(cfg: GovernConfig, clock: Clock | None = None) -> Starlette:
             for upstream in services.upstreams.values():
                 await upstream.aclose()
             await asyncio.to_thread(services.writer.close)
+            await asyncio.to_thread(services.pipeline.close)
             await services.budgets.state.aclose()
             await services.pipeline.admission.limits.state.aclose()
             services.storage.close()

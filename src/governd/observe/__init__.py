@@ -1,1 +1,1 @@
-"""Observability: Prometheus metrics and live gauges (traces next)."""
+"""Observability: Prometheus metrics, live gauges and OpenTelemetry GenAI spans."""
