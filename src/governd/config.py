@@ -243,8 +243,8 @@ class ObserveConfig(_Model):
 
     otlp_endpoint: str | None = Field(
         None,
-        pattern=r"^https?://",
-        description="OTLP/HTTP traces endpoint, e.g. http://127.0.0.1:4318/v1/traces",
+        pattern=r"^(https?://.+)?$",
+        description="OTLP/HTTP traces endpoint, e.g. http://127.0.0.1:4318/v1/traces; empty: no traces",
     )
     service_name: str = "governd"
 
