@@ -494,3 +494,54 @@ def audit_verify_proof(
         f"valid: entry {proof['entry_id']} is leaf {proof['leaf_index']} of the signed tree of "
         f"{proof['checkpoint']['size']} entries"
     )
+
+
+@ledger.command("query")
+@click.option("--principal", help="Only this principal's subtree.")
+@click.option("--run", help="Only this run.")
+@click.option("--model", help="Only calls that asked for or were served by this model.")
+@click.option(
+    "--decision", type=click.Choice(["allow", "deny", "degrade", "queue", "require_approval"])
+)
+@click.option("--since", help="A duration ago (15m, 2d), epoch seconds or ISO 8601.")
+@click.option(
+    "--limit", type=int, default=100, show_default=True, help="At most this many (0: all)."
+)
+@click.option("--jsonl", is_flag=True, help="One JSON object per line (an export).")
+@remote
+def ledger_query(
+    url: str,
+    admin_key: str | None,
+    principal: str | None,
+    run: str | None,
+    model: str | None,
+    decision: str | None,
+    since: str | None,
+    limit: int,
+    jsonl: bool,
+) -> None:
+    """Entries matching every filter, oldest first."""
+    client = _admin(url, admin_key)
+    shown, after = 0, None
+    try:
+        while limit == 0 or shown < limit:
+            page_size = 1000 if limit == 0 else min(1000, limit - shown)
+            page = client.call(
+                "GET",
+                "/admin/v1/ledger",
+                principal=principal,
+                run=run,
+                model=model,
+                decision=decision,
+                since=since,
+                after=after,
+                limit=page_size,
+            )
+            for e in page["entries"]:
+                click.echo(json.dumps(e, sort_keys=True)) if jsonl else _print_entry(e)
+            shown += len(page["entries"])
+            after = page["next"]
+            if after is None:
+                break
+    except AdminError as exc:
+        _fail(exc)

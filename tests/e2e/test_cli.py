@@ -96,3 +96,22 @@ def test_audit_verify_on_a_live_servers_ledger(gateway: Gateway) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     report = json.loads(out.stdout)
     assert report["intact"] and report["entries"] >= 1
+
+
+def test_ledger_query_filters_and_exports_jsonl(gateway: Gateway) -> None:
+    client = gateway.client(default_headers={"x-governd-run": "run-query-1"})
+    for _ in range(3):
+        client.chat.completions.create(
+            model="chat-sim", messages=[{"role": "user", "content": "q"}]
+        )
+    out = governd(gateway, "ledger", "query", "--run", "run-query-1", "--jsonl", "--limit", "0")
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(rows) == 3 and {r["run_id"] for r in rows} == {"run-query-1"}
+    assert [r["seq"] for r in rows] == sorted(r["seq"] for r in rows)
+    denied = governd(
+        gateway, "ledger", "query", "--decision", "deny", "--since", "1h", "--limit", "2", "--jsonl"
+    )
+    assert all(json.loads(line)["decision"] == "deny" for line in denied.stdout.splitlines())
+    bad = governd(gateway, "ledger", "query", "--since", "yesterday")
+    assert bad.returncode == 1 and "invalid time" in bad.stderr
