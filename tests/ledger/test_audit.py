@@ -210,3 +210,49 @@ def test_audit_commands_exit_codes(storage_url: str, tmp_path: Path, signer: Sig
         main, ["audit", "verify", "--storage", f"sqlite:///{tmp_path / 'nope.db'}"]
     )
     assert missing.exit_code == 1 and "no ledger" in missing.output
+
+
+def test_key_rotation_is_recorded_and_both_keys_verify(storage_url: str, tmp_path: Path) -> None:
+    from governd.ledger import LedgerWriter
+
+    first, second = (
+        Signer.load(tmp_path / "a.pem", create=True),
+        Signer.load(tmp_path / "b.pem", create=True),
+    )
+    storage = Storage(storage_url)
+    for signer, prefix in ((first, "a"), (second, "b")):
+        writer = LedgerWriter(storage, flush_ms=5, signer=signer, checkpoint_every=3)
+        writer.start()
+        for i in range(5):
+            writer.append(replace(BASE, id=f"{prefix}_{i}"))
+        writer.close()
+    rotations = [e for e in storage.query(limit=100) if e["operation"] == "signing_key"]
+    assert [r["reasons"].split(" (")[0] for r in rotations] == [
+        f"checkpoint key {first.key_id}",
+        f"checkpoint key {second.key_id}",
+    ]
+    assert f"replaces {first.key_id}" in rotations[1]["reasons"]
+    both = {first.key_id: first.public_hex, second.key_id: second.public_hex}
+    assert verify_ledger(storage.engine, both).intact
+    only_new = verify_ledger(storage.engine, {second.key_id: second.public_hex})
+    assert only_new.problems and all(
+        f"untrusted key {first.key_id}" in p for p in only_new.problems
+    )
+
+
+def test_a_key_is_recorded_once_even_without_a_checkpoint(
+    storage_url: str, tmp_path: Path, signer: Signer
+) -> None:
+    from governd.ledger import LedgerWriter
+
+    storage = Storage(storage_url)
+    crashed = LedgerWriter(
+        storage, flush_ms=5, signer=signer, checkpoint_every=10_000, checkpoint_s=3600
+    )
+    crashed.start()  # records the key, then "dies" before any checkpoint
+    assert crashed.flush()
+    again = LedgerWriter(storage, flush_ms=5, signer=signer)
+    again.start()
+    again.close()
+    crashed.close()
+    assert len([e for e in storage.query(limit=100) if e["operation"] == "signing_key"]) == 1

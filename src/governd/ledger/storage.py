@@ -149,6 +149,26 @@ class Storage:
         """Sign a checkpoint over every entry so far (None when nothing is new)."""
         return appender.make_checkpoint(self.engine, signer, now)
 
+    def remember_signing_key(self, key_id: str, public_hex: str, now: float) -> None:
+        """Note a checkpoint key as seen (once)."""
+        with self.engine.begin() as conn:
+            seen = conn.execute(
+                sa.select(signing_keys.c.key_id).where(signing_keys.c.key_id == key_id)
+            ).first()
+            if seen is None:
+                conn.execute(
+                    signing_keys.insert(),
+                    [{"key_id": key_id, "public_key": public_hex, "first_used": now}],
+                )
+
+    def signing_key_ids(self) -> list[str]:
+        """Ids of the keys that signed checkpoints so far, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(signing_keys.c.key_id).order_by(signing_keys.c.first_used)
+            ).all()
+        return [str(r[0]) for r in rows]
+
     def query(
         self,
         *,

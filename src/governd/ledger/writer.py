@@ -22,6 +22,7 @@ import queue
 import threading
 import time
 
+from governd.ids import new_id
 from governd.ledger.entries import LedgerEntry
 from governd.ledger.signing import Signer
 from governd.ledger.storage import Storage
@@ -62,8 +63,27 @@ class LedgerWriter:
         self._enqueued = 0
 
     def start(self) -> None:
-        """Start the writer thread."""
+        """Start the writer thread; a signing key the ledger has not seen is recorded in it first."""
+        self._record_key()
         self._thread.start()
+
+    def _record_key(self) -> None:
+        if self._signer is None:
+            return
+        known = self._storage.signing_key_ids()
+        if self._signer.key_id in known:
+            return
+        before = f"replaces {', '.join(known)}" if known else "first key"
+        self._queue.put(
+            control_entry(
+                "signing_key",
+                f"checkpoint key {self._signer.key_id} ({before}): public {self._signer.public_hex}",
+            )
+        )
+        self._enqueued += 1
+        self._storage.remember_signing_key(
+            self._signer.key_id, self._signer.public_hex, time.time()
+        )
 
     def append(self, entry: LedgerEntry) -> asyncio.Future[None] | None:
         """Queue an entry (never blocks, never raises); in strict mode, a future of its durability."""
@@ -157,6 +177,35 @@ class LedgerWriter:
         with self._flushed:
             self._written += n
             self._flushed.notify_all()
+
+
+def control_entry(operation: str, detail: str) -> LedgerEntry:
+    """An entry recording a change to the ledger's own state."""
+    return LedgerEntry(
+        id=new_id("ctl_"),
+        ts=time.time(),
+        kind="control",
+        operation=operation,
+        principal="",
+        key_id=None,
+        run_id=None,
+        model=None,
+        served_model=None,
+        deployment=None,
+        decision="allow",
+        reasons=detail,
+        status=200,
+        error_code=None,
+        stream=False,
+        attempts=0,
+        latency_ms=0.0,
+        ttft_ms=None,
+        input_tokens=0,
+        cached_tokens=0,
+        output_tokens=0,
+        usage_source="none",
+        cost_usd=0.0,
+    )
 
 
 def _resolve(futures: list[asyncio.Future[None]]) -> None:
