@@ -218,3 +218,13 @@ def wait_for_entry(gateway: Gateway, rid: str, timeout: float = 20.0) -> dict[st
             if exc.status != 404 or time.monotonic() > deadline:
                 raise
         time.sleep(0.05)
+
+
+def test_usage_by_hour_from_rollups(gateway: Gateway) -> None:
+    before = gateway.admin.call("GET", "/admin/v1/usage", principal="research/agents")["usage"]
+    gateway.client().chat.completions.create(
+        model="chat-sim", messages=[{"role": "user", "content": "u"}]
+    )
+    after = gateway.admin.call("GET", "/admin/v1/usage", principal="research/agents")["usage"]
+    assert sum(r["requests"] for r in after) == sum(r["requests"] for r in before) + 1
+    assert all(r["hour"] % 3600 == 0 and r["principal"] == "acme/research/agents" for r in after)

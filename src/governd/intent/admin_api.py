@@ -36,6 +36,7 @@ class AdminRoutes:
             Route("/admin/v1/ledger/summary", self.summary, methods=["GET"]),
             Route("/admin/v1/ledger/{entry_id}", self.entry, methods=["GET"]),
             Route("/admin/v1/capacity", self.capacity, methods=["GET"]),
+            Route("/admin/v1/usage", self.usage, methods=["GET"]),
         ]
 
     def check(self, request: Request) -> None:
@@ -111,6 +112,14 @@ class AdminRoutes:
         if not rows:
             raise NotFound(f"no ledger entry {entry_id!r}", param="id")
         return json_response(rows[0])
+
+    async def usage(self, request: Request) -> Response:
+        """Per principal and hour: requests, errors, tokens and cost (from rollups; ``since`` in whole hours)."""
+        self.check(request)
+        filters = self._filters(request)
+        await self._settled()
+        rows = await asyncio.to_thread(self._s.storage.summary, **filters, by_hour=True)
+        return json_response({"usage": rows})
 
     async def capacity(self, request: Request) -> Response:
         """Per model with a capacity: slots, slots in use, requests waiting."""

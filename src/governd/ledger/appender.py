@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from governd.ledger.chain import ZERO, Frontier, canonical, canonical_entry, leaf_hash, link
@@ -38,6 +39,23 @@ def locked(engine: Engine) -> Iterator[Any]:
         raise
     finally:
         raw.close()
+
+
+@contextmanager
+def locked_connection(engine: Engine) -> Iterator[sa.Connection]:
+    """A SQLAlchemy connection in a transaction holding the ledger's write lock."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.begin()
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_ID})
+        try:
+            yield conn
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
 
 
 def _mark(engine: Engine) -> str:

@@ -13,89 +13,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from governd.ledger import appender, migrate
+from governd.ledger import appender, migrate, rollups
 from governd.ledger.entries import LedgerEntry
 from governd.ledger.signing import Signer
-
-metadata = sa.MetaData()
-
-entries = sa.Table(
-    "ledger_entries",
-    metadata,
-    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("id", sa.String(64), nullable=False, unique=True),
-    sa.Column("ts", sa.Float, nullable=False),
-    sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("operation", sa.String(16), nullable=False),
-    sa.Column("principal", sa.String(255), nullable=False),
-    sa.Column("key_id", sa.String(64)),
-    sa.Column("run_id", sa.String(128)),
-    sa.Column("model", sa.String(255)),
-    sa.Column("served_model", sa.String(255)),
-    sa.Column("deployment", sa.String(255)),
-    sa.Column("decision", sa.String(24), nullable=False),
-    sa.Column("reasons", sa.Text, nullable=False),
-    sa.Column("status", sa.Integer, nullable=False),
-    sa.Column("error_code", sa.String(64)),
-    sa.Column("stream", sa.Boolean, nullable=False),
-    sa.Column("attempts", sa.Integer, nullable=False),
-    sa.Column("latency_ms", sa.Float, nullable=False),
-    sa.Column("ttft_ms", sa.Float),
-    sa.Column("input_tokens", sa.Integer, nullable=False),
-    sa.Column("cached_tokens", sa.Integer, nullable=False),
-    sa.Column("output_tokens", sa.Integer, nullable=False),
-    sa.Column("usage_source", sa.String(16), nullable=False),
-    sa.Column("cost_usd", sa.Float, nullable=False),
-    sa.Column("chain_hash", sa.String(64)),
-    sa.Index("ix_entries_principal_ts", "principal", "ts"),
-    sa.Index("ix_entries_run", "run_id"),
-    sa.Index("ix_entries_ts", "ts"),
-)
-
-api_keys = sa.Table(
-    "api_keys",
-    metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("hash", sa.String(64), nullable=False, unique=True),
-    sa.Column("principal", sa.String(255), nullable=False),
-    sa.Column("name", sa.String(255)),
-    sa.Column("created_at", sa.Float, nullable=False),
-    sa.Column("expires_at", sa.Float),
-    sa.Column("revoked_at", sa.Float),
-)
-
-
-budgets = sa.Table(
-    "budgets",
-    metadata,
-    sa.Column("node", sa.String(255), primary_key=True),
-    sa.Column("unit", sa.String(8), primary_key=True),
-    sa.Column("period", sa.String(8), primary_key=True),
-    sa.Column("limit", sa.Float, nullable=False),
-    sa.Column("soft", sa.Float),
-    sa.Column("updated_at", sa.Float, nullable=False),
-)
-
-
-checkpoints = sa.Table(
-    "checkpoints",
-    metadata,
-    sa.Column("size", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("root", sa.String(64), nullable=False),
-    sa.Column("chain_head", sa.String(64), nullable=False),
-    sa.Column("ts", sa.Float, nullable=False),
-    sa.Column("key_id", sa.String(16), nullable=False),
-    sa.Column("signature", sa.String(128), nullable=False),
-    sa.Column("frontier", sa.Text, nullable=False),
-)
-
-signing_keys = sa.Table(
-    "signing_keys",
-    metadata,
-    sa.Column("key_id", sa.String(16), primary_key=True),
-    sa.Column("public_key", sa.String(64), nullable=False),
-    sa.Column("first_used", sa.Float, nullable=False),
-)
+from governd.ledger.tables import api_keys, budgets, entries, in_subtree, signing_keys
 
 
 def _sqlite_pragmas(durable: bool) -> Any:
@@ -108,13 +29,6 @@ def _sqlite_pragmas(durable: bool) -> Any:
         cur.close()
 
     return apply
-
-
-def in_subtree(column: Any, principal: str) -> Any:
-    """SQL condition: ``column`` is ``principal`` or below it in the tree."""
-    return sa.or_(
-        column == principal, column.like(principal.replace("%", r"\%") + "/%", escape="\\")
-    )
 
 
 def _plain(rows: Sequence[sa.RowMapping]) -> list[dict[str, Any]]:
@@ -204,26 +118,15 @@ class Storage:
         return _plain(rows)
 
     def summary(
-        self, *, principal: str | None = None, since: float | None = None
+        self, *, principal: str | None = None, since: float | None = None, by_hour: bool = False
     ) -> list[dict[str, Any]]:
-        """Per principal: requests, tokens, cached tokens, cost and errors."""
-        c = entries.c
-        q = sa.select(
-            c.principal,
-            sa.func.count().label("requests"),
-            sa.func.sum(c.input_tokens).label("input_tokens"),
-            sa.func.sum(c.cached_tokens).label("cached_tokens"),
-            sa.func.sum(c.output_tokens).label("output_tokens"),
-            sa.func.sum(c.cost_usd).label("cost_usd"),
-            sa.func.sum(sa.case((c.status >= 400, 1), else_=0)).label("errors"),
-        ).group_by(c.principal)
-        if principal:
-            q = q.where(in_subtree(c.principal, principal))
-        if since is not None:
-            q = q.where(c.ts >= since)
-        with self.engine.connect() as conn:
-            rows = conn.execute(q.order_by(c.principal)).mappings().all()
-        return _plain(rows)
+        """Per principal (and hour): requests, errors, tokens and cost of model calls, from rollups."""
+        return rollups.summary(self.engine, principal, since, by_hour)
+
+    def roll_up(self) -> int:
+        """Fold new entries into the rollups; how many were folded."""
+        with appender.locked_connection(self.engine) as conn:
+            return rollups.roll_up_connection(conn)
 
     def count(self) -> int:
         """Number of entries."""

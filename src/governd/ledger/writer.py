@@ -53,6 +53,7 @@ class LedgerWriter:
         self._checkpoint_s = checkpoint_s
         self._unsigned = 0
         self._last_checkpoint = time.monotonic()
+        self._last_roll_up = 0.0
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="governd-ledger", daemon=True)
         # The thread wakes on a timer, not per entry: a wake-up per append
@@ -141,6 +142,16 @@ class LedgerWriter:
                 _resolve(waiting)
                 waiting = []
             self._maybe_checkpoint(force=stopping)
+
+    def _maybe_roll_up(self, force: bool) -> None:
+        """Fold new entries into the rollups about once a second."""
+        if not self._written or not (force or time.monotonic() - self._last_roll_up >= 1.0):
+            return
+        try:
+            self._storage.roll_up()
+        except Exception:
+            log.exception("ledger roll-up failed; will retry")
+        self._last_roll_up = time.monotonic()
 
     def _maybe_checkpoint(self, force: bool) -> None:
         """Sign a checkpoint every ``checkpoint_every`` entries or ``checkpoint_s`` seconds."""

@@ -1,0 +1,116 @@
+"""The ledger database's tables (SQLAlchemy Core); migrations create them, this describes them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+entries = sa.Table(
+    "ledger_entries",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("operation", sa.String(16), nullable=False),
+    sa.Column("principal", sa.String(255), nullable=False),
+    sa.Column("key_id", sa.String(64)),
+    sa.Column("run_id", sa.String(128)),
+    sa.Column("model", sa.String(255)),
+    sa.Column("served_model", sa.String(255)),
+    sa.Column("deployment", sa.String(255)),
+    sa.Column("decision", sa.String(24), nullable=False),
+    sa.Column("reasons", sa.Text, nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("error_code", sa.String(64)),
+    sa.Column("stream", sa.Boolean, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("ttft_ms", sa.Float),
+    sa.Column("input_tokens", sa.Integer, nullable=False),
+    sa.Column("cached_tokens", sa.Integer, nullable=False),
+    sa.Column("output_tokens", sa.Integer, nullable=False),
+    sa.Column("usage_source", sa.String(16), nullable=False),
+    sa.Column("cost_usd", sa.Float, nullable=False),
+    sa.Column("chain_hash", sa.String(64)),
+    sa.Index("ix_entries_principal_ts", "principal", "ts"),
+    sa.Index("ix_entries_run", "run_id"),
+    sa.Index("ix_entries_ts", "ts"),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("principal", sa.String(255), nullable=False),
+    sa.Column("name", sa.String(255)),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float),
+    sa.Column("revoked_at", sa.Float),
+)
+
+
+budgets = sa.Table(
+    "budgets",
+    metadata,
+    sa.Column("node", sa.String(255), primary_key=True),
+    sa.Column("unit", sa.String(8), primary_key=True),
+    sa.Column("period", sa.String(8), primary_key=True),
+    sa.Column("limit", sa.Float, nullable=False),
+    sa.Column("soft", sa.Float),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+
+checkpoints = sa.Table(
+    "checkpoints",
+    metadata,
+    sa.Column("size", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("root", sa.String(64), nullable=False),
+    sa.Column("chain_head", sa.String(64), nullable=False),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("key_id", sa.String(16), nullable=False),
+    sa.Column("signature", sa.String(128), nullable=False),
+    sa.Column("frontier", sa.Text, nullable=False),
+)
+
+signing_keys = sa.Table(
+    "signing_keys",
+    metadata,
+    sa.Column("key_id", sa.String(16), primary_key=True),
+    sa.Column("public_key", sa.String(64), nullable=False),
+    sa.Column("first_used", sa.Float, nullable=False),
+)
+
+
+rollups = sa.Table(
+    "rollups",
+    metadata,
+    sa.Column("hour", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("principal", sa.String(255), primary_key=True),
+    sa.Column("model", sa.String(255), primary_key=True),
+    sa.Column("requests", sa.Integer, nullable=False),
+    sa.Column("errors", sa.Integer, nullable=False),
+    sa.Column("input_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cached_tokens", sa.BigInteger, nullable=False),
+    sa.Column("output_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cost_usd", sa.Float, nullable=False),
+)
+
+ledger_meta = sa.Table(
+    "ledger_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)
+
+
+def in_subtree(column: Any, principal: str) -> Any:
+    """SQL condition: ``column`` is ``principal`` or below it in the tree."""
+    return sa.or_(
+        column == principal, column.like(principal.replace("%", r"\%") + "/%", escape="\\")
+    )
