@@ -21,8 +21,8 @@ from governd.errors import ClientDisconnected, GovernError, InvalidRequest, Upst
 from governd.execution import Routed, Router
 from governd.execution.usage import StreamMeter, usage_of_body
 from governd.governance.admission import Admission, Admitted
-from governd.ids import new_id
 from governd.ledger import LedgerEntry, LedgerWriter, cost_usd
+from governd.ledger.writer import control_entry
 from governd.observe.metrics import Metrics
 from governd.observe.traces import Tracing
 
@@ -98,37 +98,11 @@ class Pipeline:
 
     async def record_control(self, principal: str, operation: str, detail: str) -> str:
         """Record a change an operator or controller made to live state; returns the entry id."""
-        entry_id = new_id("ctl_")
-        durable = self._writer.append(
-            LedgerEntry(
-                id=entry_id,
-                ts=self.clock.now(),
-                kind="control",
-                operation=operation,
-                principal=principal,
-                key_id=None,
-                run_id=None,
-                model=None,
-                served_model=None,
-                deployment=None,
-                decision="allow",
-                reasons=detail,
-                status=200,
-                error_code=None,
-                stream=False,
-                attempts=0,
-                latency_ms=0.0,
-                ttft_ms=None,
-                input_tokens=0,
-                cached_tokens=0,
-                output_tokens=0,
-                usage_source="none",
-                cost_usd=0.0,
-            )
-        )
+        entry = control_entry(operation, detail, principal, self.clock.now())
+        durable = self._writer.append(entry)
         if durable is not None:
             await durable
-        return entry_id
+        return entry.id
 
     def settle(self, call: ModelCall) -> Awaitable[None] | None:
         """Price the call and append its entry; in strict durability, what to await before replying."""

@@ -190,14 +190,16 @@ class LedgerWriter:
             self._flushed.notify_all()
 
 
-def control_entry(operation: str, detail: str) -> LedgerEntry:
-    """An entry recording a change to the ledger's own state."""
+def control_entry(
+    operation: str, detail: str, principal: str = "", ts: float | None = None
+) -> LedgerEntry:
+    """An entry recording a change to live state (budgets, keys, the ledger's own)."""
     return LedgerEntry(
         id=new_id("ctl_"),
-        ts=time.time(),
+        ts=time.time() if ts is None else ts,
         kind="control",
         operation=operation,
-        principal="",
+        principal=principal,
         key_id=None,
         run_id=None,
         model=None,
