@@ -225,6 +225,11 @@ class LedgerConfig(_Model):
 
     durability: Literal["strict", "batched"] = "batched"
     flush_ms: int = Field(50, ge=1, le=10_000)
+    max_pending: int = Field(
+        100_000,
+        ge=1,
+        description="entries queued before requests wait for the store (backpressure)",
+    )
     signing_key: str | None = Field(
         None, description="Ed25519 PEM file signing checkpoints; default: beside a SQLite ledger"
     )

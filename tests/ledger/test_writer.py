@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from dataclasses import replace
+from pathlib import Path
 
 from governd.ledger import LedgerWriter, Storage
 from tests.ledger.test_storage import BASE
@@ -44,3 +47,30 @@ def test_failed_batches_are_retried_not_dropped(storage_url: str) -> None:
     assert writer.flush(timeout=30)
     writer.close()
     assert storage.count() == 10
+
+
+class Gated(Storage):
+    """A store whose writes wait until the test opens the gate."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.gate = threading.Event()
+
+    def append(self, batch):  # type: ignore[no-untyped-def]
+        self.gate.wait()
+        super().append(batch)
+
+
+async def test_a_full_queue_makes_callers_wait_instead_of_dropping(tmp_path: Path) -> None:
+    storage = Gated(f"sqlite:///{tmp_path / 'w.db'}")
+    writer = LedgerWriter(storage, flush_ms=1, max_pending=5)
+    writer.start()
+    waits = [writer.append(replace(BASE, id=f"req_{i}")) for i in range(8)]
+    assert waits[:4] == [None] * 4  # below the limit: no waiting
+    pending = [w for w in waits if w is not None]
+    assert len(pending) == 4 and not any(w.done() for w in pending)
+    storage.gate.set()
+    await asyncio.wait_for(asyncio.gather(*pending), timeout=30)
+    assert writer.flush()
+    writer.close()
+    assert storage.count() == 8

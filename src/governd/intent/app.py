@@ -65,6 +65,7 @@ def build_services(cfg: GovernConfig, clock: Clock | None = None) -> Services:
         cfg.ledger.checkpoint_every,
         cfg.ledger.checkpoint_s,
         strict=strict,
+        max_pending=cfg.ledger.max_pending,
     )
     tree = PrincipalTree(cfg)
     upstreams = build_upstreams(cfg)

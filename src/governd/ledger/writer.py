@@ -1,5 +1,9 @@
 """Appends entries off the event loop: the request path only enqueues.
 
+When ``max_pending`` entries are queued and not yet stored (the store is slow
+or down), ``append`` returns a future that resolves once the writer has
+caught up: requests wait, entries are never dropped.
+
 In ``strict`` durability, ``append`` returns a future that resolves once the
 entry is committed with ``synchronous=FULL`` (fsynced): callers await it
 before the response's last byte leaves. The writer then wakes for every
@@ -44,9 +48,13 @@ class LedgerWriter:
         checkpoint_every: int = 1000,
         checkpoint_s: float = 10.0,
         strict: bool = False,
+        max_pending: int = 100_000,
     ) -> None:
         self._storage = storage
         self._strict = strict
+        self._max_pending = max_pending
+        self._room: list[asyncio.Future[None]] = []
+        self._room_lock = threading.Lock()
         self._interval = flush_ms / 1000
         self._signer = signer
         self._checkpoint_every = checkpoint_every
@@ -91,7 +99,13 @@ class LedgerWriter:
         self._enqueued += 1
         if not self._strict:
             self._queue.put(entry)
-            return None
+            if self.lag < self._max_pending:
+                return None
+            # Backpressure: the caller waits until the store has caught up; nothing is dropped.
+            room: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            with self._room_lock:
+                self._room.append(room)
+            return room
         loop = asyncio.get_running_loop()
         durable: asyncio.Future[None] = loop.create_future()
         self._queue.put((entry, durable))
@@ -182,6 +196,10 @@ class LedgerWriter:
             del pending[: len(batch)]
             self._unsigned += len(batch)
             self._mark_written(len(batch))
+            if self._room and self.lag < self._max_pending:
+                with self._room_lock:
+                    waiting, self._room = self._room, []
+                _resolve(waiting)
         return pending
 
     def _mark_written(self, n: int) -> None:
