@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 Effect = Literal["allow", "deny", "degrade", "queue", "require_approval"]
-Operation = Literal["chat", "completion", "embedding"]
+Operation = Literal["chat", "completion", "embedding", "tool"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from typing import Any
 
 from cel_expr_python import cel
 
-VARIABLES = ("principal", "request", "budget", "run", "time")
+VARIABLES = ("principal", "request", "budget", "run", "time", "tool", "args")
 
 
 def sample_context() -> dict[str, Any]:
@@ -33,6 +33,8 @@ def sample_context() -> dict[str, Any]:
         "budget": {"used": 0.0, "over_soft": False},
         "run": {"id": "", "steps": 0},
         "time": {"hour": 0, "minute": 0, "weekday": 0, "unix": 0},
+        "tool": {"name": "", "server": "", "tier": ""},
+        "args": {},
     }
 
 

@@ -175,6 +175,9 @@ class NodeConfig(_Model):
     budgets: list[BudgetConfig] = Field(default_factory=list)
     limits: RateLimitConfig = Field(default_factory=RateLimitConfig)
     priority: Priority | None = Field(None, description="default class below this node (inherited)")
+    tools: list[str] | None = Field(
+        None, description="MCP tools this node may use: `<server>__<tool>` names or glob patterns"
+    )
     ladder: LadderConfig = Field(default_factory=LadderConfig)
     max_tokens: int | None = Field(None, ge=1, description="cap on a request's output tokens")
 
@@ -201,6 +204,39 @@ class PrincipalsConfig(NodeConfig):
 
     org: str = Field("default", pattern=r"^[A-Za-z0-9_.-]+$")
     teams: dict[str, TeamConfig] = Field(default_factory=dict)
+
+
+RiskTier = Literal["read", "write", "external", "destructive"]
+RISK_TIERS: tuple[RiskTier, ...] = ("read", "write", "external", "destructive")
+
+
+class ToolConfig(_Model):
+    """What governd knows about one upstream tool beyond what the server says."""
+
+    tier: RiskTier | None = Field(None, description="overrides the tool's MCP annotations")
+
+
+class McpServerConfig(_Model):
+    """An upstream MCP server whose tools governd offers at /mcp (as ``<server>__<tool>``)."""
+
+    transport: Literal["stdio", "http"]
+    command: str | None = Field(None, description="stdio: the program to start")
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    url: str | None = Field(
+        None, pattern=r"^https?://", description="http: the streamable HTTP endpoint"
+    )
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout_s: float = Field(30.0, gt=0, description="longest a tool call may take")
+    tools: dict[str, ToolConfig] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _transport_fields(self) -> McpServerConfig:
+        if self.transport == "stdio" and not self.command:
+            raise ValueError("stdio needs `command`")
+        if self.transport == "http" and not self.url:
+            raise ValueError("http needs `url`")
+        return self
 
 
 class GovernanceConfig(_Model):
@@ -272,6 +308,11 @@ class GovernConfig(_Model):
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     governance: GovernanceConfig = Field(default_factory=GovernanceConfig)
     policies: list[PolicyConfig] = Field(default_factory=list)
+    mcp_servers: dict[
+        Annotated[str, Field(pattern=r"^[A-Za-z0-9-]+(_[A-Za-z0-9-]+)*$")], McpServerConfig
+    ] = Field(
+        default_factory=dict, description="names may not contain `__`, the namespace separator"
+    )
     observe: ObserveConfig = Field(default_factory=ObserveConfig)
 
     @model_validator(mode="after")

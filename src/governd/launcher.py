@@ -38,8 +38,14 @@ class Served:
         return self.log.read_text(errors="replace")
 
 
-def wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path, timeout: float = 60) -> None:
-    """Poll ``url`` until it answers 2xx; fail at once if the process dies."""
+def wait_ready(
+    proc: subprocess.Popen[bytes],
+    url: str,
+    log: Path,
+    timeout: float = 60,
+    any_status: bool = False,
+) -> None:
+    """Poll ``url`` until it answers 2xx (any HTTP status with ``any_status``); fail if the process dies."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -47,6 +53,10 @@ def wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path, timeout: floa
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return
+        except urllib.error.HTTPError:
+            if any_status:
+                return
+            time.sleep(0.05)
         except (urllib.error.URLError, OSError):
             time.sleep(0.05)
     raise RuntimeError(f"{url} did not answer within {timeout:.0f} s:\n{log.read_text()}")
@@ -60,6 +70,7 @@ def serve_process(
     log: Path,
     env: dict[str, str] | None = None,
     prefix: Sequence[str] = (),
+    any_status: bool = False,
 ) -> Iterator[Served]:
     """Run ``python -m <args>`` until the block ends (SIGTERM, then SIGKILL)."""
     with open(log, "ab") as out:
@@ -71,7 +82,7 @@ def serve_process(
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(proc, url + ready_path, log)
+        wait_ready(proc, url + ready_path, log, any_status=any_status)
         yield Served(url, proc, log)
     finally:
         stop(proc)

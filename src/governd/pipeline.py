@@ -12,13 +12,21 @@ import logging
 from collections.abc import AsyncIterator, Awaitable
 from types import TracebackType
 
+import mcp_types as types
 import orjson
 
 from governd import tokens
 from governd.actions import Action, Decision, Usage
 from governd.clock import Clock
-from governd.errors import ClientDisconnected, GovernError, InvalidRequest, UpstreamError
+from governd.errors import (
+    ClientDisconnected,
+    GovernError,
+    InvalidRequest,
+    UpstreamError,
+    UpstreamUnavailable,
+)
 from governd.execution import Routed, Router
+from governd.execution.mcp_upstream import McpUnavailable, McpUpstream
 from governd.execution.usage import StreamMeter, usage_of_body
 from governd.governance.admission import Admission, Admitted
 from governd.ledger import LedgerEntry, LedgerWriter, cost_usd
@@ -103,6 +111,35 @@ class Pipeline:
         if durable is not None:
             await durable
         return entry.id
+
+    async def call_tool(
+        self, action: Action, upstream: McpUpstream, tool: str, tier: str
+    ) -> types.CallToolResult:
+        """Admit, execute and record one tool call; a refusal or failure is recorded, then raised."""
+        started = self.clock.monotonic()
+        decision: Decision | None = None
+        error: GovernError | None = None
+        result: types.CallToolResult | None = None
+        try:
+            decision = await self.admission.admit_tool(action, upstream.name, tier)
+            result = await upstream.call_tool(tool, action.body)
+            return result
+        except GovernError as exc:
+            error = exc
+            raise
+        except McpUnavailable as exc:
+            error = UpstreamUnavailable(str(exc))
+            raise error from None
+        finally:
+            if error is not None and error.decision is not None:
+                decision = error.decision
+            entry = tool_entry(action, upstream.name, tool, tier, decision, error, result)
+            entry.latency_ms = (self.clock.monotonic() - started) * 1000
+            entry.ts = self.clock.now()
+            self._metrics.observe(entry)
+            durable = self._writer.append(entry)
+            if durable is not None:
+                await durable
 
     def settle(self, call: ModelCall) -> Awaitable[None] | None:
         """Price the call and append its entry; in strict durability, what to await before replying."""
@@ -243,6 +280,45 @@ class ModelCall:
             usage = self.usage or Usage()
             used = usage.input_tokens + usage.output_tokens
             await self._pipeline.admission.release(self.admitted, self.cost, used)
+
+
+def tool_entry(
+    action: Action,
+    server: str,
+    tool: str,
+    tier: str,
+    decision: Decision | None,
+    error: GovernError | None,
+    result: types.CallToolResult | None,
+) -> LedgerEntry:
+    """The ledger entry of a tool call (timing filled in by the caller)."""
+    failed = error is not None or (result is not None and result.is_error)
+    reasons = "; ".join(decision.reasons) if decision else (error.code if error else "")
+    return LedgerEntry(
+        id=action.id,
+        ts=0.0,
+        kind="tool_call",
+        operation="tool",
+        principal=action.principal.path,
+        key_id=action.principal.key_id,
+        run_id=action.run_id,
+        model=action.model,
+        served_model=tool,
+        deployment=server,
+        decision=decision.effect if decision else "deny",
+        reasons=f"tier:{tier}" + (f"; {reasons}" if reasons else ""),
+        status=error.status if error else (200 if not failed else 502),
+        error_code=error.code if error else ("tool_error" if failed else None),
+        stream=False,
+        attempts=0 if decision is None or decision.effect != "allow" else 1,
+        latency_ms=0.0,
+        ttft_ms=None,
+        input_tokens=0,
+        cached_tokens=0,
+        output_tokens=0,
+        usage_source="none",
+        cost_usd=0.0,
+    )
 
 
 def upstream_rejection(status: int, body: bytes, target: str) -> GovernError:

@@ -60,9 +60,6 @@ def action(model: str = "m") -> Action:
     return Action("r", "chat", WHO, model, {"model": model})
 
 
-ALL = frozenset({"m", "cheap"})
-
-
 @pytest.mark.parametrize(
     ("matches", "default", "effect", "model", "policy"),
     [
@@ -97,7 +94,7 @@ ALL = frozenset({"m", "cheap"})
 def test_precedence(
     matches: list[PolicyConfig], default: str, effect: str, model: str | None, policy: str | None
 ) -> None:
-    d = decide(action(), ALL, [Match.of(p) for p in matches], default, degrade_to="cheap")
+    d = decide(action(), True, [Match.of(p) for p in matches], default, degrade_to="cheap")
     assert d.effect == effect and d.policy == policy
     if model:
         assert d.model == model
@@ -106,7 +103,7 @@ def test_precedence(
 def test_shadow_and_set_are_recorded_and_caps_take_the_minimum() -> None:
     d = decide(
         action(),
-        ALL,
+        True,
         [
             Match.of(pol("s1", "set", set={"max_tokens": 300})),
             Match.of(pol("s2", "set", set={"max_tokens": 100})),
@@ -118,10 +115,10 @@ def test_shadow_and_set_are_recorded_and_caps_take_the_minimum() -> None:
 
 
 def test_model_access_comes_first() -> None:
-    d = decide(action("other"), ALL, [Match.of(pol("a", "allow"))])
+    d = decide(action("other"), False, [Match.of(pol("a", "allow"))])
     assert d.effect == "deny" and d.policy == "model_access"
 
 
 def test_errored_match_is_marked_in_the_reason() -> None:
-    d = decide(action(), ALL, [Match.of(pol("d", "deny", message="no"), errored=True)])
+    d = decide(action(), True, [Match.of(pol("d", "deny", message="no"), errored=True)])
     assert d.reasons == ("policy:d: no (errored: failing closed)",)

@@ -28,6 +28,7 @@ from governd.errors import (
     PolicyDenied,
     RateLimited,
 )
+from governd.governance import tools
 from governd.governance.bounds import CostBounds, input_bound
 from governd.governance.budget_setup import limit_state
 from governd.governance.budgets import Budgets, Cost, Hold
@@ -37,6 +38,7 @@ from governd.governance.principals import PrincipalTree
 from governd.governance.ratelimits import Permit, RateLimits
 
 _MAX_RUNS = 100_000
+_NO_TOOL = {"name": "", "server": "", "tier": ""}
 RANK: dict[str, int] = {name: i for i, name in enumerate(PRIORITIES)}
 
 
@@ -86,7 +88,7 @@ class Admission:
         )
         decision = decide(
             action,
-            self._tree.models_for(action.principal),
+            action.model in self._tree.models_for(action.principal),
             matches,
             self._cfg.governance.default_effect,
             alias.degrade_to,
@@ -148,6 +150,19 @@ class Admission:
             effect, tuple(reasons), served, decision.max_tokens, decision.policy
         ), priority
 
+    async def admit_tool(self, action: Action, server: str, tier: str) -> Decision:
+        """Admit a tool call (``action.model``: the namespaced tool, ``action.body``: its arguments)."""
+        context = await self._context(action)
+        context["tool"] = {"name": action.model, "server": server, "tier": tier}
+        context["args"] = action.body
+        matches = self.policies.evaluate(context) if self.policies.policies else []
+        permitted = tools.allowed(self._tree.tool_lists(action.principal), action.model)
+        decision = decide(action, permitted, matches, self._cfg.governance.default_effect)
+        if decision.effect == "degrade":  # there is no cheaper tool to serve instead
+            decision = Decision("allow", decision.reasons)
+        _enforce(decision, action)
+        return decision
+
     async def release(self, admitted: Admitted, cost_usd: float, tokens: int) -> None:
         """Give back the unused part of what the call held."""
         if admitted.permit is not None:
@@ -208,6 +223,8 @@ class Admission:
             "budget": {"used": used, "over_soft": over_soft},
             "run": {"id": action.run_id or "", "steps": steps},
             "time": self._now(),
+            "tool": _NO_TOOL,
+            "args": {},
         }
 
     def _principal(self, who: Principal) -> dict[str, str]:
@@ -252,15 +269,20 @@ class Admission:
 
 def _enforce(decision: Decision, action: Action) -> None:
     if decision.effect == "deny":
-        if decision.policy == "model_access":
-            message = f"denied by policy model_access: model {action.model!r} is not allowed for {action.principal.path}"
+        if decision.policy in ("model_access", "tool_access"):
+            what = "tool" if action.kind == "tool_call" else "model"
+            message = (
+                f"denied by policy {decision.policy}: {what} {action.model!r} is not allowed for "
+                f"{action.principal.path}"
+            )
         else:
             message = f"denied by policy {decision.policy}: " + "; ".join(decision.reasons)
         raise _refused(PolicyDenied(message, policy=decision.policy or "", param="model"), decision)
     if decision.effect == "require_approval":
         raise _refused(
             ApprovalRequired(
-                f"policy {decision.policy} requires approval, which model calls cannot wait for",
+                f"policy {decision.policy} requires approval"
+                + (", which model calls cannot wait for" if action.kind == "model_call" else ""),
                 policy=decision.policy or "",
             ),
             decision,

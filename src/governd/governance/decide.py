@@ -17,17 +17,18 @@ from governd.governance.policies import Match
 
 def decide(
     action: Action,
-    allowed_models: frozenset[str],
+    permitted: bool,
     matches: Sequence[Match] = (),
     default_effect: str = "allow",
     degrade_to: str | None = None,
 ) -> Decision:
-    """The verdict for ``action`` given what its principal may use and the policies that matched."""
-    if action.model not in allowed_models:
+    """The verdict for ``action`` given whether its principal may use its model or tool, and policies."""
+    if not permitted:
+        what = "tool" if action.kind == "tool_call" else "model"
         return Decision(
             "deny",
-            (f"policy:model_access: {action.principal.path} may not use model {action.model!r}",),
-            policy="model_access",
+            (f"policy:{what}_access: {action.principal.path} may not use {what} {action.model!r}",),
+            policy=f"{what}_access",
         )
     enforced = [m for m in matches if m.policy.mode == "enforce"]
     reasons = [

@@ -99,7 +99,7 @@ def run_cases(path: Path) -> list[Outcome]:
         alias = cfg.models.get(model)
         decision = decide(
             action,
-            tree.models_for(principal),
+            model in tree.models_for(principal),
             policies.evaluate(ctx),
             cfg.governance.default_effect,
             alias.degrade_to if alias else None,

@@ -63,6 +63,10 @@ class PrincipalTree:
             self._priorities[scope] = found
         return found
 
+    def tool_lists(self, principal: Principal) -> list[list[str]]:
+        """The tool allow-lists on the principal's path (each one narrows what passes)."""
+        return [n.tools for n in self._path(principal.scope) if n.tools is not None]
+
     def node_config(self, path: str) -> NodeConfig:
         """The config of the node at ``org/team[/project]`` (a key's node: its owner's)."""
         parts = path.split("/")[1:]

@@ -27,6 +27,7 @@ from governd.intent.admin_api import AdminRoutes
 from governd.intent.auth import check_admin
 from governd.intent.budgets_api import BudgetRoutes
 from governd.intent.http import json_response, on_govern_error, on_http_exception, on_unexpected
+from governd.intent.mcp_gateway import McpGateway
 from governd.intent.openai_api import OpenAIRoutes
 from governd.ledger import LedgerWriter, Storage
 from governd.ledger.audit import signer_for
@@ -97,6 +98,7 @@ def build_services(cfg: GovernConfig, clock: Clock | None = None) -> Services:
 def create_app(cfg: GovernConfig, clock: Clock | None = None) -> Starlette:
     """The governd ASGI application for ``cfg``."""
     services = build_services(cfg, clock)
+    gateway = McpGateway(services)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -107,9 +109,11 @@ def create_app(cfg: GovernConfig, clock: Clock | None = None) -> Starlette:
         await resume_spend(services.budgets, services.storage)
         refresher = asyncio.create_task(budget_gauges.refresh_forever(services.budgets))
         try:
-            yield
+            async with gateway.sessions.run():
+                yield
         finally:
             refresher.cancel()
+            await gateway.aclose()
             for upstream in services.upstreams.values():
                 await upstream.aclose()
             await asyncio.to_thread(services.writer.close)
@@ -141,6 +145,7 @@ def create_app(cfg: GovernConfig, clock: Clock | None = None) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        Route("/mcp", gateway),
         *OpenAIRoutes(services).routes(),
         *(admin := AdminRoutes(services)).routes(),
         *BudgetRoutes(services, admin.check).routes(),

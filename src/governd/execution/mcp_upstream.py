@@ -1,0 +1,135 @@
+"""Sessions with upstream MCP servers (stdio or streamable HTTP), through the official SDK.
+
+One long-lived ``mcp.Client`` per configured server, opened when governd
+starts. A server that is down at start, or whose connection breaks, is
+reconnected on the next use; until then its tools are not listed and calls to
+them fail with a clear error. Response caching is off: a tool whose
+description changes must be seen at once (tool pinning depends on it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from typing import Any
+
+import httpx2
+import mcp_types as types
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+
+from governd.config import McpServerConfig
+
+log = logging.getLogger("governd.mcp")
+
+
+class McpUnavailable(Exception):
+    """An upstream MCP server cannot be reached now."""
+
+
+class McpUpstream:
+    """A session with one upstream MCP server."""
+
+    def __init__(self, name: str, cfg: McpServerConfig) -> None:
+        self.name = name
+        self.cfg = cfg
+        self._client: Client | None = None
+        self._owner: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
+        self._lock = asyncio.Lock()
+
+    async def _connect(self) -> Client:
+        async with self._lock:
+            if self._client is not None:
+                return self._client
+            # The SDK's transports must be entered and left in one task: an owner task holds it open.
+            ready: asyncio.Future[Client] = asyncio.get_running_loop().create_future()
+            self._closing = asyncio.Event()
+            self._owner = asyncio.create_task(self._own(ready), name=f"mcp-{self.name}")
+            try:
+                self._client = await ready
+            except Exception as exc:
+                raise McpUnavailable(
+                    f"MCP server {self.name!r} cannot be reached: {type(exc).__name__}"
+                ) from None
+            return self._client
+
+    async def _own(self, ready: asyncio.Future[Client]) -> None:
+        try:
+            async with self._new_client() as client:
+                ready.set_result(client)
+                await self._closing.wait()
+        except BaseException as exc:
+            if not ready.done():
+                ready.set_exception(exc if isinstance(exc, Exception) else McpUnavailable(str(exc)))
+            elif not isinstance(exc, asyncio.CancelledError):
+                log.warning("MCP server %s: session ended: %s", self.name, type(exc).__name__)
+        finally:
+            self._client = None
+
+    def _new_client(self) -> Client:
+        cfg = self.cfg
+        if cfg.transport == "stdio":
+            command = sys.executable if cfg.command == "python" else cfg.command
+            assert command is not None
+            params = StdioServerParameters(command=command, args=cfg.args, env=cfg.env or None)
+            return Client(params, cache=None, read_timeout_seconds=cfg.timeout_s)
+        assert cfg.url is not None
+        http = httpx2.AsyncClient(headers=cfg.headers, timeout=cfg.timeout_s)
+        return Client(
+            streamable_http_client(cfg.url, http_client=http),
+            cache=None,
+            read_timeout_seconds=cfg.timeout_s,
+        )
+
+    async def _drop(self) -> None:
+        owner, self._owner, self._client = self._owner, None, None
+        if owner is not None:
+            self._closing.set()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(owner, 10)
+
+    async def list_tools(self) -> list[types.Tool]:
+        """The server's tools now (every page)."""
+        client = await self._connect()
+        tools: list[types.Tool] = []
+        cursor = None
+        try:
+            while True:
+                page = await client.list_tools(cursor=cursor)
+                tools.extend(page.tools)
+                cursor = page.next_cursor
+                if not cursor:
+                    return tools
+        except Exception as exc:
+            await self._drop()
+            raise McpUnavailable(
+                f"MCP server {self.name!r} failed to list tools: {type(exc).__name__}"
+            ) from None
+
+    async def call_tool(self, tool: str, arguments: dict[str, Any]) -> types.CallToolResult:
+        """Call a tool; ``McpUnavailable`` when the server cannot be reached or does not answer in time."""
+        client = await self._connect()
+        try:
+            return await asyncio.wait_for(client.call_tool(tool, arguments), self.cfg.timeout_s)
+        except TimeoutError:
+            raise McpUnavailable(
+                f"MCP server {self.name!r} did not answer within {self.cfg.timeout_s:g} s"
+            ) from None
+        except Exception as exc:
+            if _protocol_error(exc):
+                raise
+            await self._drop()
+            raise McpUnavailable(f"MCP server {self.name!r} failed: {type(exc).__name__}") from None
+
+    async def aclose(self) -> None:
+        """Close the session (and stop a stdio server)."""
+        await self._drop()
+
+
+def _protocol_error(exc: Exception) -> bool:
+    return isinstance(exc, MCPError)

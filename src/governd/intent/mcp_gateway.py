@@ -1,0 +1,204 @@
+"""The MCP gateway at ``/mcp`` (streamable HTTP, official SDK's low-level server).
+
+It offers the tools of every configured upstream MCP server as
+``<server>__<tool>``, lists to each principal only the tools its allow-lists
+let through, checks arguments against the tool's input schema, and sends every
+call through the pipeline (policies, the ledger). Callers authenticate with a
+governd key. Refusals and failures are JSON-RPC errors whose ``data.code`` is
+governd's error code:
+
+    -32602  invalid params: unknown tool, arguments that do not fit the schema
+    -32001  refused by policy (policy_denied, approval_required)
+    -32002  a rate limit or budget refused it
+    -32003  the upstream server is unavailable or too slow
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import jsonschema
+import mcp_types as types
+from mcp.server.lowlevel import Server
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.exceptions import MCPError
+from starlette.requests import Request
+from starlette.types import Receive, Scope, Send
+
+from governd import __version__
+from governd.actions import Action, Principal
+from governd.errors import GovernError, InvalidRequest
+from governd.execution.mcp_upstream import McpUnavailable, McpUpstream
+from governd.governance import tools
+from governd.ids import new_id
+from governd.intent.auth import bearer
+from governd.intent.http import error_response
+
+if TYPE_CHECKING:
+    from governd.intent.app import Services
+
+RUN_HEADER = "x-governd-run"
+_PRINCIPAL = "governd.principal"
+
+
+@dataclass(frozen=True, slots=True)
+class Offered:
+    """A tool as governd offers it."""
+
+    server: str
+    tool: types.Tool
+    tier: str
+
+
+def _code(exc: GovernError) -> int:
+    if isinstance(exc, InvalidRequest):
+        return types.INVALID_PARAMS
+    if exc.status == 403:
+        return -32001
+    if exc.status == 429:
+        return -32002
+    return -32003
+
+
+class McpGateway:
+    """The MCP server governd runs, and the ASGI endpoint that puts it at /mcp."""
+
+    def __init__(self, services: Services) -> None:
+        self._s = services
+        self.upstreams = {
+            name: McpUpstream(name, cfg) for name, cfg in services.config.mcp_servers.items()
+        }
+        self._catalog: dict[str, Offered] = {}
+        self._down: set[str] = set()
+        self.server: Server[Any] = Server(
+            "governd",
+            version=__version__,
+            on_list_tools=self._list_tools,
+            on_call_tool=self._call_tool,
+        )
+        host = services.config.server.host
+        security = (
+            TransportSecuritySettings(
+                enable_dns_rebinding_protection=True,
+                allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*"],
+                allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"],
+            )
+            if host in ("127.0.0.1", "localhost", "::1")
+            else None
+        )
+        self.sessions = StreamableHTTPSessionManager(app=self.server, security_settings=security)
+        self._asgi = StreamableHTTPASGIApp(self.sessions)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI: authenticate the governd key, then hand the request to the MCP server."""
+        request = Request(scope, receive)
+        try:
+            principal = await self._s.keyring.authenticate(bearer(request))
+        except GovernError as err:
+            await error_response(err)(scope, receive, send)
+            return
+        scope.setdefault("state", {})[_PRINCIPAL] = principal
+        await self._asgi(scope, receive, send)
+
+    async def aclose(self) -> None:
+        """Close every upstream session."""
+        await asyncio.gather(*(u.aclose() for u in self.upstreams.values()))
+
+    async def catalog(self) -> dict[str, Offered]:
+        """Every upstream's tools now, by namespaced name.
+
+        A server that is down keeps its last known tools for calls (which then
+        fail as unavailable, not as unknown) and is left out of listings.
+        """
+        names = list(self.upstreams)
+        found = await asyncio.gather(
+            *(self.upstreams[n].list_tools() for n in names), return_exceptions=True
+        )
+        catalog: dict[str, Offered] = {}
+        down: set[str] = set()
+        for name, listed in zip(names, found, strict=True):
+            if isinstance(listed, BaseException):
+                down.add(name)
+                catalog.update({k: v for k, v in self._catalog.items() if v.server == name})
+                continue
+            configured = self._s.config.mcp_servers[name].tools
+            for tool in listed:
+                notes = (
+                    tool.annotations.model_dump(by_alias=True, exclude_none=True)
+                    if tool.annotations
+                    else None
+                )
+                override = configured.get(tool.name)
+                tier = tools.risk_tier(override.tier if override else None, notes)
+                catalog[tools.namespaced(name, tool.name)] = Offered(name, tool, tier)
+        self._catalog, self._down = catalog, down
+        return catalog
+
+    async def _list_tools(
+        self, ctx: Any, params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        principal = _principal(ctx)
+        lists = self._s.tree.tool_lists(principal)
+        visible = [
+            offered.tool.model_copy(update={"name": name})
+            for name, offered in (await self.catalog()).items()
+            if offered.server not in self._down and tools.allowed(lists, name)
+        ]
+        return types.ListToolsResult(tools=visible)
+
+    async def _call_tool(
+        self, ctx: Any, params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        principal = _principal(ctx)
+        run = ctx.request.headers.get(RUN_HEADER) if ctx.request is not None else None
+        arguments = dict(params.arguments or {})
+        action = Action(
+            new_id("tool_"), "tool", principal, params.name, arguments, run_id=run, kind="tool_call"
+        )
+        offered = self._catalog.get(params.name) or (await self.catalog()).get(params.name)
+        if offered is None:
+            return await self._refuse(
+                action, InvalidRequest(f"unknown tool {params.name!r}", param="name")
+            )
+        problem = _schema_problem(offered.tool.input_schema, arguments)
+        if problem is not None:
+            return await self._refuse(
+                action, InvalidRequest(f"invalid arguments for {params.name}: {problem}")
+            )
+        upstream = self.upstreams[offered.server]
+        try:
+            return await self._s.pipeline.call_tool(
+                action, upstream, offered.tool.name, offered.tier
+            )
+        except GovernError as exc:
+            raise MCPError(_code(exc), exc.message, {"code": exc.code}) from None
+        except McpUnavailable as exc:  # pragma: no cover - the pipeline maps it
+            raise MCPError(-32003, str(exc), {"code": "upstream_unavailable"}) from None
+
+    async def _refuse(self, action: Action, error: GovernError) -> types.CallToolResult:
+        await self._s.pipeline.reject(action, error)
+        raise MCPError(_code(error), error.message, {"code": error.code})
+
+
+def _principal(ctx: Any) -> Principal:
+    state = ctx.request.scope.get("state", {}) if ctx.request is not None else {}
+    principal = state.get(_PRINCIPAL)
+    if not isinstance(principal, Principal):
+        raise MCPError(-32001, "not authenticated", {"code": "invalid_api_key"})
+    return principal
+
+
+def _schema_problem(schema: dict[str, Any], arguments: dict[str, Any]) -> str | None:
+    """Why ``arguments`` do not fit the tool's JSON schema (the first reason), or None."""
+    try:
+        validator = jsonschema.validators.validator_for(schema)(schema)
+    except jsonschema.SchemaError:
+        return None  # the server's schema is broken: let the server judge
+    error = jsonschema.exceptions.best_match(validator.iter_errors(arguments))
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path)
+    return f"{where}: {error.message}" if where else error.message
