@@ -195,3 +195,9 @@ def test_policy_test_command(tmp_path: Path) -> None:
     (tmp_path / "broken.yaml").write_text("config: governd.yaml\ncases: []\n")
     broken = runner.invoke(main, ["policy", "test", str(tmp_path / "broken.yaml")])
     assert broken.exit_code == 1 and "cases" in broken.output
+
+
+def test_policies_may_read_tool_arguments() -> None:
+    parse_config(
+        POLICY_BASE + "  - {id: a, when: 'args.to.endsWith(\"@rival.example\")', effect: deny}\n"
+    )
