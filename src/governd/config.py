@@ -239,6 +239,14 @@ class McpServerConfig(_Model):
         return self
 
 
+class McpConfig(_Model):
+    """The MCP gateway's own settings."""
+
+    catalog_ttl_s: float = Field(
+        5.0, ge=0, description="how long a listing of the upstreams' tools is reused"
+    )
+
+
 class GovernanceConfig(_Model):
     """Plane-wide governance settings."""
 
@@ -313,6 +321,7 @@ class GovernConfig(_Model):
     ] = Field(
         default_factory=dict, description="names may not contain `__`, the namespace separator"
     )
+    mcp: McpConfig = Field(default_factory=McpConfig)
     observe: ObserveConfig = Field(default_factory=ObserveConfig)
 
     @model_validator(mode="after")

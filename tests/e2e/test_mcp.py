@@ -36,6 +36,7 @@ policies:
   - {{id: no-outside-mail, when: 'tool.name == "notes__send_note" && args.to.endsWith("@rival.example")', effect: deny}}
   - {{id: no-destructive-for-support, when: 'tool.tier == "destructive" && principal.team == "support"', effect: deny}}
 ledger: {{flush_ms: 5}}
+mcp: {{catalog_ttl_s: 0}}  # list the upstreams on every request: changes show at once
 """
 
 

@@ -73,6 +73,7 @@ class McpGateway:
         }
         self._catalog: dict[str, Offered] = {}
         self._down: set[str] = set()
+        self._listed_at = float("-inf")
         self.server: Server[Any] = Server(
             "governd",
             version=__version__,
@@ -107,6 +108,13 @@ class McpGateway:
         """Close every upstream session."""
         await asyncio.gather(*(u.aclose() for u in self.upstreams.values()))
 
+    async def current(self, refresh: bool = False) -> dict[str, Offered]:
+        """The catalog, listed again when older than ``mcp.catalog_ttl_s`` (or when asked)."""
+        age = self._s.clock.monotonic() - self._listed_at
+        if refresh or age >= self._s.config.mcp.catalog_ttl_s or not self._catalog:
+            await self.catalog()
+        return self._catalog
+
     async def catalog(self) -> dict[str, Offered]:
         """Every upstream's tools now, by namespaced name.
 
@@ -135,6 +143,7 @@ class McpGateway:
                 tier = tools.risk_tier(override.tier if override else None, notes)
                 catalog[tools.namespaced(name, tool.name)] = Offered(name, tool, tier)
         self._catalog, self._down = catalog, down
+        self._listed_at = self._s.clock.monotonic()
         return catalog
 
     async def _list_tools(
@@ -144,7 +153,7 @@ class McpGateway:
         lists = self._s.tree.tool_lists(principal)
         visible = [
             offered.tool.model_copy(update={"name": name})
-            for name, offered in (await self.catalog()).items()
+            for name, offered in (await self.current()).items()
             if offered.server not in self._down and tools.allowed(lists, name)
         ]
         return types.ListToolsResult(tools=visible)
@@ -158,7 +167,9 @@ class McpGateway:
         action = Action(
             new_id("tool_"), "tool", principal, params.name, arguments, run_id=run, kind="tool_call"
         )
-        offered = self._catalog.get(params.name) or (await self.catalog()).get(params.name)
+        offered = (await self.current()).get(params.name) or (await self.current(True)).get(
+            params.name
+        )
         if offered is None:
             return await self._refuse(
                 action, InvalidRequest(f"unknown tool {params.name!r}", param="name")
