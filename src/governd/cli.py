@@ -545,3 +545,61 @@ def ledger_query(
                 break
     except AdminError as exc:
         _fail(exc)
+
+
+@main.group()
+def approvals() -> None:
+    """List and decide tool calls held for approval."""
+
+
+@approvals.command("list")
+@click.option(
+    "--status",
+    type=click.Choice(["pending", "approved", "denied", "expired"]),
+    default="pending",
+    show_default=True,
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@remote
+def approvals_list(url: str, admin_key: str | None, status: str, as_json: bool) -> None:
+    """Approvals with STATUS (pending by default)."""
+    try:
+        out = _admin(url, admin_key).call("GET", "/admin/v1/approvals", status=status)
+    except AdminError as exc:
+        _fail(exc)
+    if as_json:
+        _emit(out)
+        return
+    for a in out["approvals"]:
+        click.echo(
+            f"{a['id']}  {_when(a['created_at'])}  {a['principal']:<28} {a['tool']:<28} "
+            f"{a['tier']:<11} {a['status']:<8} {a['arguments']}"
+        )
+
+
+def _decide(url: str, admin_key: str | None, approval_id: str, verb: str, by: str | None) -> None:
+    try:
+        row = _admin(url, admin_key).call(
+            "POST", f"/admin/v1/approvals/{approval_id}/{verb}", {"by": by or "admin"}
+        )
+    except AdminError as exc:
+        _fail(exc)
+    click.echo(f"{row['id']}: {row['status']} by {row['decided_by']}")
+
+
+@approvals.command("approve")
+@click.argument("approval_id")
+@click.option("--by", help="Who approves (recorded in the ledger).")
+@remote
+def approvals_approve(url: str, admin_key: str | None, approval_id: str, by: str | None) -> None:
+    """Approve APPROVAL_ID: the held call runs."""
+    _decide(url, admin_key, approval_id, "approve", by)
+
+
+@approvals.command("deny")
+@click.argument("approval_id")
+@click.option("--by", help="Who denies (recorded in the ledger).")
+@remote
+def approvals_deny(url: str, admin_key: str | None, approval_id: str, by: str | None) -> None:
+    """Deny APPROVAL_ID: the held call is refused."""
+    _decide(url, admin_key, approval_id, "deny", by)

@@ -254,6 +254,9 @@ class GovernanceConfig(_Model):
     default_effect: Literal["allow", "deny"] = Field(
         "allow", description="deny: a request needs an `allow` policy to pass"
     )
+    approval_timeout_s: float = Field(
+        300.0, gt=0, description="how long a call waits for a human's approval before it is refused"
+    )
 
     @model_validator(mode="after")
     def _known_timezone(self) -> GovernanceConfig:

@@ -19,9 +19,11 @@ from governd import tokens
 from governd.actions import Action, Decision, Usage
 from governd.clock import Clock
 from governd.errors import (
+    ApprovalRequired,
     ClientDisconnected,
     GovernError,
     InvalidRequest,
+    PolicyDenied,
     UpstreamError,
     UpstreamUnavailable,
 )
@@ -29,6 +31,7 @@ from governd.execution import Routed, Router
 from governd.execution.mcp_upstream import McpUnavailable, McpUpstream
 from governd.execution.usage import StreamMeter, usage_of_body
 from governd.governance.admission import Admission, Admitted
+from governd.governance.approvals import Approvals
 from governd.ledger import LedgerEntry, LedgerWriter, cost_usd
 from governd.ledger.writer import control_entry
 from governd.observe.metrics import Metrics
@@ -47,6 +50,7 @@ class Pipeline:
         writer: LedgerWriter,
         clock: Clock,
         metrics: Metrics,
+        approvals: Approvals,
         tracing: Tracing | None = None,
     ) -> None:
         self.admission = admission
@@ -55,6 +59,7 @@ class Pipeline:
         self.clock = clock
         self._metrics = metrics
         self._tracing = tracing
+        self.approvals = approvals
 
     def close(self) -> None:
         """Export pending spans (blocking: run it off the event loop)."""
@@ -121,7 +126,7 @@ class Pipeline:
         error: GovernError | None = None
         result: types.CallToolResult | None = None
         try:
-            decision = await self.admission.admit_tool(action, upstream.name, tier)
+            decision = await self._admit_tool(action, upstream.name, tier)
             result = await upstream.call_tool(tool, action.body)
             return result
         except GovernError as exc:
@@ -140,6 +145,33 @@ class Pipeline:
             durable = self._writer.append(entry)
             if durable is not None:
                 await durable
+
+    async def _admit_tool(self, action: Action, server: str, tier: str) -> Decision:
+        """Admission, waiting for a human when a policy requires approval."""
+        try:
+            return await self.admission.admit_tool(action, server, tier)
+        except ApprovalRequired as held:
+            policy = held.policy
+            asked = held.decision or Decision("require_approval", (), policy=policy)
+        verdict = await self.approvals.hold(action, tier, policy)
+        reasons = (*asked.reasons, f"approval {verdict.id}")
+        if verdict.status == "approved":
+            return Decision("allow", (*reasons, f"approved by {verdict.by}"))
+        if verdict.status == "denied":
+            refused: GovernError = PolicyDenied(
+                f"denied by {verdict.by} (approval {verdict.id}, asked by policy {policy})",
+                policy=policy,
+            )
+            refused.decision = Decision(
+                "deny", (*reasons, f"denied by {verdict.by}"), policy=policy
+            )
+        else:
+            refused = ApprovalRequired(
+                f"approval {verdict.id} was not given in time (policy {policy})",
+                policy=policy,
+            )
+            refused.decision = Decision("deny", (*reasons, "approval timed out"), policy=policy)
+        raise refused
 
     def settle(self, call: ModelCall) -> Awaitable[None] | None:
         """Price the call and append its entry; in strict durability, what to await before replying."""

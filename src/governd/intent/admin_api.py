@@ -37,6 +37,9 @@ class AdminRoutes:
             Route("/admin/v1/ledger/{entry_id}", self.entry, methods=["GET"]),
             Route("/admin/v1/capacity", self.capacity, methods=["GET"]),
             Route("/admin/v1/usage", self.usage, methods=["GET"]),
+            Route("/admin/v1/approvals", self.list_approvals, methods=["GET"]),
+            Route("/admin/v1/approvals/{approval_id}/approve", self.approve, methods=["POST"]),
+            Route("/admin/v1/approvals/{approval_id}/deny", self.deny, methods=["POST"]),
         ]
 
     def check(self, request: Request) -> None:
@@ -120,6 +123,39 @@ class AdminRoutes:
         await self._settled()
         rows = await asyncio.to_thread(self._s.storage.summary, **filters, by_hour=True)
         return json_response({"usage": rows})
+
+    async def list_approvals(self, request: Request) -> Response:
+        """Approvals (``status``: pending, approved, denied, expired), oldest first."""
+        self.check(request)
+        status = request.query_params.get("status")
+        if status not in (None, "pending", "approved", "denied", "expired"):
+            raise InvalidRequest(
+                "status must be pending, approved, denied or expired", param="status"
+            )
+        principal = self._filters(request)["principal"]
+        rows = await asyncio.to_thread(self._s.storage.approvals, status, principal)
+        return json_response({"approvals": rows})
+
+    async def approve(self, request: Request) -> Response:
+        """Approve a held call: it runs."""
+        return await self._decide(request, True)
+
+    async def deny(self, request: Request) -> Response:
+        """Deny a held call: it is refused."""
+        return await self._decide(request, False)
+
+    async def _decide(self, request: Request, approve: bool) -> Response:
+        self.check(request)
+        body = (
+            await read_json(request, 16 * 1024)
+            if request.headers.get("content-length") not in (None, "0")
+            else {}
+        )
+        by = _string(body, "by") or "admin"
+        row = await self._s.pipeline.approvals.decide(
+            request.path_params["approval_id"], approve, by
+        )
+        return json_response(row)
 
     async def capacity(self, request: Request) -> Response:
         """Per model with a capacity: slots, slots in use, requests waiting."""

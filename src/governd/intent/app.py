@@ -21,6 +21,7 @@ from governd.execution import Router, build_upstreams
 from governd.execution.upstream import Upstream
 from governd.governance import KeyRing, PrincipalTree
 from governd.governance.admission import Admission
+from governd.governance.approvals import Approvals
 from governd.governance.budget_setup import load_budgets, resume_spend
 from governd.governance.budgets import Budgets
 from governd.intent.admin_api import AdminRoutes
@@ -89,6 +90,7 @@ def build_services(cfg: GovernConfig, clock: Clock | None = None) -> Services:
             writer,
             clock,
             metrics,
+            Approvals(storage, clock, cfg.governance.approval_timeout_s),
             Tracing(cfg.observe) if cfg.observe.otlp_endpoint else None,
         ),
         metrics=metrics,

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from governd.ledger import appender, migrate, rollups
 from governd.ledger.entries import LedgerEntry
 from governd.ledger.signing import Signer
-from governd.ledger.tables import api_keys, budgets, entries, in_subtree, signing_keys
+from governd.ledger.tables import api_keys, approvals, budgets, entries, in_subtree, signing_keys
 
 
 def _sqlite_pragmas(durable: bool) -> Any:
@@ -198,3 +198,42 @@ class Storage:
         q = sa.select(sa.func.coalesce(sa.func.sum(amount), 0)).where(where, c.ts >= since)
         with self.engine.connect() as conn:
             return float(conn.execute(q).scalar_one())
+
+    # approvals
+
+    def add_approval(self, row: dict[str, Any]) -> None:
+        """Store a pending approval."""
+        with self.engine.begin() as conn:
+            conn.execute(approvals.insert(), [row])
+
+    def approval(self, approval_id: str) -> dict[str, Any] | None:
+        """One approval."""
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(sa.select(approvals).where(approvals.c.id == approval_id))
+                .mappings()
+                .first()
+            )
+        return _plain([row])[0] if row else None
+
+    def approvals(
+        self, status: str | None = None, principal: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Approvals, oldest first, optionally by status and principal subtree."""
+        q = sa.select(approvals).order_by(approvals.c.created_at)
+        if status:
+            q = q.where(approvals.c.status == status)
+        if principal:
+            q = q.where(in_subtree(approvals.c.principal, principal))
+        with self.engine.connect() as conn:
+            return _plain(conn.execute(q).mappings().all())
+
+    def decide_approval(self, approval_id: str, status: str, by: str | None, at: float) -> bool:
+        """Settle a pending approval; False when it was not pending (already decided or expired)."""
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                approvals.update()
+                .where(approvals.c.id == approval_id, approvals.c.status == "pending")
+                .values(status=status, decided_by=by, decided_at=at)
+            )
+        return bool(done.rowcount)

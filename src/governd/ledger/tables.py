@@ -101,6 +101,24 @@ rollups = sa.Table(
     sa.Column("cost_usd", sa.Float, nullable=False),
 )
 
+approvals = sa.Table(
+    "approvals",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("principal", sa.String(255), nullable=False),
+    sa.Column("key_id", sa.String(64)),
+    sa.Column("run_id", sa.String(128)),
+    sa.Column("tool", sa.String(255), nullable=False),
+    sa.Column("tier", sa.String(16), nullable=False),
+    sa.Column("arguments", sa.Text, nullable=False),
+    sa.Column("policy", sa.String(128), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("decided_by", sa.String(255)),
+    sa.Column("decided_at", sa.Float),
+)
+
 ledger_meta = sa.Table(
     "ledger_meta",
     metadata,
