@@ -42,7 +42,7 @@ def test_example_config_exercises_every_section() -> None:
         and teams["research"].projects["evals"].budgets
     )
     assert {b.unit for b in teams["research"].budgets} == {"usd", "tokens"}
-    assert {p.effect for p in cfg.policies} == {"degrade", "set", "deny"}
+    assert {p.effect for p in cfg.policies} == {"degrade", "set", "deny", "require_approval"}
     assert {p.mode for p in cfg.policies} == {"enforce", "shadow"}
     assert cfg.storage == f"sqlite:///{ROOT / 'examples' / 'governd.db'}"
 

@@ -603,3 +603,39 @@ def approvals_approve(url: str, admin_key: str | None, approval_id: str, by: str
 def approvals_deny(url: str, admin_key: str | None, approval_id: str, by: str | None) -> None:
     """Deny APPROVAL_ID: the held call is refused."""
     _decide(url, admin_key, approval_id, "deny", by)
+
+
+@main.group("tools")
+def tools_group() -> None:
+    """MCP tools: tiers, pins, quarantines."""
+
+
+@tools_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@remote
+def tools_list(url: str, admin_key: str | None, as_json: bool) -> None:
+    """Every upstream tool with its risk tier and pin status."""
+    try:
+        out = _admin(url, admin_key).call("GET", "/admin/v1/tools")
+    except AdminError as exc:
+        _fail(exc)
+    if as_json:
+        _emit(out)
+        return
+    for t in out["tools"]:
+        click.echo(f"{t['name']:<36} {t['tier']:<11} {t['status']:<12} {t['reason'] or ''}")
+
+
+@tools_group.command("approve")
+@click.argument("name")
+@click.option("--by", help="Who approves (recorded in the ledger).")
+@remote
+def tools_approve(url: str, admin_key: str | None, name: str, by: str | None) -> None:
+    """Trust the current version of quarantined tool NAME."""
+    try:
+        pin = _admin(url, admin_key).call(
+            "POST", f"/admin/v1/tools/{name}/approve", {"by": by or "admin"}
+        )
+    except AdminError as exc:
+        _fail(exc)
+    click.echo(f"{pin['tool']}: {pin['status']} ({pin['reason']})")

@@ -214,6 +214,11 @@ class ToolConfig(_Model):
     """What governd knows about one upstream tool beyond what the server says."""
 
     tier: RiskTier | None = Field(None, description="overrides the tool's MCP annotations")
+    pin: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="the digest the tool must have (else quarantined)",
+    )
 
 
 class McpServerConfig(_Model):

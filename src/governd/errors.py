@@ -6,6 +6,7 @@
     ├── AuthenticationFailed         invalid_api_key         401
     ├── PermissionDenied             permission_denied       403
     │   ├── PolicyDenied             policy_denied           403
+    │   ├── ToolQuarantined          tool_quarantined        403
     │   └── ApprovalRequired         approval_required       403
     ├── NotFound                     not_found               404
     │   └── ModelNotFound            model_not_found         404
@@ -100,6 +101,12 @@ class PolicyDenied(PermissionDenied):
     def __init__(self, message: str, *, policy: str, param: str | None = None) -> None:
         super().__init__(message, param=param)
         self.policy = policy
+
+
+class ToolQuarantined(PermissionDenied):
+    """A tool changed since it was trusted (or looks like an injection) and awaits an admin."""
+
+    code = "tool_quarantined"
 
 
 class ApprovalRequired(PermissionDenied):

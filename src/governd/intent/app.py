@@ -151,6 +151,7 @@ def create_app(cfg: GovernConfig, clock: Clock | None = None) -> Starlette:
         *OpenAIRoutes(services).routes(),
         *(admin := AdminRoutes(services)).routes(),
         *BudgetRoutes(services, admin.check).routes(),
+        *gateway.admin_routes(admin.check),
     ]
     app = Starlette(
         routes=routes,

@@ -16,6 +16,7 @@ governd's error code:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,16 +27,18 @@ from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, Streamable
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from governd import __version__
 from governd.actions import Action, Principal
-from governd.errors import GovernError, InvalidRequest
+from governd.errors import GovernError, InvalidRequest, ToolQuarantined
 from governd.execution.mcp_upstream import McpUnavailable, McpUpstream
-from governd.governance import tools
+from governd.governance import pinning, tools
 from governd.ids import new_id
 from governd.intent.auth import bearer
-from governd.intent.http import error_response
+from governd.intent.http import error_response, json_response, read_json
 
 if TYPE_CHECKING:
     from governd.intent.app import Services
@@ -46,11 +49,12 @@ _PRINCIPAL = "governd.principal"
 
 @dataclass(frozen=True, slots=True)
 class Offered:
-    """A tool as governd offers it."""
+    """A tool as governd offers it (``quarantined``: why it is withheld, if it is)."""
 
     server: str
     tool: types.Tool
     tier: str
+    quarantined: str | None = None
 
 
 def _code(exc: GovernError) -> int:
@@ -90,6 +94,18 @@ class McpGateway:
             if host in ("127.0.0.1", "localhost", "::1")
             else None
         )
+        pins = {
+            tools.namespaced(server, tool): spec.pin
+            for server, cfg in services.config.mcp_servers.items()
+            for tool, spec in cfg.tools.items()
+            if spec.pin
+        }
+        self.pins = pinning.ToolPins(
+            services.storage,
+            services.clock,
+            pins,
+            lambda op, tool, detail: services.pipeline.record_control("", op, detail),
+        )
         self.sessions = StreamableHTTPSessionManager(app=self.server, security_settings=security)
         self._asgi = StreamableHTTPASGIApp(self.sessions)
 
@@ -103,6 +119,46 @@ class McpGateway:
             return
         scope.setdefault("state", {})[_PRINCIPAL] = principal
         await self._asgi(scope, receive, send)
+
+    def admin_routes(self, check: Callable[[Request], None]) -> list[Route]:
+        """``/admin/v1/tools``: every tool with its tier and pin, and re-approval of quarantined ones."""
+
+        async def listing(request: Request) -> Response:
+            check(request)
+            catalog = await self.current(refresh=True)
+            pins = self.pins.pins()
+            rows = [
+                {
+                    "name": name,
+                    "server": o.server,
+                    "tier": o.tier,
+                    "status": "down"
+                    if o.server in self._down
+                    else pins.get(name, {}).get("status", "pinned"),
+                    "reason": o.quarantined,
+                    "digest": pins.get(name, {}).get("digest"),
+                }
+                for name, o in sorted(catalog.items())
+            ]
+            return json_response({"tools": rows})
+
+        async def approve(request: Request) -> Response:
+            check(request)
+            body = (
+                await read_json(request, 16 * 1024)
+                if request.headers.get("content-length") not in (None, "0")
+                else {}
+            )
+            given = body.get("by")
+            by = given if isinstance(given, str) and given else "admin"
+            pin = await self.pins.approve(request.path_params["name"], by)
+            await self.current(refresh=True)
+            return json_response(pin)
+
+        return [
+            Route("/admin/v1/tools", listing, methods=["GET"]),
+            Route("/admin/v1/tools/{name}/approve", approve, methods=["POST"]),
+        ]
 
     async def aclose(self) -> None:
         """Close every upstream session."""
@@ -141,7 +197,10 @@ class McpGateway:
                 )
                 override = configured.get(tool.name)
                 tier = tools.risk_tier(override.tier if override else None, notes)
-                catalog[tools.namespaced(name, tool.name)] = Offered(name, tool, tier)
+                ns = tools.namespaced(name, tool.name)
+                digest = pinning.tool_digest(ns, tool.description, tool.input_schema)
+                held = await self.pins.check(ns, digest, tool.description)
+                catalog[ns] = Offered(name, tool, tier, held)
         self._catalog, self._down = catalog, down
         self._listed_at = self._s.clock.monotonic()
         return catalog
@@ -154,7 +213,9 @@ class McpGateway:
         visible = [
             offered.tool.model_copy(update={"name": name})
             for name, offered in (await self.current()).items()
-            if offered.server not in self._down and tools.allowed(lists, name)
+            if offered.server not in self._down
+            and offered.quarantined is None
+            and tools.allowed(lists, name)
         ]
         return types.ListToolsResult(tools=visible)
 
@@ -173,6 +234,14 @@ class McpGateway:
         if offered is None:
             return await self._refuse(
                 action, InvalidRequest(f"unknown tool {params.name!r}", param="name")
+            )
+        if offered.quarantined is not None:
+            return await self._refuse(
+                action,
+                ToolQuarantined(
+                    f"tool {params.name} is quarantined: {offered.quarantined}; an admin can approve it "
+                    f"with `governd tools approve {params.name}`"
+                ),
             )
         problem = _schema_problem(offered.tool.input_schema, arguments)
         if problem is not None:

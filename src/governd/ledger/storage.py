@@ -16,7 +16,15 @@ from sqlalchemy.engine import Engine
 from governd.ledger import appender, migrate, rollups
 from governd.ledger.entries import LedgerEntry
 from governd.ledger.signing import Signer
-from governd.ledger.tables import api_keys, approvals, budgets, entries, in_subtree, signing_keys
+from governd.ledger.tables import (
+    api_keys,
+    approvals,
+    budgets,
+    entries,
+    in_subtree,
+    signing_keys,
+    tool_pins,
+)
 
 
 def _sqlite_pragmas(durable: bool) -> Any:
@@ -237,3 +245,17 @@ class Storage:
                 .values(status=status, decided_by=by, decided_at=at)
             )
         return bool(done.rowcount)
+
+    # tool pins
+
+    def tool_pins(self) -> dict[str, dict[str, Any]]:
+        """Every pin, by namespaced tool name."""
+        with self.engine.connect() as conn:
+            rows = _plain(conn.execute(sa.select(tool_pins)).mappings().all())
+        return {r["tool"]: r for r in rows}
+
+    def put_tool_pin(self, row: dict[str, Any]) -> None:
+        """Create or replace a tool's pin."""
+        with self.engine.begin() as conn:
+            conn.execute(tool_pins.delete().where(tool_pins.c.tool == row["tool"]))
+            conn.execute(tool_pins.insert(), [row])

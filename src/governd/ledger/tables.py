@@ -119,6 +119,18 @@ approvals = sa.Table(
     sa.Column("decided_at", sa.Float),
 )
 
+tool_pins = sa.Table(
+    "tool_pins",
+    metadata,
+    sa.Column("tool", sa.String(255), primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("seen_digest", sa.String(64), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("updated_by", sa.String(255)),
+)
+
 ledger_meta = sa.Table(
     "ledger_meta",
     metadata,
