@@ -256,3 +256,41 @@ def test_a_key_is_recorded_once_even_without_a_checkpoint(
     again.close()
     crashed.close()
     assert len([e for e in storage.query(limit=100) if e["operation"] == "signing_key"]) == 1
+
+
+def test_signals_are_hashed_and_entries_without_them_keep_the_first_form(
+    storage_url: str, tmp_path: Path, signer: Signer
+) -> None:
+    from governd.ledger.chain import canonical_entry
+    from governd.ledger.entries import FIELDS_V1
+
+    plain = replace(BASE, id="plain")
+    assert canonical_entry(plain).startswith(b'["governd.entry.v1"')
+    assert len(json.loads(canonical_entry(plain))) == len(FIELDS_V1) + 1
+    signalled = replace(BASE, id="signalled", signals='{"tier":"write"}')
+    assert canonical_entry(signalled).startswith(b'["governd.entry.v2"')
+    storage = Storage(storage_url)
+    storage.append([plain, signalled])
+    storage.checkpoint(signer, 3000.0)
+    assert verify_ledger(storage.engine, keys(signer)).intact
+    run_sql(
+        storage, """UPDATE ledger_entries SET signals = '{"tier":"read"}' WHERE id = 'signalled'"""
+    )
+    report = verify_ledger(storage.engine, keys(signer))
+    assert "chain broken at entry signalled" in report.problems[0]
+
+
+def test_a_checkpoint_never_signs_past_an_entry_it_cannot_re_derive(
+    storage_url: str, tmp_path: Path, signer: Signer
+) -> None:
+    """An entry this code cannot hash to its stored link (edited, or from a newer version) stops it."""
+    storage = ledger(storage_url, signer, n=10, checkpoint_at=(4,))
+    run_sql(storage, "UPDATE ledger_entries SET status = 201 WHERE id = 'req_7'")
+    checkpoint = storage.checkpoint(signer, 3000.0)
+    assert checkpoint is not None and checkpoint["size"] == 7
+    assert storage.checkpoint(signer, 3001.0) is None
+    report = verify_ledger(storage.engine, keys(signer))
+    assert report.problems == [
+        "chain broken at entry req_7 (seq 8, position 7): it was edited, or an entry before it was "
+        "inserted, deleted or moved"
+    ]

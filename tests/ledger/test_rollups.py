@@ -7,7 +7,8 @@ from dataclasses import replace
 import sqlalchemy as sa
 
 from governd.ledger import Storage, migrate
-from governd.ledger.appender import append_chained
+from governd.ledger.chain import ZERO, canonical, leaf_hash, link
+from governd.ledger.entries import FIELDS_V1, LedgerEntry
 from tests.ledger.test_storage import BASE
 
 ENTRIES = [
@@ -23,6 +24,26 @@ ENTRIES = [
         BASE, id="c1", ts=7200.0 + 40, kind="control", operation="budget_set", principal="acme/t"
     ),
 ]
+
+
+def append_v1(engine: sa.Engine, batch: list[LedgerEntry]) -> None:
+    """What a 0002-era governd wrote: the v1 columns, chained, nothing else."""
+    with engine.begin() as conn:
+        head = conn.execute(
+            sa.text("SELECT chain_hash FROM ledger_entries ORDER BY seq DESC LIMIT 1")
+        ).scalar()
+        previous = bytes.fromhex(head) if head else ZERO
+        for entry in batch:
+            values = entry.as_tuple()[: len(FIELDS_V1)]
+            previous = link(previous, leaf_hash(canonical(values)))
+            row = dict(zip(FIELDS_V1, values, strict=True)) | {"chain_hash": previous.hex()}
+            conn.execute(
+                sa.text(
+                    f"INSERT INTO ledger_entries ({', '.join(row)}) "
+                    f"VALUES ({', '.join(':' + k for k in row)})"
+                ),
+                row,
+            )
 
 
 def totals(rows: list[dict[str, object]]) -> dict[str, tuple[object, ...]]:
@@ -78,7 +99,7 @@ def test_hours_and_subtrees(storage_url: str) -> None:
 def test_entries_from_an_older_replica_are_counted(storage_url: str) -> None:
     """A replica still on the previous version inserts as it always did; the rollups still count it."""
     storage = Storage(storage_url)
-    append_chained(storage.engine, ENTRIES[:2])  # the 0002-era write path: no rollup logic at all
+    append_v1(storage.engine, ENTRIES[:2])  # the 0002-era write path: no rollup logic at all
     storage.append(ENTRIES[2:4])
     storage.roll_up()
     assert totals(storage.summary()) == EXPECTED
@@ -87,7 +108,7 @@ def test_entries_from_an_older_replica_are_counted(storage_url: str) -> None:
 def test_migration_folds_existing_entries(storage_url: str) -> None:
     engine = sa.create_engine(storage_url)
     migrate.upgrade(engine, "0002")
-    append_chained(engine, ENTRIES)
+    append_v1(engine, ENTRIES)
     migrate.upgrade(engine)
     with engine.connect() as conn:
         folded = conn.execute(sa.text("SELECT SUM(requests) FROM rollups")).scalar()

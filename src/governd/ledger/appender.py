@@ -8,6 +8,7 @@ several processes extend one chain and never fork it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -20,6 +21,7 @@ from governd.ledger.entries import FIELDS, LedgerEntry
 from governd.ledger.signing import Signer, checkpoint_message
 
 _LOCK_ID = 0x676F7665726E64  # "governd"
+log = logging.getLogger("governd.ledger")
 
 
 @contextmanager
@@ -78,22 +80,42 @@ def append_chained(engine: Engine, batch: Sequence[LedgerEntry]) -> None:
 
 
 def make_checkpoint(engine: Engine, signer: Signer, now: float) -> dict[str, Any] | None:
-    """Sign a Merkle tree head over every entry so far, if any came since the last checkpoint."""
+    """Sign a Merkle tree head over the entries so far, if any came since the last checkpoint.
+
+    Only entries whose chain link this code can re-derive are signed: a row it
+    cannot (edited, or written by a newer governd with a field this one does
+    not know) stops the checkpoint there, so no replica ever signs a head that
+    an audit would reject. A newer replica signs past it.
+    """
     m = _mark(engine)
     with locked(engine) as cur:
         cur.execute("SELECT size, frontier FROM checkpoints ORDER BY size DESC LIMIT 1")
         last = cur.fetchone()
         frontier = Frontier.load(last[1] if last else None)
+        start = max(frontier.size - 1, 0)
         cur.execute(
             f"SELECT {', '.join(FIELDS)}, chain_hash FROM ledger_entries ORDER BY seq "
             f"LIMIT -1 OFFSET {m}"
             if engine.dialect.name == "sqlite"
             else f"SELECT {', '.join(FIELDS)}, chain_hash FROM ledger_entries ORDER BY seq OFFSET {m}",
-            (frontier.size,),
+            (start,),
         )
+        rows = cur.fetchall()
+        previous = ZERO
+        if frontier.size:
+            if not rows:  # truncated below its last checkpoint: an audit reports it
+                return None
+            previous, rows = bytes.fromhex(rows[0][-1]), rows[1:]
         head = None
-        for row in cur.fetchall():
-            frontier.append(leaf_hash(canonical(row[:-1])))
+        for row in rows:
+            leaf = leaf_hash(canonical(row[:-1]))
+            previous = link(previous, leaf)
+            if previous.hex() != row[-1]:
+                log.warning(
+                    "not checkpointing past entry %s: its chain link does not re-derive", row[0]
+                )
+                break
+            frontier.append(leaf)
             head = row[-1]
         if head is None:
             return None

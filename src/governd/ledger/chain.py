@@ -2,7 +2,9 @@
 
 Canonical form: the entry's fields as a JSON array in a fixed order, prefixed
 with a version tag, each field coerced to its declared type (so a value that
-went through SQLite or PostgreSQL serialises to the same bytes). An array in
+went through SQLite or PostgreSQL serialises to the same bytes). An entry
+without ``signals`` keeps the v1 form (the fields before it), so entries
+written before the field existed verify unchanged; one with signals is v2. An array in
 a fixed order needs no key sorting, which is what RFC 8785 exists to pin down;
 orjson's number formatting is the shortest round-trip form, stable for a given
 float.
@@ -25,9 +27,10 @@ from typing import Any
 
 import orjson
 
-from governd.ledger.entries import FIELDS, LedgerEntry
+from governd.ledger.entries import FIELDS, FIELDS_V1, LedgerEntry
 
 VERSION = "governd.entry.v1"
+VERSION_2 = "governd.entry.v2"
 ZERO = bytes(32)
 
 _FLOATS = {"ts", "latency_ms", "ttft_ms", "cost_usd"}
@@ -47,8 +50,14 @@ def _coerce(name: str, value: Any) -> Any:
 
 
 def canonical(values: Sequence[Any]) -> bytes:
-    """The canonical bytes of an entry given its field values in ``FIELDS`` order."""
-    return orjson.dumps([VERSION, *(_coerce(n, v) for n, v in zip(FIELDS, values, strict=True))])
+    """The canonical bytes of an entry given its field values in ``FIELDS`` (or ``FIELDS_V1``) order."""
+    if len(values) == len(FIELDS) and values[-1] is None:
+        values = values[: len(FIELDS_V1)]
+    if len(values) == len(FIELDS_V1):
+        return orjson.dumps(
+            [VERSION, *(_coerce(n, v) for n, v in zip(FIELDS_V1, values, strict=True))]
+        )
+    return orjson.dumps([VERSION_2, *(_coerce(n, v) for n, v in zip(FIELDS, values, strict=True))])
 
 
 def canonical_entry(entry: LedgerEntry) -> bytes:

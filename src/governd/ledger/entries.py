@@ -9,7 +9,12 @@ from typing import Any
 
 @dataclass(slots=True)
 class LedgerEntry:
-    """What was asked, what was decided, where it ran, what it consumed and cost."""
+    """What was asked, what was decided, where it ran, what it consumed and cost.
+
+    ``signals`` is JSON text of the behaviour signals of the action (a tool
+    call's tier, argument digest, target, side-effect class; risk events),
+    kept as the exact text stored so that it hashes the same everywhere.
+    """
 
     id: str
     ts: float
@@ -34,6 +39,7 @@ class LedgerEntry:
     output_tokens: int
     usage_source: str
     cost_usd: float
+    signals: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data, for JSON and storage (shallow: every field is a scalar)."""
@@ -46,4 +52,6 @@ class LedgerEntry:
 
 #: Entry field names, in storage column order.
 FIELDS = tuple(f.name for f in fields(LedgerEntry))
+#: The fields of the first entry format (before ``signals``), which older entries hash over.
+FIELDS_V1 = FIELDS[: FIELDS.index("signals")]
 _values = operator.attrgetter(*FIELDS)

@@ -36,6 +36,7 @@ entries = sa.Table(
     sa.Column("usage_source", sa.String(16), nullable=False),
     sa.Column("cost_usd", sa.Float, nullable=False),
     sa.Column("chain_hash", sa.String(64)),
+    sa.Column("signals", sa.Text),
     sa.Index("ix_entries_principal_ts", "principal", "ts"),
     sa.Index("ix_entries_run", "run_id"),
     sa.Index("ix_entries_ts", "ts"),

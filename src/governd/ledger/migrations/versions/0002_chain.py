@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from governd.ledger.chain import ZERO, canonical, leaf_hash, link
-from governd.ledger.entries import FIELDS
+from governd.ledger.entries import FIELDS_V1
 
 revision = "0002"
 down_revision = "0001"
@@ -42,7 +42,7 @@ def upgrade() -> None:
 def _chain_existing() -> None:
     conn = op.get_bind()
     rows = conn.execute(
-        sa.text(f"SELECT seq, {', '.join(FIELDS)} FROM ledger_entries ORDER BY seq")
+        sa.text(f"SELECT seq, {', '.join(FIELDS_V1)} FROM ledger_entries ORDER BY seq")
     ).all()
     previous = ZERO
     for row in rows:
