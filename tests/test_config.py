@@ -31,6 +31,7 @@ def test_example_config_exercises_every_section() -> None:
         "observe",
         "mcp_servers",
         "mcp",
+        "runs",
     }
     assert {u.kind for u in cfg.upstreams.values()} == {"sim", "openai"}
     assert {m.strategy for m in cfg.models.values()} == {"weighted", "least_in_flight"}

@@ -18,16 +18,22 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 
 from governd import cel_env
+from governd.config_agents import (
+    McpConfig,
+    McpServerConfig,
+    RunLimitsConfig,
+    RunsConfig,
+    StrictModel,
+)
 from governd.errors import GovernError
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+_Model = StrictModel
 
 
 class ServerConfig(_Model):
@@ -180,6 +186,9 @@ class NodeConfig(_Model):
     )
     ladder: LadderConfig = Field(default_factory=LadderConfig)
     max_tokens: int | None = Field(None, ge=1, description="cap on a request's output tokens")
+    run_limits: RunLimitsConfig = Field(
+        default_factory=RunLimitsConfig, description="tighter limits for runs below this node"
+    )
 
     @model_validator(mode="after")
     def _one_budget_per_unit_and_period(self) -> NodeConfig:
@@ -204,52 +213,6 @@ class PrincipalsConfig(NodeConfig):
 
     org: str = Field("default", pattern=r"^[A-Za-z0-9_.-]+$")
     teams: dict[str, TeamConfig] = Field(default_factory=dict)
-
-
-RiskTier = Literal["read", "write", "external", "destructive"]
-RISK_TIERS: tuple[RiskTier, ...] = ("read", "write", "external", "destructive")
-
-
-class ToolConfig(_Model):
-    """What governd knows about one upstream tool beyond what the server says."""
-
-    tier: RiskTier | None = Field(None, description="overrides the tool's MCP annotations")
-    pin: str | None = Field(
-        None,
-        pattern=r"^[0-9a-f]{64}$",
-        description="the digest the tool must have (else quarantined)",
-    )
-
-
-class McpServerConfig(_Model):
-    """An upstream MCP server whose tools governd offers at /mcp (as ``<server>__<tool>``)."""
-
-    transport: Literal["stdio", "http"]
-    command: str | None = Field(None, description="stdio: the program to start")
-    args: list[str] = Field(default_factory=list)
-    env: dict[str, str] = Field(default_factory=dict)
-    url: str | None = Field(
-        None, pattern=r"^https?://", description="http: the streamable HTTP endpoint"
-    )
-    headers: dict[str, str] = Field(default_factory=dict)
-    timeout_s: float = Field(30.0, gt=0, description="longest a tool call may take")
-    tools: dict[str, ToolConfig] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _transport_fields(self) -> McpServerConfig:
-        if self.transport == "stdio" and not self.command:
-            raise ValueError("stdio needs `command`")
-        if self.transport == "http" and not self.url:
-            raise ValueError("http needs `url`")
-        return self
-
-
-class McpConfig(_Model):
-    """The MCP gateway's own settings."""
-
-    catalog_ttl_s: float = Field(
-        5.0, ge=0, description="how long a listing of the upstreams' tools is reused"
-    )
 
 
 class GovernanceConfig(_Model):
@@ -330,6 +293,7 @@ class GovernConfig(_Model):
         default_factory=dict, description="names may not contain `__`, the namespace separator"
     )
     mcp: McpConfig = Field(default_factory=McpConfig)
+    runs: RunsConfig = Field(default_factory=RunsConfig)
     observe: ObserveConfig = Field(default_factory=ObserveConfig)
 
     @model_validator(mode="after")

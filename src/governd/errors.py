@@ -6,12 +6,14 @@
     ├── AuthenticationFailed         invalid_api_key         401
     ├── PermissionDenied             permission_denied       403
     │   ├── PolicyDenied             policy_denied           403
+    │   │   └── ApprovalDenied       policy_denied           403
     │   ├── ToolQuarantined          tool_quarantined        403
     │   └── ApprovalRequired         approval_required       403
     ├── NotFound                     not_found               404
     │   └── ModelNotFound            model_not_found         404
     ├── RateLimited                  rate_limit_exceeded     429
     ├── BudgetExceeded               budget_exceeded         429
+    ├── RunLimitExceeded             run_limit_exceeded      429
     ├── UpstreamError                upstream_error          502
     ├── UpstreamUnavailable          upstream_unavailable    503
     │   └── Overloaded               overloaded              503
@@ -103,6 +105,10 @@ class PolicyDenied(PermissionDenied):
         self.policy = policy
 
 
+class ApprovalDenied(PolicyDenied):
+    """A human denied the approval a policy asked for."""
+
+
 class ToolQuarantined(PermissionDenied):
     """A tool changed since it was trusted (or looks like an injection) and awaits an admin."""
 
@@ -148,6 +154,15 @@ class BudgetExceeded(GovernError):
     type = "insufficient_quota"
     status = 429
     budget: str | None = None
+
+
+class RunLimitExceeded(GovernError):
+    """An agent run reached one of its limits (steps, tool calls, USD, wall time); ``limit`` names it."""
+
+    code = "run_limit_exceeded"
+    type = "insufficient_quota"
+    status = 429
+    limit: str | None = None
 
 
 class UpstreamError(GovernError):

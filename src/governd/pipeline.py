@@ -18,12 +18,13 @@ import orjson
 from governd import tokens
 from governd.actions import Action, Decision, Usage
 from governd.clock import Clock
+from governd.controllers.run_risk import RunRisk
 from governd.errors import (
+    ApprovalDenied,
     ApprovalRequired,
     ClientDisconnected,
     GovernError,
     InvalidRequest,
-    PolicyDenied,
     UpstreamError,
     UpstreamUnavailable,
 )
@@ -36,6 +37,7 @@ from governd.ledger import LedgerEntry, LedgerWriter, cost_usd
 from governd.ledger.writer import control_entry
 from governd.observe.metrics import Metrics
 from governd.observe.traces import Tracing
+from governd.outcomes import ToolTarget, model_signals, tool_outcome
 
 log = logging.getLogger("governd.pipeline")
 
@@ -60,6 +62,7 @@ class Pipeline:
         self._metrics = metrics
         self._tracing = tracing
         self.approvals = approvals
+        self.risk = RunRisk(admission.runs, self.record_control)
 
     def close(self) -> None:
         """Export pending spans (blocking: run it off the event loop)."""
@@ -108,17 +111,20 @@ class Pipeline:
         durable = self.settle(call)
         if durable is not None:
             await durable
+        await self.risk.observe(action, call.risk_points)
 
-    async def record_control(self, principal: str, operation: str, detail: str) -> str:
+    async def record_control(
+        self, principal: str, operation: str, detail: str, run_id: str | None = None
+    ) -> str:
         """Record a change an operator or controller made to live state; returns the entry id."""
-        entry = control_entry(operation, detail, principal, self.clock.now())
+        entry = control_entry(operation, detail, principal, self.clock.now(), run_id)
         durable = self._writer.append(entry)
         if durable is not None:
             await durable
         return entry.id
 
     async def call_tool(
-        self, action: Action, upstream: McpUpstream, tool: str, tier: str
+        self, action: Action, upstream: McpUpstream, target: ToolTarget
     ) -> types.CallToolResult:
         """Admit, execute and record one tool call; a refusal or failure is recorded, then raised."""
         started = self.clock.monotonic()
@@ -126,8 +132,9 @@ class Pipeline:
         error: GovernError | None = None
         result: types.CallToolResult | None = None
         try:
-            decision = await self._admit_tool(action, upstream.name, tier)
-            result = await upstream.call_tool(tool, action.body)
+            decision = await self._admit_tool(action, target.server, target.tier or "destructive")
+            await self.admission.hold_run(action)
+            result = await upstream.call_tool(target.tool, action.body)
             return result
         except GovernError as exc:
             error = exc
@@ -138,13 +145,31 @@ class Pipeline:
         finally:
             if error is not None and error.decision is not None:
                 decision = error.decision
-            entry = tool_entry(action, upstream.name, tool, tier, decision, error, result)
-            entry.latency_ms = (self.clock.monotonic() - started) * 1000
-            entry.ts = self.clock.now()
-            self._metrics.observe(entry)
-            durable = self._writer.append(entry)
-            if durable is not None:
-                await durable
+            await self._record_tool(action, target, decision, error, result, started)
+
+    async def refuse_tool(self, action: Action, target: ToolTarget, error: GovernError) -> None:
+        """Record a tool call refused before admission (unknown, quarantined, bad arguments)."""
+        await self._record_tool(action, target, None, error, None, self.clock.monotonic())
+
+    async def _record_tool(
+        self,
+        action: Action,
+        target: ToolTarget,
+        decision: Decision | None,
+        error: GovernError | None,
+        result: types.CallToolResult | None,
+        started: float,
+    ) -> None:
+        entry, points = tool_outcome(
+            action, target, decision, error, result, self.admission.runs.weights
+        )
+        entry.latency_ms = (self.clock.monotonic() - started) * 1000
+        entry.ts = self.clock.now()
+        self._metrics.observe(entry)
+        durable = self._writer.append(entry)
+        if durable is not None:
+            await durable
+        await self.risk.observe(action, points)
 
     async def _admit_tool(self, action: Action, server: str, tier: str) -> Decision:
         """Admission, waiting for a human when a policy requires approval."""
@@ -158,7 +183,7 @@ class Pipeline:
         if verdict.status == "approved":
             return Decision("allow", (*reasons, f"approved by {verdict.by}"))
         if verdict.status == "denied":
-            refused: GovernError = PolicyDenied(
+            refused: GovernError = ApprovalDenied(
                 f"denied by {verdict.by} (approval {verdict.id}, asked by policy {policy})",
                 policy=policy,
             )
@@ -179,6 +204,7 @@ class Pipeline:
         usage = call.usage or Usage()
         if routed is not None:
             call.cost = cost_usd(usage, routed.target.pricing)
+        signals, call.risk_points = model_signals(error, self.admission.runs.weights)
         entry = LedgerEntry(
             id=action.id,
             ts=self.clock.now(),
@@ -203,6 +229,7 @@ class Pipeline:
             output_tokens=usage.output_tokens,
             usage_source=usage.source,
             cost_usd=call.cost,
+            signals=signals,
         )
         self._metrics.observe(entry)
         if self._tracing is not None:
@@ -230,6 +257,7 @@ class ModelCall:
         self.body = b""
         self.ttft_ms: float | None = None
         self.cost = 0.0
+        self.risk_points = 0.0
         self._finished = False
 
     def take_reply(self) -> None:
@@ -312,45 +340,7 @@ class ModelCall:
             usage = self.usage or Usage()
             used = usage.input_tokens + usage.output_tokens
             await self._pipeline.admission.release(self.admitted, self.cost, used)
-
-
-def tool_entry(
-    action: Action,
-    server: str,
-    tool: str,
-    tier: str,
-    decision: Decision | None,
-    error: GovernError | None,
-    result: types.CallToolResult | None,
-) -> LedgerEntry:
-    """The ledger entry of a tool call (timing filled in by the caller)."""
-    failed = error is not None or (result is not None and result.is_error)
-    reasons = "; ".join(decision.reasons) if decision else (error.code if error else "")
-    return LedgerEntry(
-        id=action.id,
-        ts=0.0,
-        kind="tool_call",
-        operation="tool",
-        principal=action.principal.path,
-        key_id=action.principal.key_id,
-        run_id=action.run_id,
-        model=action.model,
-        served_model=tool,
-        deployment=server,
-        decision=decision.effect if decision else "deny",
-        reasons=f"tier:{tier}" + (f"; {reasons}" if reasons else ""),
-        status=error.status if error else (200 if not failed else 502),
-        error_code=error.code if error else ("tool_error" if failed else None),
-        stream=False,
-        attempts=0 if decision is None or decision.effect != "allow" else 1,
-        latency_ms=0.0,
-        ttft_ms=None,
-        input_tokens=0,
-        cached_tokens=0,
-        output_tokens=0,
-        usage_source="none",
-        cost_usd=0.0,
-    )
+        await self._pipeline.risk.observe(self.action, self.risk_points)
 
 
 def upstream_rejection(status: int, body: bytes, target: str) -> GovernError:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from governd.governance.pinning import injection, tool_digest
+from governd.governance.pinning import tool_digest
+from governd.governance.risk import injection
 
 SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
 

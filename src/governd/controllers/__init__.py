@@ -1,1 +1,1 @@
-"""Controllers: reconcile loops from ledger aggregates back into governance (none yet)."""
+"""Controllers: loops from the outcomes of actions back into governance."""

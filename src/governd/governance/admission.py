@@ -2,15 +2,16 @@
 
 ``Admission.admit(action)`` checks the model exists and fits the operation,
 builds the policy context, runs ``decide``, enforces the verdict, caps the
-output, takes the call's share of its path's rate limits and holds its cost
-bound on every budget of the path. ``release`` gives back what was held once
-the call's real cost is known. A refusal raises a ``GovernError`` carrying
+output, takes the call's share of its path's rate limits, holds its cost
+bound on every budget of the path and takes a step of its run. ``release``
+gives back what was held once the call's real cost is known. Tool calls are
+admitted by ``admit_tool`` (the verdict, tightened by the run's risk level)
+and ``hold_run``. A refusal raises a ``GovernError`` carrying
 the ``Decision`` that refused it.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,6 +28,7 @@ from governd.errors import (
     ModelNotFound,
     PolicyDenied,
     RateLimited,
+    RunLimitExceeded,
 )
 from governd.governance import tools
 from governd.governance.bounds import CostBounds, input_bound
@@ -36,9 +38,11 @@ from governd.governance.decide import decide
 from governd.governance.policies import PolicySet
 from governd.governance.principals import PrincipalTree
 from governd.governance.ratelimits import Permit, RateLimits
+from governd.governance.runs import LocalRuns, RunHold, Runs
 
-_MAX_RUNS = 100_000
+_MAX_PRINCIPALS = 100_000
 _NO_TOOL = {"name": "", "server": "", "tier": ""}
+_NO_RUN = {"id": "", "steps": 0, "tool_calls": 0, "usd": 0.0, "risk": 0.0, "level": ""}
 RANK: dict[str, int] = {name: i for i, name in enumerate(PRIORITIES)}
 
 
@@ -51,13 +55,19 @@ class Admitted:
     priority: str = "standard"
     hold: Hold | None = None
     permit: Permit | None = None
+    run: RunHold | None = None
 
 
 class Admission:
     """Decides, limits and reserves; pure decisions, state in budgets and limits."""
 
     def __init__(
-        self, cfg: GovernConfig, tree: PrincipalTree, budgets: Budgets, clock: Clock
+        self,
+        cfg: GovernConfig,
+        tree: PrincipalTree,
+        budgets: Budgets,
+        clock: Clock,
+        runs: Runs | None = None,
     ) -> None:
         self._cfg = cfg
         self._tree = tree
@@ -67,8 +77,10 @@ class Admission:
         self._bounds = CostBounds(cfg)
         self._clock = clock
         self._tz = ZoneInfo(cfg.governance.timezone)
-        self._runs: OrderedDict[str, int] = OrderedDict()
+        self.runs = runs or Runs(cfg, tree, LocalRuns(clock, cfg.runs.idle_ttl_s), clock)
+        self._stops = any(level.stop for level in cfg.runs.risk.levels)
         self._reads_prompt = any("prompt_tokens" in p.when for p in cfg.policies)
+        self._reads_run = any("run." in p.when for p in cfg.policies)
         # Parts of the context that change rarely, built once and shared (CEL never mutates them).
         self._who: dict[Principal, dict[str, str]] = {}
         self._time: tuple[int, dict[str, int]] = (-1, {})
@@ -93,6 +105,8 @@ class Admission:
             self._cfg.governance.default_effect,
             alias.degrade_to,
         )
+        if self._stops and action.run_id:
+            decision = await self._tighten(action, None, decision)
         _enforce(decision, action)
         decision, priority = await self._ladder(action, decision, alias.degrade_to)
         admitted = Admitted(decision, decision.model or action.model, priority)
@@ -160,7 +174,33 @@ class Admission:
         decision = decide(action, permitted, matches, self._cfg.governance.default_effect)
         if decision.effect == "degrade":  # there is no cheaper tool to serve instead
             decision = Decision("allow", decision.reasons)
+        if self.runs.levels and action.run_id:
+            decision = await self._tighten(action, tier, decision)
         _enforce(decision, action)
+        return decision
+
+    async def hold_run(self, action: Action) -> RunHold | None:
+        """Take a step (and a tool call) of the action's run, or raise its ``RunLimitExceeded``."""
+        try:
+            return await self.runs.hold(action, 0.0)
+        except RunLimitExceeded as exc:
+            raise _refused(exc, Decision("deny", (f"run_limit:{exc.limit}",))) from None
+
+    async def _tighten(self, action: Action, tier: str | None, decision: Decision) -> Decision:
+        """The verdict once the run's risk level has its say (tool tiers; ``stop``: everything)."""
+        level = await self.runs.level(action)
+        if level is None:
+            return decision
+        effect = (
+            "deny" if level.stop else next((e for t, e in level.tiers.items() if t == tier), None)
+        )
+        policy = f"run_risk:{level.name}"
+        if effect == "deny" and decision.effect != "deny":
+            what = "the run is stopped" if level.stop else f"{tier} tools are disabled"
+            return Decision("deny", (*decision.reasons, f"{policy}: {what}"), policy=policy)
+        if effect == "require_approval" and decision.effect == "allow":
+            reason = f"{policy}: {tier} tools need approval"
+            return Decision("require_approval", (*decision.reasons, reason), policy=policy)
         return decision
 
     async def release(self, admitted: Admitted, cost_usd: float, tokens: int) -> None:
@@ -169,6 +209,8 @@ class Admission:
             await self.limits.release(admitted.permit, tokens)
         if admitted.hold is not None:
             await self.budgets.settle(admitted.hold, Cost(cost_usd, tokens))
+        if admitted.run is not None:
+            await self.runs.settle(admitted.run, cost_usd)
 
     async def _reserve(self, action: Action, admitted: Admitted) -> None:
         principal, served = action.principal, admitted.served
@@ -177,13 +219,29 @@ class Admission:
         ]
         cap = min(caps) if caps else None
         budgeted = bool(self.budgets.on_path(principal))
-        if cap is None and not budgeted and not self.limits.active(principal):
-            return
-        if cap is not None or budgeted:
-            limit = self._bounds.output_tokens(action, cap)
-            if limit is not None:
-                action.body = with_output_limit(action.body, limit)
-        bound = self._bounds.bound(action, served)
+        run_usd = bool(action.run_id) and self.runs.limits_for(principal).usd is not None
+        bound_usd = 0.0
+        if cap is not None or budgeted or run_usd or self.limits.active(principal):
+            if cap is not None or budgeted or run_usd:
+                limit = self._bounds.output_tokens(action, cap)
+                if limit is not None:
+                    action.body = with_output_limit(action.body, limit)
+            bound = self._bounds.bound(action, served)
+            bound_usd = bound.usd
+            await self._hold(action, admitted, bound)
+        if action.run_id:
+            try:
+                admitted.run = await self.runs.hold(action, bound_usd)
+            except RunLimitExceeded as exc:  # the call never runs: give everything back
+                if admitted.permit is not None:
+                    await self.limits.release(admitted.permit, None)
+                if admitted.hold is not None:
+                    await self.budgets.settle(admitted.hold, Cost(0.0, 0))
+                raise _refused(exc, Decision("deny", (f"run_limit:{exc.limit}",), served)) from None
+
+    async def _hold(self, action: Action, admitted: Admitted, bound: Cost) -> None:
+        """The call's share of its path's rate limits, and its bound on every budget of the path."""
+        principal, served = action.principal, admitted.served
         try:
             admitted.permit = await self.limits.acquire(principal, bound.tokens)
         except RateLimited as exc:
@@ -197,12 +255,6 @@ class Admission:
 
     async def _context(self, action: Action) -> dict[str, Any]:
         body = action.body
-        steps = 0
-        if action.run_id:
-            steps = self._runs.pop(action.run_id, 0) + 1
-            self._runs[action.run_id] = steps
-            if len(self._runs) > _MAX_RUNS:
-                self._runs.popitem(last=False)
         used, over_soft = (
             await self._budget_use(action) if self.policies.reads_budget else (0.0, False)
         )
@@ -221,16 +273,33 @@ class Admission:
                 "user": body.get("user") or "",
             },
             "budget": {"used": used, "over_soft": over_soft},
-            "run": {"id": action.run_id or "", "steps": steps},
+            "run": await self._run(action) if self._reads_run else _NO_RUN,
             "time": self._now(),
             "tool": _NO_TOOL,
             "args": {},
         }
 
+    async def _run(self, action: Action) -> dict[str, Any]:
+        """What policies see of the action's run (``steps`` counts this action)."""
+        if not action.run_id:
+            return _NO_RUN
+        totals = await self.runs.totals(action.principal, action.run_id)
+        if totals is None:
+            return {**_NO_RUN, "id": action.run_id, "steps": 1}
+        level = self.runs.level_at(totals.risk)
+        return {
+            "id": action.run_id,
+            "steps": totals.steps + 1,
+            "tool_calls": totals.tool_calls,
+            "usd": totals.spent_usd,
+            "risk": totals.risk,
+            "level": level.name if level else "",
+        }
+
     def _principal(self, who: Principal) -> dict[str, str]:
         found = self._who.get(who)
         if found is None:
-            if len(self._who) > _MAX_RUNS:
+            if len(self._who) > _MAX_PRINCIPALS:
                 self._who.clear()
             found = self._who[who] = {
                 "org": who.org,

@@ -1,4 +1,4 @@
-"""Builds ``Budgets`` from config and operator overrides, and resumes spend from the ledger."""
+"""Builds ``Budgets`` from config and operator overrides, resumes spend from the ledger, picks state."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from governd.config import ConfigError, ConfigProblem, GovernConfig, NodeConfig
 from governd.governance.budgets import BudgetKey, Budgets, BudgetState, Limit, LocalState, Unit
 from governd.governance.periods import Period
 from governd.governance.ratelimits import LimitState, LocalLimits
+from governd.governance.runs import LocalRuns, RunState
 
 
 class BudgetStore(Protocol):
@@ -60,6 +61,17 @@ def limit_state(cfg: GovernConfig, clock: Clock) -> LimitState:
     except ImportError:
         raise _needs_redis() from None
     return redis_limits(cfg.state)
+
+
+def run_state(cfg: GovernConfig, clock: Clock) -> RunState:
+    """Run counters on the configured state: this process, or Redis."""
+    if cfg.state == "memory":
+        return LocalRuns(clock, cfg.runs.idle_ttl_s)
+    try:
+        from governd.governance.redis_runs import RedisRuns
+    except ImportError:
+        raise _needs_redis() from None
+    return RedisRuns(cfg.state, cfg.runs.idle_ttl_s)
 
 
 def _needs_redis() -> ConfigError:

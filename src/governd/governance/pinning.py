@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -18,32 +17,13 @@ import orjson
 
 from governd.clock import Clock
 from governd.errors import NotFound
-
-INJECTION_PATTERNS = [
-    r"ignore (all |any )?(previous|prior|above) (instructions|prompts?)",
-    r"disregard (the |all )?(previous|prior|above|system)",
-    r"<\s*(important|system|instructions?)\s*>",
-    r"do not (tell|inform|mention (this )?to) the user",
-    r"(reveal|print|send|leak|exfiltrate)\b.{0,40}\b(system prompt|api[_ -]?keys?|secrets?|credentials|passwords?)",
-    r"(~|\$home)/\.(ssh|aws|config)",
-    r"(curl|wget)\s+https?://",
-    r"you (must|should) (always )?(call|use|run) (this|the following) tool (first|before)",
-]
-_INJECTION = re.compile("|".join(f"(?:{p})" for p in INJECTION_PATTERNS), re.IGNORECASE)
+from governd.governance.risk import injection
 
 
 def tool_digest(name: str, description: str | None, input_schema: Any) -> str:
     """SHA-256 over what a client sees of a tool (canonical JSON)."""
     data = orjson.dumps([name, description or "", input_schema], option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(data).hexdigest()
-
-
-def injection(description: str | None) -> str | None:
-    """The first instruction-injection pattern found in a description, or None."""
-    if not description:
-        return None
-    found = _INJECTION.search(description)
-    return found.group(0) if found else None
 
 
 class PinStore(Protocol):

@@ -67,6 +67,10 @@ class PrincipalTree:
         """The tool allow-lists on the principal's path (each one narrows what passes)."""
         return [n.tools for n in self._path(principal.scope) if n.tools is not None]
 
+    def nodes_on_path(self, principal: Principal) -> list[NodeConfig]:
+        """The config of every node from the org down to the principal's."""
+        return self._path(principal.scope)
+
     def node_config(self, path: str) -> NodeConfig:
         """The config of the node at ``org/team[/project]`` (a key's node: its owner's)."""
         parts = path.split("/")[1:]

@@ -48,7 +48,7 @@ def guarded(fn: Callable[_P, Coroutine[Any, Any, _T]]) -> Callable[_P, Coroutine
             return await fn(*args, **kwargs)
         except RedisError as exc:
             raise StateUnavailable(
-                f"budget state unavailable: {type(exc).__name__}", retry_after=1.0
+                f"shared state (Redis) unavailable: {type(exc).__name__}", retry_after=1.0
             ) from None
 
     return run

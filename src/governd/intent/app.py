@@ -22,8 +22,9 @@ from governd.execution.upstream import Upstream
 from governd.governance import KeyRing, PrincipalTree
 from governd.governance.admission import Admission
 from governd.governance.approvals import Approvals
-from governd.governance.budget_setup import load_budgets, resume_spend
+from governd.governance.budget_setup import load_budgets, resume_spend, run_state
 from governd.governance.budgets import Budgets
+from governd.governance.runs import Runs
 from governd.intent.admin_api import AdminRoutes
 from governd.intent.auth import check_admin
 from governd.intent.budgets_api import BudgetRoutes
@@ -85,7 +86,9 @@ def build_services(cfg: GovernConfig, clock: Clock | None = None) -> Services:
         router=router,
         budgets=budgets,
         pipeline=Pipeline(
-            Admission(cfg, tree, budgets, clock),
+            Admission(
+                cfg, tree, budgets, clock, Runs(cfg, tree, run_state(cfg, clock), clock, storage)
+            ),
             router,
             writer,
             clock,
@@ -122,6 +125,7 @@ def create_app(cfg: GovernConfig, clock: Clock | None = None) -> Starlette:
             await asyncio.to_thread(services.pipeline.close)
             await services.budgets.state.aclose()
             await services.pipeline.admission.limits.state.aclose()
+            await services.pipeline.admission.runs.state.aclose()
             services.storage.close()
 
     async def healthz(request: Request) -> Response:

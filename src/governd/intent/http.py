@@ -23,6 +23,19 @@ from governd.errors import (
 
 log = logging.getLogger("governd.http")
 
+RUN_HEADER = "x-governd-run"
+_MAX_RUN_ID = 128
+
+
+def run_id_of(headers: Mapping[str, str]) -> str | None:
+    """The run a request belongs to (``x-governd-run``), checked; None when it names none."""
+    run_id = headers.get(RUN_HEADER)
+    if run_id is not None and (len(run_id) > _MAX_RUN_ID or not run_id.isprintable()):
+        raise InvalidRequest(
+            f"{RUN_HEADER} must be at most {_MAX_RUN_ID} printable characters", param=RUN_HEADER
+        )
+    return run_id or None
+
 
 def json_response(
     data: Any, status: int = 200, headers: Mapping[str, str] | None = None

@@ -34,16 +34,17 @@ from starlette.types import Receive, Scope, Send
 from governd import __version__
 from governd.actions import Action, Principal
 from governd.errors import GovernError, InvalidRequest, ToolQuarantined
-from governd.execution.mcp_upstream import McpUnavailable, McpUpstream
+from governd.execution.mcp_upstream import McpUpstream
 from governd.governance import pinning, tools
 from governd.ids import new_id
 from governd.intent.auth import bearer
-from governd.intent.http import error_response, json_response, read_json
+from governd.intent.http import error_response, json_response, read_json, run_id_of
+from governd.outcomes import ToolTarget
 
 if TYPE_CHECKING:
     from governd.intent.app import Services
 
-RUN_HEADER = "x-governd-run"
+_SESSION_HEADER = "mcp-session-id"
 _PRINCIPAL = "governd.principal"
 
 
@@ -223,7 +224,7 @@ class McpGateway:
         self, ctx: Any, params: types.CallToolRequestParams
     ) -> types.CallToolResult:
         principal = _principal(ctx)
-        run = ctx.request.headers.get(RUN_HEADER) if ctx.request is not None else None
+        run = _run(ctx)
         arguments = dict(params.arguments or {})
         action = Action(
             new_id("tool_"), "tool", principal, params.name, arguments, run_id=run, kind="tool_call"
@@ -233,11 +234,20 @@ class McpGateway:
         )
         if offered is None:
             return await self._refuse(
-                action, InvalidRequest(f"unknown tool {params.name!r}", param="name")
+                action,
+                ToolTarget("", "", None),
+                InvalidRequest(f"unknown tool {params.name!r}", param="name"),
             )
+        target = ToolTarget(
+            offered.server,
+            offered.tool.name,
+            offered.tier,
+            self._s.config.mcp_servers[offered.server].tools.get(offered.tool.name),
+        )
         if offered.quarantined is not None:
             return await self._refuse(
                 action,
+                target,
                 ToolQuarantined(
                     f"tool {params.name} is quarantined: {offered.quarantined}; an admin can approve it "
                     f"with `governd tools approve {params.name}`"
@@ -246,20 +256,17 @@ class McpGateway:
         problem = _schema_problem(offered.tool.input_schema, arguments)
         if problem is not None:
             return await self._refuse(
-                action, InvalidRequest(f"invalid arguments for {params.name}: {problem}")
+                action, target, InvalidRequest(f"invalid arguments for {params.name}: {problem}")
             )
-        upstream = self.upstreams[offered.server]
         try:
-            return await self._s.pipeline.call_tool(
-                action, upstream, offered.tool.name, offered.tier
-            )
+            return await self._s.pipeline.call_tool(action, self.upstreams[offered.server], target)
         except GovernError as exc:
             raise MCPError(_code(exc), exc.message, {"code": exc.code}) from None
-        except McpUnavailable as exc:  # pragma: no cover - the pipeline maps it
-            raise MCPError(-32003, str(exc), {"code": "upstream_unavailable"}) from None
 
-    async def _refuse(self, action: Action, error: GovernError) -> types.CallToolResult:
-        await self._s.pipeline.reject(action, error)
+    async def _refuse(
+        self, action: Action, target: ToolTarget, error: GovernError
+    ) -> types.CallToolResult:
+        await self._s.pipeline.refuse_tool(action, target, error)
         raise MCPError(_code(error), error.message, {"code": error.code})
 
 
@@ -269,6 +276,18 @@ def _principal(ctx: Any) -> Principal:
     if not isinstance(principal, Principal):
         raise MCPError(-32001, "not authenticated", {"code": "invalid_api_key"})
     return principal
+
+
+def _run(ctx: Any) -> str | None:
+    """The call's run: ``x-governd-run`` if sent, else the MCP session (each session is a run)."""
+    if ctx.request is None:
+        return None
+    try:
+        named = run_id_of(ctx.request.headers)
+    except InvalidRequest as exc:
+        raise MCPError(types.INVALID_PARAMS, exc.message, {"code": exc.code}) from None
+    session = ctx.request.headers.get(_SESSION_HEADER)
+    return named or (f"mcp-{session}" if session else None)
 
 
 def _schema_problem(schema: dict[str, Any], arguments: dict[str, Any]) -> str | None:

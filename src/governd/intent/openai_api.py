@@ -19,16 +19,14 @@ from governd.config import PRIORITIES
 from governd.errors import GovernError, InvalidRequest
 from governd.ids import new_id
 from governd.intent.auth import bearer
-from governd.intent.http import EventStream, error_response, json_response, read_json
+from governd.intent.http import EventStream, error_response, json_response, read_json, run_id_of
 from governd.intent.validation import validate
 from governd.pipeline import ModelCall
 
 if TYPE_CHECKING:
     from governd.intent.app import Services
 
-RUN_HEADER = "x-governd-run"
 PRIORITY_HEADER = "x-governd-priority"
-_MAX_RUN_ID = 128
 
 
 class OpenAIRoutes:
@@ -111,12 +109,10 @@ def _action(
     rid: str, operation: Operation, principal: Principal, data: dict[str, Any], headers: Headers
 ) -> Action:
     req = validate(operation, data)
-    run_id = headers.get(RUN_HEADER)
+    run_id = run_id_of(headers)
     priority = headers.get(PRIORITY_HEADER)
     if priority is not None and priority not in PRIORITIES:
         raise InvalidRequest(f"{PRIORITY_HEADER} must be one of {', '.join(PRIORITIES)}")
-    if run_id is not None and (len(run_id) > _MAX_RUN_ID or not run_id.isprintable()):
-        raise InvalidRequest(f"{RUN_HEADER} must be at most {_MAX_RUN_ID} printable characters")
     stream = bool(getattr(req, "stream", False))
     opts = getattr(req, "stream_options", None)
     return Action(
@@ -126,7 +122,7 @@ def _action(
         model=str(req.model),
         body=data,
         stream=stream,
-        run_id=run_id or None,
+        run_id=run_id,
         include_usage=bool(opts and opts.include_usage),
         priority=priority,
     )

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from governd.ledger import appender, migrate, rollups
+from governd.ledger import appender, migrate, rollups, run_queries
 from governd.ledger.entries import LedgerEntry
 from governd.ledger.signing import Signer
 from governd.ledger.tables import (
@@ -135,6 +135,14 @@ class Storage:
         """Fold new entries into the rollups; how many were folded."""
         with appender.locked_connection(self.engine) as conn:
             return rollups.roll_up_connection(conn)
+
+    def run_totals(self, principal: str, run_id: str) -> dict[str, Any] | None:
+        """A run's counters (started, steps, tool calls, USD, risk) as its entries record them."""
+        return run_queries.run_totals(self.engine, principal, run_id)
+
+    def runs(self, principal: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """The most recently active runs, optionally in a principal's subtree."""
+        return run_queries.runs(self.engine, principal, limit)
 
     def count(self) -> int:
         """Number of entries."""

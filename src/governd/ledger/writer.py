@@ -209,9 +209,13 @@ class LedgerWriter:
 
 
 def control_entry(
-    operation: str, detail: str, principal: str = "", ts: float | None = None
+    operation: str,
+    detail: str,
+    principal: str = "",
+    ts: float | None = None,
+    run_id: str | None = None,
 ) -> LedgerEntry:
-    """An entry recording a change to live state (budgets, keys, the ledger's own)."""
+    """An entry recording a change to live state (budgets, keys, a run's level, the ledger's own)."""
     return LedgerEntry(
         id=new_id("ctl_"),
         ts=time.time() if ts is None else ts,
@@ -219,7 +223,7 @@ def control_entry(
         operation=operation,
         principal=principal,
         key_id=None,
-        run_id=None,
+        run_id=run_id,
         model=None,
         served_model=None,
         deployment=None,
