@@ -1,0 +1,50 @@
+"""What the ``governd`` subcommands share: output helpers and the admin API options."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from governd.admin_client import DEFAULT_URL, AdminClient, AdminError
+
+
+def emit(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+def when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
+
+
+def admin(url: str, admin_key: str | None) -> AdminClient:
+    if not admin_key:
+        raise click.ClickException("no admin key: pass --admin-key or set GOVERND_ADMIN_KEY")
+    return AdminClient(url, admin_key)
+
+
+def fail(exc: AdminError) -> None:
+    raise click.ClickException(str(exc))
+
+
+_remote = [
+    click.option(
+        "--url",
+        envvar="GOVERND_URL",
+        default=DEFAULT_URL,
+        show_default=True,
+        help="governd server (env GOVERND_URL).",
+    ),
+    click.option(
+        "--admin-key", envvar="GOVERND_ADMIN_KEY", help="admin key (env GOVERND_ADMIN_KEY)."
+    ),
+]
+
+
+def remote(fn: Any) -> Any:
+    """Give a command ``--url`` and ``--admin-key``."""
+    for opt in reversed(_remote):
+        fn = opt(fn)
+    return fn
