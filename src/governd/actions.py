@@ -18,6 +18,13 @@ class Principal:
     project: str | None = None
     key_id: str | None = None
 
+    @classmethod
+    def from_path(cls, path: str) -> Principal:
+        """The node at ``org[/team[/project]]`` (as ledger entries name it)."""
+        parts = path.split("/")
+        team, project = [*parts[1:3], None, None][:2]
+        return cls(parts[0], team, project)
+
     @property
     def path(self) -> str:
         """``org/team/project`` down to the deepest node set (the key is not part of it)."""

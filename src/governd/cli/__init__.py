@@ -31,5 +31,6 @@ for command in (
     admin.budgets,
     agents.approvals,
     agents.tools_group,
+    agents.runs,
 ):
     main.add_command(command)

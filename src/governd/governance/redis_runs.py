@@ -68,8 +68,10 @@ class RedisRuns:
     """``RunState`` over a Redis server (``state: redis://...``)."""
 
     def __init__(self, url: str, idle_ttl_s: float) -> None:
-        pool = BlockingConnectionPool.from_url(url, max_connections=64, timeout=5)
-        self._redis: Redis = Redis(connection_pool=pool, decode_responses=True)
+        pool = BlockingConnectionPool.from_url(
+            url, max_connections=64, timeout=5, decode_responses=True
+        )
+        self._redis: Redis = Redis(connection_pool=pool)
         self._take = self._redis.register_script(_TAKE)
         self._preload = self._redis.register_script(_PRELOAD)
         self._ttl = int(idle_ttl_s)

@@ -276,13 +276,15 @@ class Runs:
 def _exceeded(
     run_id: str, limit: str, limits: RunLimitsConfig, totals: RunTotals, now: float
 ) -> RunLimitExceeded:
-    what = {
-        "wall_s": f"its wall time of {limits.wall_s:g} s (started {now - totals.started:.0f} s ago)",
-        "steps": f"its {limits.steps} steps",
-        "tool_calls": f"its {limits.tool_calls} tool calls",
-        "usd": f"its ${limits.usd:,.4f} (spent ${totals.spent_usd:,.4f}, "
-        f"${totals.reserved_usd:,.4f} held by calls in flight)",
-    }[limit]
+    if limit == "wall_s":
+        what = f"its wall time of {limits.wall_s:g} s (started {now - totals.started:.0f} s ago)"
+    elif limit == "usd":
+        what = (
+            f"its ${limits.usd:,.4f} (spent ${totals.spent_usd:,.4f}, "
+            f"${totals.reserved_usd:,.4f} held by calls in flight)"
+        )
+    else:
+        what = f"its {getattr(limits, limit)} {limit.replace('_', ' ')}"
     err = RunLimitExceeded(f"run {run_id!r} reached {what}")
     err.limit = limit
     return err

@@ -81,8 +81,8 @@ class AdminRoutes:
         self.check(request)
         q = request.query_params
         filters = self._filters(request)
-        limit = _int(q.get("limit"), "limit", 100, 1, _MAX_PAGE)
-        after = _int(q.get("after"), "after", None, 0, None)
+        limit = int_param(q.get("limit"), "limit", 100, 1, _MAX_PAGE)
+        after = int_param(q.get("after"), "after", None, 0, None)
         newest = q.get("order", "asc") == "desc"
         await self._settled()
         rows = await asyncio.to_thread(
@@ -197,7 +197,8 @@ def _string(body: dict[str, Any], name: str, required: bool = False) -> str | No
     return value
 
 
-def _int(raw: str | None, name: str, default: int | None, lo: int, hi: int | None) -> Any:
+def int_param(raw: str | None, name: str, default: int | None, lo: int, hi: int | None) -> Any:
+    """A query parameter as an int in ``[lo, hi]``, or ``default`` when absent; 400 otherwise."""
     if raw is None:
         return default
     if not raw.isdigit() or int(raw) < lo or (hi is not None and int(raw) > hi):

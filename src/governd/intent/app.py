@@ -31,6 +31,7 @@ from governd.intent.budgets_api import BudgetRoutes
 from governd.intent.http import json_response, on_govern_error, on_http_exception, on_unexpected
 from governd.intent.mcp_gateway import McpGateway
 from governd.intent.openai_api import OpenAIRoutes
+from governd.intent.runs_api import RunRoutes
 from governd.ledger import LedgerWriter, Storage
 from governd.ledger.audit import signer_for
 from governd.observe.gauges import BudgetGauges, live_sources
@@ -156,6 +157,7 @@ def create_app(cfg: GovernConfig, clock: Clock | None = None) -> Starlette:
         *(admin := AdminRoutes(services)).routes(),
         *BudgetRoutes(services, admin.check).routes(),
         *gateway.admin_routes(admin.check),
+        *RunRoutes(services, admin.check).routes(),
     ]
     app = Starlette(
         routes=routes,
