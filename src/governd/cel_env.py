@@ -14,6 +14,15 @@ from typing import Any
 from cel_expr_python import cel
 
 VARIABLES = ("principal", "request", "budget", "run", "time", "tool", "args")
+#: What policies see of ``run`` outside a run.
+NO_RUN: dict[str, Any] = {
+    "id": "",
+    "steps": 0,
+    "tool_calls": 0,
+    "usd": 0.0,
+    "risk": 0.0,
+    "level": "",
+}
 
 
 def sample_context() -> dict[str, Any]:
@@ -32,7 +41,7 @@ def sample_context() -> dict[str, Any]:
             "user": "",
         },
         "budget": {"used": 0.0, "over_soft": False},
-        "run": {"id": "", "steps": 0},
+        "run": dict(NO_RUN),
         "time": {"hour": 0, "minute": 0, "weekday": 0, "unix": 0},
         "tool": {"name": "", "server": "", "tier": ""},
         "args": {},

@@ -18,6 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from governd.actions import Action, Decision, Principal
+from governd.cel_env import NO_RUN
 from governd.clock import Clock
 from governd.config import PRIORITIES, GovernConfig
 from governd.errors import (
@@ -42,7 +43,6 @@ from governd.governance.runs import LocalRuns, RunHold, Runs
 
 _MAX_PRINCIPALS = 100_000
 _NO_TOOL = {"name": "", "server": "", "tier": ""}
-_NO_RUN = {"id": "", "steps": 0, "tool_calls": 0, "usd": 0.0, "risk": 0.0, "level": ""}
 RANK: dict[str, int] = {name: i for i, name in enumerate(PRIORITIES)}
 
 
@@ -273,7 +273,7 @@ class Admission:
                 "user": body.get("user") or "",
             },
             "budget": {"used": used, "over_soft": over_soft},
-            "run": await self._run(action) if self._reads_run else _NO_RUN,
+            "run": await self._run(action) if self._reads_run else NO_RUN,
             "time": self._now(),
             "tool": _NO_TOOL,
             "args": {},
@@ -282,10 +282,10 @@ class Admission:
     async def _run(self, action: Action) -> dict[str, Any]:
         """What policies see of the action's run (``steps`` counts this action)."""
         if not action.run_id:
-            return _NO_RUN
+            return NO_RUN
         totals = await self.runs.totals(action.principal, action.run_id)
         if totals is None:
-            return {**_NO_RUN, "id": action.run_id, "steps": 1}
+            return {**NO_RUN, "id": action.run_id, "steps": 1}
         level = self.runs.level_at(totals.risk)
         return {
             "id": action.run_id,
