@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -106,3 +108,18 @@ def write_yaml(path: Path, text: str) -> Path:
     """Write a config file and return its path."""
     path.write_text(text)
     return path
+
+
+def governd_cli(url: str, admin_key: str | None, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``governd ARGS`` against the server at ``url`` (no admin key when None)."""
+    env = {**os.environ, "GOVERND_URL": url}
+    env.pop("GOVERND_ADMIN_KEY", None)
+    if admin_key:
+        env["GOVERND_ADMIN_KEY"] = admin_key
+    return subprocess.run(
+        [sys.executable, "-m", "governd", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )

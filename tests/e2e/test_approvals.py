@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +17,7 @@ from mcp.shared.exceptions import MCPError
 
 from governd.admin_client import AdminClient
 from governd.launcher import Served, governd_server
-from tests.conftest import write_yaml
+from tests.conftest import governd_cli, write_yaml
 
 ADMIN = "adm-approvals"
 CONFIG = """
@@ -64,14 +62,7 @@ def pending(served: Served, name: str) -> dict[str, str]:
 
 
 def governd(served: Served, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "GOVERND_URL": served.url, "GOVERND_ADMIN_KEY": ADMIN}
-    return subprocess.run(
-        [sys.executable, "-m", "governd", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return governd_cli(served.url, ADMIN, *args)
 
 
 def entry_of(served: Served, approval_id: str) -> dict[str, object]:

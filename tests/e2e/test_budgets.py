@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +15,7 @@ import pytest
 from governd import tokens
 from governd.admin_client import AdminClient
 from governd.launcher import Served, governd_server
-from tests.conftest import write_yaml
+from tests.conftest import governd_cli, write_yaml
 
 ADMIN = "adm-budgets"
 MESSAGES = [{"role": "user", "content": "Count to twenty, please."}]
@@ -69,14 +67,7 @@ def key_for(served: Served, principal: str) -> dict[str, str]:
 
 
 def cli(served: Served, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "GOVERND_URL": served.url, "GOVERND_ADMIN_KEY": ADMIN}
-    return subprocess.run(
-        [sys.executable, "-m", "governd", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return governd_cli(served.url, ADMIN, *args)
 
 
 async def burst(urls: list[str], key: str, total: int = 1000) -> Counter[str]:

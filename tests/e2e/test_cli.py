@@ -9,23 +9,14 @@ import sys
 
 import openai
 
+from tests.conftest import governd_cli
 from tests.e2e.conftest import ADMIN, Gateway
 
 
 def governd(
     gateway: Gateway, *args: str, admin: str | None = ADMIN
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "GOVERND_URL": gateway.url}
-    env.pop("GOVERND_ADMIN_KEY", None)
-    if admin:
-        env["GOVERND_ADMIN_KEY"] = admin
-    return subprocess.run(
-        [sys.executable, "-m", "governd", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return governd_cli(gateway.url, admin, *args)
 
 
 def test_keys_create_list_revoke(gateway: Gateway) -> None:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -28,7 +26,7 @@ from mcp.shared.exceptions import MCPError
 
 from governd.admin_client import AdminClient
 from governd.launcher import Served, governd_server
-from tests.conftest import write_yaml
+from tests.conftest import governd_cli, write_yaml
 
 ADMIN = "adm-runs"
 RUN_USD = 0.05
@@ -110,14 +108,7 @@ def chat(served: Served, key: str, run: str) -> openai.types.chat.ChatCompletion
 
 
 def governd(served: Served, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "GOVERND_URL": served.url, "GOVERND_ADMIN_KEY": ADMIN}
-    return subprocess.run(
-        [sys.executable, "-m", "governd", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return governd_cli(served.url, ADMIN, *args)
 
 
 def run_entries(served: Served, run: str) -> list[dict[str, Any]]:
