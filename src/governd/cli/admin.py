@@ -8,8 +8,7 @@ from typing import Any
 
 import click
 
-from governd.admin_client import AdminError
-from governd.cli.common import admin, emit, fail, remote, when
+from governd.cli.common import admin, emit, remote, when
 
 
 @click.group()
@@ -32,12 +31,9 @@ def keys_create(
     as_json: bool,
 ) -> None:
     """Create a key; it is printed once and stored only as a hash."""
-    try:
-        out = admin(url, admin_key).call(
-            "POST", "/admin/v1/keys", {"principal": principal, "name": name, "expires": expires}
-        )
-    except AdminError as exc:
-        fail(exc)
+    out = admin(url, admin_key).call(
+        "POST", "/admin/v1/keys", {"principal": principal, "name": name, "expires": expires}
+    )
     if as_json:
         emit({"id": out["id"], "key": out["key"], "principal": out["principal"]})
     else:
@@ -50,10 +46,7 @@ def keys_create(
 @remote
 def keys_list(url: str, admin_key: str | None, principal: str | None, as_json: bool) -> None:
     """List keys (never their secrets)."""
-    try:
-        out = admin(url, admin_key).call("GET", "/admin/v1/keys", principal=principal)
-    except AdminError as exc:
-        fail(exc)
+    out = admin(url, admin_key).call("GET", "/admin/v1/keys", principal=principal)
     if as_json:
         emit(out)
         return
@@ -71,10 +64,7 @@ def keys_list(url: str, admin_key: str | None, principal: str | None, as_json: b
 @remote
 def keys_revoke(url: str, admin_key: str | None, key_id: str) -> None:
     """Revoke KEY_ID at once."""
-    try:
-        admin(url, admin_key).call("DELETE", f"/admin/v1/keys/{key_id}")
-    except AdminError as exc:
-        fail(exc)
+    admin(url, admin_key).call("DELETE", f"/admin/v1/keys/{key_id}")
     click.echo(f"revoked {key_id}")
 
 
@@ -139,8 +129,6 @@ def ledger_tail(
             for e in page["entries"]:
                 show(e)
                 last = e["seq"]
-    except AdminError as exc:
-        fail(exc)
     except KeyboardInterrupt:
         pass
 
@@ -172,28 +160,25 @@ def ledger_query(
     """Entries matching every filter, oldest first."""
     client = admin(url, admin_key)
     shown, after = 0, None
-    try:
-        while limit == 0 or shown < limit:
-            page_size = 1000 if limit == 0 else min(1000, limit - shown)
-            page = client.call(
-                "GET",
-                "/admin/v1/ledger",
-                principal=principal,
-                run=run,
-                model=model,
-                decision=decision,
-                since=since,
-                after=after,
-                limit=page_size,
-            )
-            for e in page["entries"]:
-                click.echo(json.dumps(e, sort_keys=True)) if jsonl else _print_entry(e)
-            shown += len(page["entries"])
-            after = page["next"]
-            if after is None:
-                break
-    except AdminError as exc:
-        fail(exc)
+    while limit == 0 or shown < limit:
+        page_size = 1000 if limit == 0 else min(1000, limit - shown)
+        page = client.call(
+            "GET",
+            "/admin/v1/ledger",
+            principal=principal,
+            run=run,
+            model=model,
+            decision=decision,
+            since=since,
+            after=after,
+            limit=page_size,
+        )
+        for e in page["entries"]:
+            click.echo(json.dumps(e, sort_keys=True)) if jsonl else _print_entry(e)
+        shown += len(page["entries"])
+        after = page["next"]
+        if after is None:
+            break
 
 
 @click.group()
@@ -211,10 +196,7 @@ def _money(unit: str, value: float) -> str:
 @remote
 def budgets_show(url: str, admin_key: str | None, principal: str | None, as_json: bool) -> None:
     """Budgets on PRINCIPAL (TEAM[/PROJECT] or a key id; default the org) and below it."""
-    try:
-        out = admin(url, admin_key).call("GET", "/admin/v1/budgets", principal=principal)
-    except AdminError as exc:
-        fail(exc)
+    out = admin(url, admin_key).call("GET", "/admin/v1/budgets", principal=principal)
     if as_json:
         emit(
             {
@@ -271,10 +253,7 @@ def budgets_set(
         raise click.UsageError("give exactly one of --usd or --tokens")
     unit, limit = ("usd", usd) if usd is not None else ("tokens", float(tokens or 0))
     body = {"principal": principal, "unit": unit, "period": period, "limit": limit, "soft": soft}
-    try:
-        out = admin(url, admin_key).call("PUT", "/admin/v1/budgets", body)
-    except AdminError as exc:
-        fail(exc)
+    out = admin(url, admin_key).call("PUT", "/admin/v1/budgets", body)
     if as_json:
         emit(out)
     else:

@@ -8,8 +8,7 @@ from urllib.parse import quote
 
 import click
 
-from governd.admin_client import AdminError
-from governd.cli.common import admin, emit, fail, remote, when
+from governd.cli.common import admin, emit, remote, when
 
 
 @click.group()
@@ -28,10 +27,7 @@ def approvals() -> None:
 @remote
 def approvals_list(url: str, admin_key: str | None, status: str, as_json: bool) -> None:
     """Approvals with STATUS (pending by default)."""
-    try:
-        out = admin(url, admin_key).call("GET", "/admin/v1/approvals", status=status)
-    except AdminError as exc:
-        fail(exc)
+    out = admin(url, admin_key).call("GET", "/admin/v1/approvals", status=status)
     if as_json:
         emit(out)
         return
@@ -43,12 +39,9 @@ def approvals_list(url: str, admin_key: str | None, status: str, as_json: bool) 
 
 
 def _decide(url: str, admin_key: str | None, approval_id: str, verb: str, by: str | None) -> None:
-    try:
-        row = admin(url, admin_key).call(
-            "POST", f"/admin/v1/approvals/{approval_id}/{verb}", {"by": by or "admin"}
-        )
-    except AdminError as exc:
-        fail(exc)
+    row = admin(url, admin_key).call(
+        "POST", f"/admin/v1/approvals/{approval_id}/{verb}", {"by": by or "admin"}
+    )
     click.echo(f"{row['id']}: {row['status']} by {row['decided_by']}")
 
 
@@ -80,10 +73,7 @@ def tools_group() -> None:
 @remote
 def tools_list(url: str, admin_key: str | None, as_json: bool) -> None:
     """Every upstream tool with its risk tier and pin status."""
-    try:
-        out = admin(url, admin_key).call("GET", "/admin/v1/tools")
-    except AdminError as exc:
-        fail(exc)
+    out = admin(url, admin_key).call("GET", "/admin/v1/tools")
     if as_json:
         emit(out)
         return
@@ -97,12 +87,9 @@ def tools_list(url: str, admin_key: str | None, as_json: bool) -> None:
 @remote
 def tools_approve(url: str, admin_key: str | None, name: str, by: str | None) -> None:
     """Trust the current version of quarantined tool NAME."""
-    try:
-        pin = admin(url, admin_key).call(
-            "POST", f"/admin/v1/tools/{name}/approve", {"by": by or "admin"}
-        )
-    except AdminError as exc:
-        fail(exc)
+    pin = admin(url, admin_key).call(
+        "POST", f"/admin/v1/tools/{name}/approve", {"by": by or "admin"}
+    )
     click.echo(f"{pin['tool']}: {pin['status']} ({pin['reason']})")
 
 
@@ -120,10 +107,7 @@ def runs_list(
     url: str, admin_key: str | None, principal: str | None, limit: int, as_json: bool
 ) -> None:
     """The most recently active runs."""
-    try:
-        out = admin(url, admin_key).call("GET", "/admin/v1/runs", principal=principal, limit=limit)
-    except AdminError as exc:
-        fail(exc)
+    out = admin(url, admin_key).call("GET", "/admin/v1/runs", principal=principal, limit=limit)
     if as_json:
         emit(out)
         return
@@ -176,19 +160,16 @@ def runs_show(
 ) -> None:
     """RUN_ID's timeline: each model and tool call with its decision, cost and risk."""
     client = admin(url, admin_key)
-    try:
-        out = client.call("GET", f"/admin/v1/runs/{quote(run_id, safe='')}", principal=principal)
-        entries = list(out["entries"])
-        while out["next"] is not None:
-            out = client.call(
-                "GET",
-                f"/admin/v1/runs/{quote(run_id, safe='')}",
-                principal=principal,
-                after=out["next"],
-            )
-            entries.extend(out["entries"])
-    except AdminError as exc:
-        fail(exc)
+    out = client.call("GET", f"/admin/v1/runs/{quote(run_id, safe='')}", principal=principal)
+    entries = list(out["entries"])
+    while out["next"] is not None:
+        out = client.call(
+            "GET",
+            f"/admin/v1/runs/{quote(run_id, safe='')}",
+            principal=principal,
+            after=out["next"],
+        )
+        entries.extend(out["entries"])
     if as_json:
         emit({**out, "entries": entries, "next": None})
         return

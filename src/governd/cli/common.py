@@ -19,14 +19,21 @@ def when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
 
 
+class _CliClient(AdminClient):
+    """The admin client, failing the command with the server's message."""
+
+    def call(self, method: str, path: str, body: Any = None, **query: Any) -> Any:
+        try:
+            return super().call(method, path, body, **query)
+        except AdminError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
 def admin(url: str, admin_key: str | None) -> AdminClient:
+    """A client of the admin API; a failed call fails the command with the server's message."""
     if not admin_key:
         raise click.ClickException("no admin key: pass --admin-key or set GOVERND_ADMIN_KEY")
-    return AdminClient(url, admin_key)
-
-
-def fail(exc: AdminError) -> None:
-    raise click.ClickException(str(exc))
+    return _CliClient(url, admin_key)
 
 
 _remote = [
