@@ -1,6 +1,6 @@
 """Tool-call overhead: direct to an MCP server vs through governd's /mcp, sequential calls.
 
-Usage: python bench/tools.py [--calls 400]
+Usage: python bench/tools.py [--calls 1000]
 
 The upstream is governd's test MCP server over streamable HTTP; governd runs
 pinned to CPU 0, the upstream and this client on CPU 1. Both paths use the
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import tempfile
@@ -25,23 +26,31 @@ from governd.admin_client import AdminClient
 from governd.launcher import free_port, governd_server, serve_process
 
 
-async def timings(url: str, headers: dict[str, str], tool: str, calls: int) -> list[float]:
-    http = httpx2.AsyncClient(headers=headers, timeout=30)
-    async with Client(streamable_http_client(url, http_client=http), cache=None) as client:
-        await client.list_tools()
-        for _ in range(20):
-            await client.call_tool(tool, {"name": "welcome"})
-        out = []
+async def timings(paths: list[tuple[str, dict[str, str], str]], calls: int) -> list[list[float]]:
+    """Latencies per path, calls alternating between the paths so that both see the same noise."""
+    async with contextlib.AsyncExitStack() as stack:
+        clients = []
+        for url, headers, tool in paths:
+            http = httpx2.AsyncClient(headers=headers, timeout=30)
+            client = await stack.enter_async_context(
+                Client(streamable_http_client(url, http_client=http), cache=None)
+            )
+            await client.list_tools()
+            for _ in range(20):
+                await client.call_tool(tool, {"name": "welcome"})
+            clients.append((client, tool))
+        out: list[list[float]] = [[] for _ in paths]
         for _ in range(calls):
-            start = time.perf_counter()
-            await client.call_tool(tool, {"name": "welcome"})
-            out.append((time.perf_counter() - start) * 1000)
+            for (client, tool), values in zip(clients, out, strict=True):
+                start = time.perf_counter()
+                await client.call_tool(tool, {"name": "welcome"})
+                values.append((time.perf_counter() - start) * 1000)
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=400)
+    parser.add_argument("--calls", type=int, default=1000)
     args = parser.parse_args()
     os.sched_setaffinity(0, {1})
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -60,18 +69,22 @@ def main() -> None:
                 key = AdminClient(gw.url, "adm-tools").call(
                     "POST", "/admin/v1/keys", {"principal": "b"}
                 )["key"]
-                direct = asyncio.run(timings(up.url + "/mcp", {}, "read_note", args.calls))
-                through = asyncio.run(
+                direct, through = asyncio.run(
                     timings(
-                        gw.url + "/mcp",
-                        {"authorization": f"Bearer {key}"},
-                        "notes__read_note",
+                        [
+                            (up.url + "/mcp", {}, "read_note"),
+                            (
+                                gw.url + "/mcp",
+                                {"authorization": f"Bearer {key}"},
+                                "notes__read_note",
+                            ),
+                        ],
                         args.calls,
                     )
                 )
     rows = [("direct", direct), ("governd", through)]
     print(
-        f"tool call latency, {args.calls} sequential calls (governd on CPU 0; upstream and client on CPU 1)\n"
+        f"tool call latency, {args.calls} sequential calls, alternating (governd on CPU 0; upstream and client on CPU 1)\n"
     )
     print("| path | p50 ms | p99 ms | mean ms |")
     print("|---|--:|--:|--:|")

@@ -33,6 +33,8 @@ def run(cfg: GovernConfig, host: str, port: int) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # The MCP client's HTTP library logs every request at INFO: the ledger already has them.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
     app = create_app(cfg)
     tokens.warm()
     tune_gc()

@@ -30,6 +30,7 @@ from tests.conftest import governd_cli, write_yaml
 
 ADMIN = "adm-runs"
 RUN_USD = 0.05
+RUN_WALL_S = 0.5
 CONFIG = f"""
 principals:
   org: acme
@@ -37,6 +38,7 @@ principals:
     agents: {{}}
     stepper: {{run_limits: {{steps: 3}}}}
     thrifty: {{run_limits: {{usd: {RUN_USD}}}}}
+    brief: {{run_limits: {{wall_s: {RUN_WALL_S}}}}}
 upstreams:
   sim: {{kind: sim, prefill_tps: 1000000, decode_tps: 100000, output_tokens: [8, 8]}}
 models:
@@ -71,7 +73,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served, d
         admin = AdminClient(served.url, ADMIN)
         keys = {
             team: admin.call("POST", "/admin/v1/keys", {"principal": team})["key"]
-            for team in ("agents", "stepper", "thrifty")
+            for team in ("agents", "stepper", "thrifty", "brief")
         }
         yield served, keys
 
@@ -205,6 +207,25 @@ async def test_run_limits_refuse_the_step_past_them(
         with pytest.raises(MCPError) as tools:
             await client.call_tool("notes__read_note", {"name": "welcome"})
     assert tools.value.code == -32002 and tools.value.data == {"code": "run_limit_exceeded"}
+
+
+def test_a_run_past_its_wall_time_is_refused(server: tuple[Served, dict[str, str]]) -> None:
+    """Steps keep working until the run is older than its wall-time limit, then are refused."""
+    served, keys = server
+    started = time.monotonic()
+    chat(served, keys["brief"], "wall-1")
+    deadline = started + 20
+    while True:  # the condition under test is time passing: poll until the limit bites
+        try:
+            chat(served, keys["brief"], "wall-1")
+        except openai.RateLimitError as exc:
+            refused = exc
+            break
+        assert time.monotonic() < deadline, "the run was never refused"
+        time.sleep(0.05)
+    assert time.monotonic() - started >= RUN_WALL_S
+    assert refused.code == "run_limit_exceeded" and "wall time of 0.5 s" in refused.message
+    chat(served, keys["brief"], "wall-2")  # another run of the same key is not affected
 
 
 def test_a_run_never_spends_past_its_usd_limit(server: tuple[Served, dict[str, str]]) -> None:

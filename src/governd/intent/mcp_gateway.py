@@ -82,6 +82,7 @@ class McpGateway:
         self.server: Server[Any] = Server(
             "governd",
             version=__version__,
+            get_tool_input_schema=self._input_schema,
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
         )
@@ -205,6 +206,12 @@ class McpGateway:
         self._catalog, self._down = catalog, down
         self._listed_at = self._s.clock.monotonic()
         return catalog
+
+    def _input_schema(self, name: str) -> dict[str, Any] | None:
+        # The SDK checks Mcp-Param-* headers with this before each call; without it, it
+        # runs the whole tools/list handler per call (a third of a call's CPU here).
+        offered = self._catalog.get(name)
+        return offered.tool.input_schema if offered is not None else None
 
     async def _list_tools(
         self, ctx: Any, params: types.PaginatedRequestParams | None
