@@ -28,6 +28,7 @@ from governd.config_agents import (
     RunsConfig,
     StrictModel,
 )
+from governd.config_compute import ComputeConfig
 from governd.errors import GovernError
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -295,6 +296,7 @@ class GovernConfig(_Model):
     mcp: McpConfig = Field(default_factory=McpConfig)
     runs: RunsConfig = Field(default_factory=RunsConfig)
     observe: ObserveConfig = Field(default_factory=ObserveConfig)
+    compute: ComputeConfig = Field(default_factory=ComputeConfig)
 
     @model_validator(mode="after")
     def _references(self) -> GovernConfig:
