@@ -36,7 +36,7 @@ def test_devices_partitions_shares_and_nvlink_domains() -> None:
     assert whole[0].domain == whole[1].domain != whole[2].domain
     mig = [u for u in units if u.flavor == "h100/1g.10gb"]
     assert {u.device for u in mig} == {4} and mig[0].fraction == pytest.approx(1 / 7)
-    assert [u.id for u in units if u.flavor == "a10g/share"][0] == "n1:5/0"
+    assert next(u.id for u in units if u.flavor == "a10g/share") == "n1:5/0"
 
 
 def test_discovered_gpus_join_a_node_that_asks_for_them() -> None:
