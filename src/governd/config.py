@@ -455,6 +455,11 @@ def parse_config(text: str, source: str = "<string>", base_dir: Path | None = No
         updates["ledger"] = cfg.ledger.model_copy(
             update={"signing_key": str((base_dir / key).resolve())}
         )
+    logs = cfg.compute.log_dir
+    if logs is not None and base_dir is not None and not Path(logs).is_absolute():
+        updates["compute"] = cfg.compute.model_copy(
+            update={"log_dir": str((base_dir / logs).resolve())}
+        )
     return cfg.model_copy(update=updates)
 
 

@@ -123,6 +123,13 @@ class ComputeConfig(StrictModel):
     default_priority: Name = "standard"
     cohorts: dict[Name, CohortConfig] = Field(default_factory=dict)
     queues: dict[Name, QueueConfig] = Field(default_factory=dict)
+    default_max_runtime_s: float = Field(
+        3600.0, gt=0, description="a job's runtime bound when it names none (its budget hold)"
+    )
+    grace_s: float = Field(10.0, ge=0, description="SIGTERM to SIGKILL on preemption or cancel")
+    log_dir: str | None = Field(
+        None, description="job logs (default: job-logs beside a SQLite ledger, else ./job-logs)"
+    )
 
     @model_validator(mode="after")
     def _references(self) -> ComputeConfig:

@@ -2,7 +2,7 @@
 
 ``serve`` and ``demo`` run things; ``config check``, ``policy test`` and
 ``audit`` work on files; the operational commands (``keys``, ``ledger``,
-``budgets``, ``approvals``, ``tools``, ``runs``) talk to a running server's
+``budgets``, ``approvals``, ``tools``, ``runs``, ``jobs``) talk to a running server's
 admin API at ``--url`` / ``GOVERND_URL`` with ``--admin-key`` /
 ``GOVERND_ADMIN_KEY``.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import click
 
-from governd.cli import admin, agents, local
+from governd.cli import admin, agents, jobs, local
 
 
 @click.group()
@@ -32,5 +32,6 @@ for command in (
     agents.approvals,
     agents.tools_group,
     agents.runs,
+    jobs.jobs,
 ):
     main.add_command(command)

@@ -18,6 +18,8 @@ from governd.clock import Clock, SystemClock
 from governd.config import GovernConfig
 from governd.errors import GovernError
 from governd.execution import Router, build_upstreams
+from governd.execution.executors.local import LocalExecutor
+from governd.execution.executors.nvml import discover
 from governd.execution.upstream import Upstream
 from governd.governance import KeyRing, PrincipalTree
 from governd.governance.admission import Admission
@@ -25,15 +27,19 @@ from governd.governance.approvals import Approvals
 from governd.governance.budget_setup import load_budgets, resume_spend, run_state
 from governd.governance.budgets import Budgets
 from governd.governance.runs import Runs
+from governd.governance.scheduler import Discovered
 from governd.intent.admin_api import AdminRoutes
 from governd.intent.auth import check_admin
 from governd.intent.budgets_api import BudgetRoutes
 from governd.intent.http import json_response, on_govern_error, on_http_exception, on_unexpected
+from governd.intent.jobs_api import JobRoutes
 from governd.intent.mcp_gateway import McpGateway
 from governd.intent.openai_api import OpenAIRoutes
 from governd.intent.runs_api import RunRoutes
+from governd.job_pipeline import Jobs
 from governd.ledger import LedgerWriter, Storage
 from governd.ledger.audit import signer_for
+from governd.ledger.job_store import JobStore
 from governd.observe.gauges import BudgetGauges, live_sources
 from governd.observe.metrics import CONTENT_TYPE, Metrics
 from governd.observe.traces import Tracing
@@ -101,10 +107,27 @@ def build_services(cfg: GovernConfig, clock: Clock | None = None) -> Services:
     )
 
 
+def build_jobs(services: Services) -> Jobs:
+    """The job pipeline over this machine's executor, with GPUs discovered where a node asks."""
+    cfg = services.config
+    found = discover() if any(n.discover for n in cfg.compute.nodes.values()) else []
+    gpus = [Discovered(g.index, g.uuid, g.flavor) for g in found]
+    return Jobs(
+        cfg,
+        JobStore(services.storage),
+        services.budgets,
+        services.writer,
+        services.clock,
+        LocalExecutor(),
+        {name: gpus for name, node in cfg.compute.nodes.items() if node.discover},
+    )
+
+
 def create_app(cfg: GovernConfig, clock: Clock | None = None) -> Starlette:
     """The governd ASGI application for ``cfg``."""
     services = build_services(cfg, clock)
     gateway = McpGateway(services)
+    jobs = build_jobs(services)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -113,12 +136,14 @@ def create_app(cfg: GovernConfig, clock: Clock | None = None) -> Starlette:
             await upstream.start()
         services.writer.start()
         await resume_spend(services.budgets, services.storage)
+        await jobs.start()
         refresher = asyncio.create_task(budget_gauges.refresh_forever(services.budgets))
         try:
             async with gateway.sessions.run():
                 yield
         finally:
             refresher.cancel()
+            await jobs.aclose()
             await gateway.aclose()
             for upstream in services.upstreams.values():
                 await upstream.aclose()
@@ -158,6 +183,7 @@ def create_app(cfg: GovernConfig, clock: Clock | None = None) -> Starlette:
         *BudgetRoutes(services, admin.check).routes(),
         *gateway.admin_routes(admin.check),
         *RunRoutes(services, admin.check).routes(),
+        *JobRoutes(services, jobs, admin.check).routes(),
     ]
     app = Starlette(
         routes=routes,

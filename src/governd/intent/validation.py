@@ -7,11 +7,13 @@ upstream or the ledger.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from governd.errors import InvalidRequest
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class _Open(BaseModel):
@@ -72,10 +74,32 @@ _MODELS: dict[str, type[Request]] = {
 }
 
 
+class JobRequest(BaseModel):
+    """``POST /v1/jobs``: a command to run on ``gpus`` devices of a queue (unknown fields are errors)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    queue: str = Field(min_length=1, max_length=64)
+    gpus: int = Field(ge=1, le=1024)
+    command: list[str] = Field(min_length=1, max_length=4096)
+    flavor: str | None = Field(None, min_length=1, max_length=130)
+    max_runtime_s: float | None = Field(None, gt=0, le=366 * 86400)
+    priority: str | None = Field(None, min_length=1, max_length=64)
+    env: dict[str, str] = Field(default_factory=dict, max_length=256)
+    principal: str | None = Field(
+        None, min_length=1, max_length=255, description="admin API only: on whose behalf"
+    )
+
+
 def validate(operation: str, data: dict[str, Any]) -> Request:
     """Check ``data`` against the request schema of ``operation``; 400 naming the field if wrong."""
+    return checked(_MODELS[operation], data)
+
+
+def checked(model: type[M], data: dict[str, Any]) -> M:
+    """``data`` as ``model``, or a 400 naming the first wrong field."""
     try:
-        return _MODELS[operation].model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = [p for p in first["loc"] if not _is_union_tag(p)]

@@ -39,7 +39,8 @@ def _sqlite_pragmas(durable: bool) -> Any:
     return apply
 
 
-def _plain(rows: Sequence[sa.RowMapping]) -> list[dict[str, Any]]:
+def plain_rows(rows: Sequence[sa.RowMapping]) -> list[dict[str, Any]]:
+    """Rows as plain dicts with str keys."""
     # Result keys can be str subclasses (quoted_name), which orjson refuses.
     return [{str(k): v for k, v in row.items()} for row in rows]
 
@@ -123,7 +124,7 @@ class Storage:
         order = entries.c.seq.desc() if newest_first else entries.c.seq.asc()
         with self.engine.connect() as conn:
             rows = conn.execute(q.order_by(order).limit(limit)).mappings().all()
-        return _plain(rows)
+        return plain_rows(rows)
 
     def summary(
         self, *, principal: str | None = None, since: float | None = None, by_hour: bool = False
@@ -164,7 +165,7 @@ class Storage:
                 .mappings()
                 .first()
             )
-        return _plain([row])[0] if row else None
+        return plain_rows([row])[0] if row else None
 
     def keys(self, principal: str | None = None) -> list[dict[str, Any]]:
         """Key records, optionally only those in a principal's subtree."""
@@ -172,7 +173,7 @@ class Storage:
         if principal:
             q = q.where(in_subtree(api_keys.c.principal, principal))
         with self.engine.connect() as conn:
-            return _plain(conn.execute(q).mappings().all())
+            return plain_rows(conn.execute(q).mappings().all())
 
     def revoke_key(self, key_id: str, at: float) -> dict[str, Any] | None:
         """Mark a key revoked; the updated record, or None if there is no such key."""
@@ -185,7 +186,7 @@ class Storage:
             row = (
                 conn.execute(sa.select(api_keys).where(api_keys.c.id == key_id)).mappings().first()
             )
-        return _plain([row])[0] if row else None
+        return plain_rows([row])[0] if row else None
 
     # budgets set by operators at runtime (config budgets are not stored)
 
@@ -199,7 +200,7 @@ class Storage:
     def budget_overrides(self) -> list[dict[str, Any]]:
         """Every budget operators have set."""
         with self.engine.connect() as conn:
-            return _plain(conn.execute(sa.select(budgets)).mappings().all())
+            return plain_rows(conn.execute(sa.select(budgets)).mappings().all())
 
     def spent_since(self, node: str, unit: str, since: float) -> float:
         """USD or tokens recorded under ``node`` (a tree path, or ``path/key_id``) since ``since``."""
@@ -230,7 +231,7 @@ class Storage:
                 .mappings()
                 .first()
             )
-        return _plain([row])[0] if row else None
+        return plain_rows([row])[0] if row else None
 
     def approvals(
         self, status: str | None = None, principal: str | None = None
@@ -242,7 +243,7 @@ class Storage:
         if principal:
             q = q.where(in_subtree(approvals.c.principal, principal))
         with self.engine.connect() as conn:
-            return _plain(conn.execute(q).mappings().all())
+            return plain_rows(conn.execute(q).mappings().all())
 
     def decide_approval(self, approval_id: str, status: str, by: str | None, at: float) -> bool:
         """Settle a pending approval; False when it was not pending (already decided or expired)."""
@@ -259,7 +260,7 @@ class Storage:
     def tool_pins(self) -> dict[str, dict[str, Any]]:
         """Every pin, by namespaced tool name."""
         with self.engine.connect() as conn:
-            rows = _plain(conn.execute(sa.select(tool_pins)).mappings().all())
+            rows = plain_rows(conn.execute(sa.select(tool_pins)).mappings().all())
         return {r["tool"]: r for r in rows}
 
     def put_tool_pin(self, row: dict[str, Any]) -> None:

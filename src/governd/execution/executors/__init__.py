@@ -1,0 +1,5 @@
+"""Job executors: what runs an admitted job on exactly its devices (local processes, or Ray)."""
+
+from governd.execution.executors.base import Execution, Executor, Launch
+
+__all__ = ["Execution", "Executor", "Launch"]

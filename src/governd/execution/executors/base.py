@@ -1,0 +1,52 @@
+"""The executor contract: start a job on given devices, wait for it, stop it with a grace period."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """One attempt at running a job: its command, its devices, where its output goes.
+
+    ``devices`` are the indices (or MIG/GPU UUIDs when known) the job may see,
+    in ``CUDA_VISIBLE_DEVICES`` order; ``units`` the scheduler's unit ids.
+    """
+
+    job_id: str
+    argv: tuple[str, ...]
+    devices: tuple[str, ...]
+    units: tuple[str, ...]
+    log_path: Path
+    env: tuple[tuple[str, str], ...] = ()
+
+    def environment(self) -> dict[str, str]:
+        """What the job gets on top of governd's environment."""
+        return {
+            **dict(self.env),
+            "CUDA_VISIBLE_DEVICES": ",".join(self.devices),
+            "GOVERND_JOB_ID": self.job_id,
+            "GOVERND_UNITS": ",".join(self.units),
+        }
+
+
+class Execution(Protocol):
+    """A started attempt."""
+
+    async def wait(self) -> int:
+        """Its exit code, once it ends (negative: killed by that signal)."""
+        ...
+
+    async def stop(self, grace_s: float) -> None:
+        """Ask it to stop (SIGTERM), then force it (SIGKILL) after ``grace_s``; returns once it ended."""
+        ...
+
+
+class Executor(Protocol):
+    """Runs attempts."""
+
+    async def start(self, launch: Launch) -> Execution:
+        """Start an attempt; raises ``OSError`` when it cannot (e.g. no such command)."""
+        ...

@@ -1,0 +1,422 @@
+"""The path of a job: submit (decide, hold budget) -> queue -> schedule -> execute -> settle -> record.
+
+``Jobs`` keeps every unfinished job in memory (and its row in the jobs
+table), runs a scheduling cycle whenever something changed (a submission, an
+attempt ending, a cancel), and applies the cycle's plan: admitted jobs start
+on an executor with exactly their devices; victims are stopped (SIGTERM, then
+SIGKILL after ``compute.grace_s``) and requeued. A job holds devices x
+max runtime x price on every USD budget of its principal's path from
+submission, and is stopped when its runtime reaches that bound (its budget's
+end); the hold settles to the measured cost. A finished job (or a refused
+one) gets one ledger entry with its queue wait, device-seconds, cost and
+preemptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from governd.actions import Principal
+from governd.clock import Clock
+from governd.config import GovernConfig
+from governd.errors import GovernError, InvalidRequest, NotFound, PermissionDenied
+from governd.execution.executors import Execution, Executor, Launch
+from governd.governance.budgets import Budgets, Cost, Hold
+from governd.governance.scheduler import Discovered, Job, Snapshot, Unit, inventory, schedule
+from governd.ids import new_id
+from governd.job_outcome import job_entry
+from governd.ledger import LedgerWriter
+from governd.ledger.job_store import JobStore
+
+log = logging.getLogger("governd.jobs")
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """What a submitter asks for."""
+
+    queue: str
+    gpus: int
+    command: tuple[str, ...]
+    flavor: str | None = None
+    max_runtime_s: float | None = None
+    priority: str | None = None
+    env: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(slots=True)
+class _Live:
+    """An unfinished job: its row, and what this process holds for it."""
+
+    row: dict[str, Any]
+    hold: Hold
+    execution: Execution | None = None
+    started: float = 0.0
+    stopping: tuple[str, str] | None = None  # (status it ends in, why)
+    timer: asyncio.TimerHandle | None = None
+
+
+class Jobs:
+    """Every job of this governd: submission, the scheduling loop, execution and settlement."""
+
+    def __init__(
+        self,
+        cfg: GovernConfig,
+        store: JobStore,
+        budgets: Budgets,
+        writer: LedgerWriter,
+        clock: Clock,
+        executor: Executor,
+        discovered: dict[str, list[Discovered]],
+    ) -> None:
+        self.cfg = cfg.compute
+        self.store = store
+        self._budgets = budgets
+        self._writer = writer
+        self._clock = clock
+        self._executor = executor
+        self.units: tuple[Unit, ...] = inventory(cfg.compute, discovered)
+        self._unit = {u.id: u for u in self.units}
+        self._prices = {name: f.price_per_hour for name, f in cfg.compute.flavors.items()}
+        self._log_dir = Path(self.cfg.log_dir or _default_log_dir(cfg.storage))
+        self._live: dict[str, _Live] = {}
+        self._wake = asyncio.Event()
+        self._loop: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # lifecycle
+
+    async def start(self) -> None:
+        """Requeue what a previous process left unfinished, then start scheduling."""
+        rows = await asyncio.to_thread(self.store.list, None, "active", 100_000)
+        for row in rows:
+            if row["status"] in ("admitted", "running"):
+                _event(row, self._clock.now(), "requeued", "governd restarted")
+                row.update(status="queued", units="[]", reason="requeued: governd restarted")
+            try:
+                hold = await self._budgets.reserve(_principal(row), Cost(row["reserved_usd"], 0))
+            except GovernError as exc:
+                await self._finish(
+                    _Live(row, Hold([])), "failed", f"at restart: {exc.message}", None
+                )
+                continue
+            self._live[row["id"]] = _Live(row, hold)
+            await self._save(row)
+        self._loop = asyncio.create_task(self._schedule_forever(), name="governd-jobs")
+        self._wake.set()
+
+    async def aclose(self) -> None:
+        """Stop scheduling and every running attempt (they are requeued on the next start)."""
+        if self._loop is not None:
+            self._loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop
+        for live in self._live.values():
+            if live.execution is not None:
+                live.stopping = ("preempted", "governd stopped")
+                self._spawn(self._stop(live))
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # intent
+
+    async def submit(self, principal: Principal, spec: JobSpec) -> dict[str, Any]:
+        """Queue a job, holding its budget bound; refusals are recorded, then raised."""
+        now = self._clock.now()
+        row = self._new_row(principal, spec, now)
+        try:
+            self._check(principal, spec)
+            hold = await self._budgets.reserve(principal, Cost(row["reserved_usd"], 0))
+        except GovernError as exc:
+            row.update(status="refused", reason=exc.message, finished_at=now)
+            self._writer.append(job_entry(row, self._unit, exc))
+            raise
+        self._live[row["id"]] = _Live(row, hold)
+        await self._save(row)
+        self._wake.set()
+        return row
+
+    async def cancel(self, job_id: str, by: str) -> dict[str, Any]:
+        """Cancel a job: a queued one ends now, a running one is stopped first."""
+        live = self._live.get(job_id)
+        if live is None:
+            row = await asyncio.to_thread(self.store.get, job_id)
+            if row is None:
+                raise NotFound(f"no job {job_id}")
+            return row
+        if live.execution is None:
+            await self._finish(live, "cancelled", f"cancelled by {by}", None)
+        elif live.stopping is None:
+            live.stopping = ("cancelled", f"cancelled by {by}")
+            self._spawn(self._stop(live))
+        return live.row
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        """A live job's row (finished ones are in the store)."""
+        live = self._live.get(job_id)
+        return live.row if live else None
+
+    def log_path(self, job_id: str) -> Path:
+        """Where a job's output goes."""
+        return self._log_dir / f"{job_id}.log"
+
+    # deciding
+
+    def _check(self, principal: Principal, spec: JobSpec) -> None:
+        queue = self.cfg.queues.get(spec.queue)
+        if queue is None:
+            raise InvalidRequest(f"unknown queue {spec.queue!r}", param="queue")
+        if queue.principals and not any(_under(principal, p) for p in queue.principals):
+            raise PermissionDenied(f"{principal.path} may not submit to queue {spec.queue}")
+        flavors = [spec.flavor] if spec.flavor else list(queue.quotas)
+        missing = [f for f in flavors if f not in queue.quotas]
+        if missing or not flavors:
+            raise InvalidRequest(
+                f"queue {spec.queue} has no quota for flavor {spec.flavor}", param="flavor"
+            )
+        largest = max(self._node_capacity(f) for f in flavors)
+        if spec.gpus > largest:
+            raise InvalidRequest(
+                f"{spec.gpus} devices never fit: the largest node has {largest} of "
+                f"{' or '.join(flavors)}",
+                param="gpus",
+            )
+        if spec.priority is not None and spec.priority not in self.cfg.priority_classes:
+            raise InvalidRequest(f"unknown priority class {spec.priority!r}", param="priority")
+
+    def _node_capacity(self, flavor: str) -> int:
+        per_node: dict[str, int] = {}
+        for u in self.units:
+            if u.flavor == flavor:
+                per_node[u.node] = per_node.get(u.node, 0) + 1
+        return max(per_node.values(), default=0)
+
+    def _unit_price(self, flavor: str) -> float:
+        """USD per hour of one unit of ``flavor`` (a piece costs its part of the device)."""
+        base = flavor.partition("/")[0]
+        fraction = next((u.fraction for u in self.units if u.flavor == flavor), 1.0)
+        return self._prices.get(base, 0.0) * fraction
+
+    def _new_row(self, principal: Principal, spec: JobSpec, now: float) -> dict[str, Any]:
+        queue = self.cfg.queues.get(spec.queue)
+        flavors = [spec.flavor] if spec.flavor else list(queue.quotas if queue else [])
+        max_runtime = spec.max_runtime_s or self.cfg.default_max_runtime_s
+        price = max((self._unit_price(f) for f in flavors), default=0.0)
+        klass = spec.priority or self.cfg.default_priority
+        return {
+            "id": new_id("job_"),
+            "principal": principal.path,
+            "key_id": principal.key_id,
+            "queue": spec.queue,
+            "flavor": spec.flavor,
+            "gpus": spec.gpus,
+            "priority": self.cfg.priority_classes.get(klass, 0),
+            "priority_class": klass,
+            "max_runtime_s": max_runtime,
+            "command": orjson.dumps({"argv": spec.command, "env": dict(spec.env)}).decode(),
+            "status": "queued",
+            "reason": "queued",
+            "submitted_at": now,
+            "admitted_at": None,
+            "finished_at": None,
+            "units": "[]",
+            "events": "[]",
+            "preemptions": 0,
+            "queue_wait_s": 0.0,
+            "runtime_s": 0.0,
+            "device_seconds": 0.0,
+            "cost_usd": 0.0,
+            "reserved_usd": round(price * spec.gpus * max_runtime / 3600, 9),
+            "exit_code": None,
+        }
+
+    # scheduling
+
+    async def _schedule_forever(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self._cycle()
+            except Exception:
+                log.exception("scheduling cycle failed")
+
+    async def _cycle(self) -> None:
+        admitted, pending = [], []
+        for live in self._live.values():
+            job = self._job_of(live)
+            if live.execution is not None:
+                admitted.append(replace(job, evicting=live.stopping is not None))
+            elif live.row["status"] in ("queued", "preempted"):
+                pending.append(job)
+        now = self._clock.now()
+        snap = Snapshot(
+            self.units, self.cfg.queues, self.cfg.cohorts, tuple(admitted), tuple(pending), now
+        )
+        plan = schedule(snap)
+        for ev in plan.evict:
+            live = self._live[ev.job]
+            if live.stopping is None:
+                live.stopping = ("preempted", f"{ev.reason}: by {ev.by}")
+                _event(live.row, now, "preempted", f"{ev.reason} by {ev.by}")
+                self._spawn(self._stop(live))
+        for a in plan.admit:
+            await self._launch(self._live[a.job], a.flavor, a.units)
+        for job_id, why in plan.waiting.items():
+            row = self._live[job_id].row
+            if row["reason"] != why:
+                row["reason"] = why
+                await self._save(row)
+
+    def _job_of(self, live: _Live) -> Job:
+        row = live.row
+        return Job(
+            row["id"],
+            row["queue"],
+            row["gpus"],
+            row["priority"],
+            row["submitted_at"],
+            row["flavor"],
+            tuple(orjson.loads(row["units"])),
+            row["admitted_at"],
+        )
+
+    # executing
+
+    async def _launch(self, live: _Live, flavor: str, units: tuple[str, ...]) -> None:
+        row, now = live.row, self._clock.now()
+        waited_since = max(row["submitted_at"], row["finished_at"] or 0.0)
+        row.update(
+            status="running",
+            reason=f"running on {', '.join(units)}",
+            flavor=flavor,
+            units=orjson.dumps(units).decode(),
+            admitted_at=now,
+            finished_at=None,
+            queue_wait_s=row["queue_wait_s"] + (now - waited_since),
+        )
+        command = orjson.loads(row["command"])
+        launch = Launch(
+            row["id"],
+            tuple(command["argv"]),
+            self._visible(units),
+            units,
+            self.log_path(row["id"]),
+            tuple(command["env"].items()),
+        )
+        try:
+            live.execution = await self._executor.start(launch)
+        except OSError as exc:
+            await self._finish(live, "failed", f"cannot start: {exc.strerror or exc}", None)
+            return
+        live.started = now
+        _event(row, now, "started", ",".join(units))
+        left = row["max_runtime_s"] - row["runtime_s"]
+        live.timer = asyncio.get_running_loop().call_later(
+            max(0.0, left), self._out_of_budget, live
+        )
+        self._spawn(self._watch(live, live.execution))
+        await self._save(row)
+
+    def _visible(self, units: tuple[str, ...]) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for uid in units:
+            u = self._unit[uid]
+            seen[u.uuid or str(u.device)] = None
+        return tuple(seen)
+
+    def _out_of_budget(self, live: _Live) -> None:
+        if live.stopping is None and live.execution is not None:
+            bound = live.row["max_runtime_s"]
+            live.stopping = (
+                "failed",
+                f"stopped: reached its max runtime of {bound:g} s (its budget's end)",
+            )
+            self._spawn(self._stop(live))
+
+    async def _stop(self, live: _Live) -> None:
+        if live.execution is not None:
+            await live.execution.stop(self.cfg.grace_s)
+
+    async def _watch(self, live: _Live, execution: Execution) -> None:
+        code = await execution.wait()
+        now = self._clock.now()
+        row = live.row
+        if live.timer is not None:
+            live.timer.cancel()
+        self._charge(row, now - live.started)
+        live.execution = None
+        status, why = live.stopping or (
+            ("succeeded", "exited 0") if code == 0 else ("failed", f"exited {code}")
+        )
+        live.stopping = None
+        if status == "preempted":
+            row.update(
+                status="preempted",
+                reason=f"requeued after preemption ({why})",
+                units="[]",
+                finished_at=now,
+                preemptions=row["preemptions"] + 1,
+            )
+            await self._save(row)
+        else:
+            await self._finish(live, status, why, code)
+        self._wake.set()
+
+    def _charge(self, row: dict[str, Any], seconds: float) -> None:
+        units = [self._unit[u] for u in orjson.loads(row["units"])]
+        row["runtime_s"] += seconds
+        row["device_seconds"] += seconds * sum(u.fraction for u in units)
+        row["cost_usd"] += seconds / 3600 * sum(self._unit_price(u.flavor) for u in units)
+
+    async def _finish(self, live: _Live, status: str, why: str, code: int | None) -> None:
+        row = live.row
+        row.update(status=status, reason=why, finished_at=self._clock.now(), exit_code=code)
+        _event(row, row["finished_at"], status, why)
+        await self._budgets.settle(live.hold, Cost(row["cost_usd"], 0))
+        self._live.pop(row["id"], None)
+        await self._save(row)
+        self._writer.append(job_entry(row, self._unit, None))
+        self._wake.set()
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _save(self, row: dict[str, Any]) -> None:
+        await asyncio.to_thread(self.store.put, dict(row))
+
+
+def _event(row: dict[str, Any], at: float, what: str, detail: str) -> None:
+    events = orjson.loads(row["events"])
+    events.append({"at": round(at, 3), "event": what, "detail": detail})
+    row["events"] = orjson.dumps(events).decode()
+
+
+def _principal(row: dict[str, Any]) -> Principal:
+    p = Principal.from_path(row["principal"])
+    return replace(p, key_id=row["key_id"])
+
+
+def _under(principal: Principal, entry: str) -> bool:
+    """Whether the principal is the node ``entry`` names (with or without the org) or below it."""
+    path = (
+        entry
+        if entry.startswith(principal.org + "/") or entry == principal.org
+        else f"{principal.org}/{entry}"
+    )
+    return principal.path == path or principal.path.startswith(path + "/")
+
+
+def _default_log_dir(storage: str) -> str:
+    if storage.startswith("sqlite:///") and not storage.endswith(":memory:"):
+        return str(Path(storage.removeprefix("sqlite:///")).parent / "job-logs")
+    return "job-logs"

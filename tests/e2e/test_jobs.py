@@ -1,0 +1,236 @@
+"""GPU jobs end to end on a declared 8-GPU node, with the local executor (real processes).
+
+Jobs see exactly their devices; a critical job preempts a batch one, which is
+requeued and finishes later; a job is stopped at its budget's end; a budget
+refuses what it cannot hold; bad submissions are refused with the field named;
+every job has a ledger entry with wait, device-seconds, cost and preemptions.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+from governd.admin_client import AdminClient, AdminError
+from governd.launcher import Served, governd_server
+from tests.conftest import governd_cli, write_yaml
+
+ADMIN = "adm-jobs"
+CONFIG = """
+principals:
+  org: acme
+  teams:
+    research:
+      budgets: [{unit: usd, period: day, limit: 10000}]
+    interns:
+      budgets: [{unit: usd, period: day, limit: 0.5}]
+compute:
+  flavors: {h100: {price_per_hour: 3600}}      # 1 USD per device-second: costs are easy to check
+  nodes:
+    box: {devices: [{flavor: h100, count: 8, nvlink: 4}]}
+  queues:
+    research: {principals: [research], quotas: {h100: {nominal: 8}}}
+    interns: {principals: [interns], quotas: {h100: {nominal: 2}}}
+  default_max_runtime_s: 5
+  grace_s: 5
+ledger: {flush_ms: 5}
+"""
+# Prints what it sees; with a marker path, a first attempt creates it and waits to be stopped,
+# a later attempt (after a requeue) finds it and exits at once.
+SCRIPT = """
+import os, sys, time
+print("devices", os.environ["CUDA_VISIBLE_DEVICES"], "units", os.environ["GOVERND_UNITS"], flush=True)
+if len(sys.argv) > 1:
+    if os.path.exists(sys.argv[1]):
+        print("second attempt", flush=True)
+        sys.exit(0)
+    open(sys.argv[1], "w").close()
+    time.sleep(120)
+"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served, dict[str, str]]]:
+    tmp: Path = tmp_path_factory.mktemp("jobs")
+    with governd_server(tmp, write_yaml(tmp / "governd.yaml", CONFIG), ADMIN) as served:
+        admin = AdminClient(served.url, ADMIN)
+        keys = {
+            team: admin.call("POST", "/admin/v1/keys", {"principal": team})["key"]
+            for team in ("research", "interns")
+        }
+        yield served, keys
+
+
+def submit(served: Served, key: str, **body: Any) -> httpx2.Response:
+    return httpx2.post(
+        served.url + "/v1/jobs", json=body, headers={"authorization": f"Bearer {key}"}, timeout=30
+    )
+
+
+def script(*args: str) -> list[str]:
+    return [sys.executable, "-c", SCRIPT, *args]
+
+
+def wait_for(served: Served, job_id: str, *statuses: str, seen: str = "") -> dict[str, Any]:
+    """Poll the job until it has one of ``statuses`` (and its log contains ``seen``)."""
+    admin = AdminClient(served.url, ADMIN)
+    deadline = time.monotonic() + 60
+    while True:
+        job = admin.call("GET", f"/admin/v1/jobs/{job_id}")
+        log = admin.call("GET", f"/admin/v1/jobs/{job_id}/logs")["log"]
+        if job["status"] in statuses and seen in log:
+            return dict(job)
+        assert time.monotonic() < deadline, f"{job_id} stayed {job['status']}: {job['reason']}"
+        time.sleep(0.05)
+
+
+def entry(served: Served, job_id: str) -> dict[str, Any]:
+    return dict(AdminClient(served.url, ADMIN).call("GET", f"/admin/v1/ledger/{job_id}"))
+
+
+def test_a_job_sees_exactly_its_devices_and_is_recorded(
+    server: tuple[Served, dict[str, str]],
+) -> None:
+    served, keys = server
+    created = submit(served, keys["research"], queue="research", gpus=4, command=script())
+    assert created.status_code == 201, created.text
+    job = wait_for(served, created.json()["id"], "succeeded")
+    log = AdminClient(served.url, ADMIN).call("GET", f"/admin/v1/jobs/{job['id']}/logs")["log"]
+    devices = log.split("devices ")[1].split()[0].split(",")
+    assert len(devices) == 4 and devices in (["0", "1", "2", "3"], ["4", "5", "6", "7"])
+    assert job["units"] == [f"box:{d}" for d in devices], "one NVLink domain"
+    recorded = entry(served, job["id"])
+    assert recorded["kind"] == "job" and recorded["decision"] == "allow"
+    assert recorded["status"] == 200 and recorded["served_model"] == "h100"
+    signals = json.loads(recorded["signals"])
+    assert signals["device_seconds"] == pytest.approx(4 * signals["runtime_s"], abs=5e-3)
+    assert recorded["cost_usd"] == pytest.approx(signals["device_seconds"], abs=2e-3)
+    assert 0 < recorded["cost_usd"] < 4 * 5
+
+
+def test_a_critical_job_preempts_a_batch_one_which_finishes_later(
+    server: tuple[Served, dict[str, str]], tmp_path: Path
+) -> None:
+    served, keys = server
+    marker = str(tmp_path / "batch-started")
+    batch = submit(
+        served,
+        keys["research"],
+        queue="research",
+        gpus=8,
+        priority="batch",
+        max_runtime_s=300,
+        command=script(marker),
+    ).json()
+    wait_for(served, batch["id"], "running", seen="devices")
+    critical = submit(
+        served, keys["research"], queue="research", gpus=4, priority="critical", command=script()
+    ).json()
+    done = wait_for(served, critical["id"], "succeeded")
+    later = wait_for(served, batch["id"], "succeeded", seen="second attempt")
+    assert later["preemptions"] == 1
+    kinds = [e["event"] for e in later["events"]]
+    assert kinds == ["started", "preempted", "started", "succeeded"]
+    assert later["events"][1]["detail"] == f"within_queue by {critical['id']}"
+    assert later["events"][2]["at"] >= done["events"][-1]["at"], "8 devices free only after it"
+    signals = json.loads(entry(served, batch["id"])["signals"])
+    assert signals["preemptions"] == 1 and signals["queue_wait_s"] > 0
+
+
+def test_a_job_is_stopped_at_its_budgets_end(server: tuple[Served, dict[str, str]]) -> None:
+    served, keys = server
+    created = submit(
+        served,
+        keys["research"],
+        queue="research",
+        gpus=1,
+        max_runtime_s=1,
+        command=[sys.executable, "-c", "import time; print('working', flush=True); time.sleep(60)"],
+    ).json()
+    assert created["reserved_usd"] == pytest.approx(1.0)
+    job = wait_for(served, created["id"], "failed")
+    assert "reached its max runtime of 1 s (its budget's end)" in job["reason"]
+    recorded = entry(served, job["id"])
+    assert recorded["error_code"] == "job_failed" and "budget's end" in recorded["reasons"]
+    assert 1.0 <= recorded["cost_usd"] < 1.0 + 5, "the grace period at most"
+
+
+def test_a_budget_refuses_what_it_cannot_hold(server: tuple[Served, dict[str, str]]) -> None:
+    served, keys = server
+    refused = submit(served, keys["interns"], queue="interns", gpus=1, command=script())
+    assert refused.status_code == 429
+    err = refused.json()["error"]
+    assert err["code"] == "budget_exceeded" and "acme/interns usd/day" in err["message"]
+    page = AdminClient(served.url, ADMIN).call(
+        "GET", "/admin/v1/ledger", principal="interns", kind="job"
+    )
+    assert [e["decision"] for e in page["entries"]] == ["deny"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "param"),
+    [
+        ({"queue": "nope", "gpus": 1, "command": ["true"]}, 400, "queue"),
+        ({"queue": "research", "gpus": 9, "command": ["true"]}, 400, "gpus"),
+        ({"queue": "research", "gpus": 1, "command": []}, 400, "command"),
+        ({"queue": "research", "gpus": 1, "command": ["true"], "flavor": "a10g"}, 400, "flavor"),
+        ({"queue": "research", "gpus": 1, "command": ["true"], "priority": "vip"}, 400, "priority"),
+        ({"queue": "research", "gpus": "2", "command": ["true"]}, 400, "gpus"),
+        ({"queue": "research", "gpus": 1, "command": ["true"], "principal": "x"}, 400, None),
+        ({"queue": "interns", "gpus": 1, "command": ["true"]}, 403, None),
+    ],
+)
+def test_bad_submissions_are_refused_naming_what_is_wrong(
+    server: tuple[Served, dict[str, str]], body: dict[str, Any], status: int, param: str | None
+) -> None:
+    served, keys = server
+    r = submit(served, keys["research"], **body)
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert err["param"] == param and "Traceback" not in err["message"]
+
+
+def test_the_cli_submits_shows_cancels_and_reads_logs(
+    server: tuple[Served, dict[str, str]], tmp_path: Path
+) -> None:
+    served, _ = server
+    out = governd_cli(
+        served.url,
+        ADMIN,
+        "jobs",
+        "submit",
+        "--queue",
+        "research",
+        "--gpus",
+        "2",
+        "--principal",
+        "research",
+        "--max-runtime",
+        "2m",
+        "--json",
+        "--",
+        *script(str(tmp_path / "m")),
+    )
+    assert out.returncode == 0, out.stderr
+    job_id = json.loads(out.stdout)["id"]
+    wait_for(served, job_id, "running", seen="devices")
+    logs = governd_cli(served.url, ADMIN, "jobs", "logs", job_id)
+    assert "devices" in logs.stdout and "units box:" in logs.stdout
+    cancelled = governd_cli(served.url, ADMIN, "jobs", "cancel", job_id)
+    assert cancelled.returncode == 0, cancelled.stderr
+    job = wait_for(served, job_id, "cancelled")
+    assert job["reason"] == "cancelled by admin" and job["exit_code"] == -15
+    shown = governd_cli(served.url, ADMIN, "jobs", "show", job_id)
+    assert "cancelled: cancelled by admin" in shown.stdout and "preemption(s)" in shown.stdout
+    listed = governd_cli(served.url, ADMIN, "jobs", "list", "--principal", "research")
+    assert job_id in listed.stdout
+    with pytest.raises(AdminError) as missing:
+        AdminClient(served.url, ADMIN).call("GET", "/admin/v1/jobs/job_nope")
+    assert missing.value.status == 404
