@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -123,3 +125,44 @@ def governd_cli(url: str, admin_key: str | None, *args: str) -> subprocess.Compl
         text=True,
         timeout=60,
     )
+
+
+@pytest.fixture(scope="session")
+def ray_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Ray head on 127.0.0.1 with 8 declared GPUs, once per test session (Ray Client URL)."""
+    tmp = tmp_path_factory.mktemp("ray")
+    client_port = free_port()
+    args = [
+        str(Path(sys.executable).parent / "ray"),
+        "start",
+        "--head",
+        "--block",
+        "--num-gpus=8",
+        "--num-cpus=2",
+        "--node-ip-address=127.0.0.1",
+        f"--port={free_port()}",
+        f"--ray-client-server-port={client_port}",
+        "--include-dashboard=false",
+        "--disable-usage-stats",
+        f"--temp-dir={tmp}",
+    ]
+    with (tmp / "head.log").open("wb") as log:
+        head = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", client_port), 1),
+            ):
+                break
+            assert head.poll() is None, (tmp / "head.log").read_text()
+            assert time.monotonic() < deadline, "Ray did not start"
+            time.sleep(0.2)
+        yield f"ray://127.0.0.1:{client_port}"
+    finally:
+        # A throwaway cluster: its whole process group goes at once (`ray start --block`
+        # ignores SIGTERM for 30 s and more).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGKILL)
+        head.wait()

@@ -123,6 +123,11 @@ class ComputeConfig(StrictModel):
     default_priority: Name = "standard"
     cohorts: dict[Name, CohortConfig] = Field(default_factory=dict)
     queues: dict[Name, QueueConfig] = Field(default_factory=dict)
+    executor: str = Field(
+        "local",
+        pattern=r"^(local|ray|ray://[^/]+)$",
+        description="local processes; ray (one started in governd); ray://HOST:PORT (a Ray cluster)",
+    )
     default_max_runtime_s: float = Field(
         3600.0, gt=0, description="a job's runtime bound when it names none (its budget hold)"
     )

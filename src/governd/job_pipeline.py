@@ -30,7 +30,7 @@ from governd.config import GovernConfig
 from governd.errors import GovernError, InvalidRequest, NotFound, PermissionDenied
 from governd.execution.executors import Execution, Executor, Launch
 from governd.governance.budgets import Budgets, Cost, Hold
-from governd.governance.scheduler import Discovered, Job, Snapshot, Unit, inventory, schedule
+from governd.governance.scheduler import Job, Snapshot, Unit, schedule
 from governd.ids import new_id
 from governd.job_outcome import job_entry
 from governd.ledger import LedgerWriter
@@ -75,7 +75,7 @@ class Jobs:
         writer: LedgerWriter,
         clock: Clock,
         executor: Executor,
-        discovered: dict[str, list[Discovered]],
+        units: tuple[Unit, ...],
     ) -> None:
         self.cfg = cfg.compute
         self.store = store
@@ -83,7 +83,7 @@ class Jobs:
         self._writer = writer
         self._clock = clock
         self._executor = executor
-        self.units: tuple[Unit, ...] = inventory(cfg.compute, discovered)
+        self.units = units
         self._unit = {u.id: u for u in self.units}
         self._prices = {name: f.price_per_hour for name, f in cfg.compute.flavors.items()}
         self._log_dir = Path(self.cfg.log_dir or _default_log_dir(cfg.storage))

@@ -39,6 +39,7 @@ compute:
     research: {principals: [research], quotas: {h100: {nominal: 8}}}
     interns: {principals: [interns], quotas: {h100: {nominal: 2}}}
   default_max_runtime_s: 5
+  executor: EXECUTOR
   grace_s: 5
 ledger: {flush_ms: 5}
 """
@@ -56,16 +57,24 @@ if len(sys.argv) > 1:
 """
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served, dict[str, str]]]:
+Env = tuple[Served, dict[str, str], str]
+
+
+@pytest.fixture(scope="module", params=["local", "ray"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Env]:
+    """governd with the local executor, then with a real Ray cluster (started once per session)."""
+    executor = "local" if request.param == "local" else request.getfixturevalue("ray_address")
     tmp: Path = tmp_path_factory.mktemp("jobs")
-    with governd_server(tmp, write_yaml(tmp / "governd.yaml", CONFIG), ADMIN) as served:
+    config = write_yaml(tmp / "governd.yaml", CONFIG.replace("EXECUTOR", executor))
+    with governd_server(tmp, config, ADMIN) as served:
         admin = AdminClient(served.url, ADMIN)
         keys = {
             team: admin.call("POST", "/admin/v1/keys", {"principal": team})["key"]
             for team in ("research", "interns")
         }
-        yield served, keys
+        yield served, keys, request.param
 
 
 def submit(served: Served, key: str, **body: Any) -> httpx2.Response:
@@ -96,16 +105,19 @@ def entry(served: Served, job_id: str) -> dict[str, Any]:
 
 
 def test_a_job_sees_exactly_its_devices_and_is_recorded(
-    server: tuple[Served, dict[str, str]],
+    server: Env,
 ) -> None:
-    served, keys = server
+    served, keys, executor = server
     created = submit(served, keys["research"], queue="research", gpus=4, command=script())
     assert created.status_code == 201, created.text
     job = wait_for(served, created.json()["id"], "succeeded")
     log = AdminClient(served.url, ADMIN).call("GET", f"/admin/v1/jobs/{job['id']}/logs")["log"]
     devices = log.split("devices ")[1].split()[0].split(",")
-    assert len(devices) == 4 and devices in (["0", "1", "2", "3"], ["4", "5", "6", "7"])
-    assert job["units"] == [f"box:{d}" for d in devices], "one NVLink domain"
+    assert len(set(devices)) == 4 and set(devices) <= {str(i) for i in range(8)}
+    assert len(job["units"]) == 4
+    if executor == "local":  # on Ray, Ray picks the ids on the node; governd's units are accounting
+        assert devices in (["0", "1", "2", "3"], ["4", "5", "6", "7"]), "one NVLink domain"
+        assert job["units"] == [f"box:{d}" for d in devices]
     recorded = entry(served, job["id"])
     assert recorded["kind"] == "job" and recorded["decision"] == "allow"
     assert recorded["status"] == 200 and recorded["served_model"] == "h100"
@@ -115,10 +127,35 @@ def test_a_job_sees_exactly_its_devices_and_is_recorded(
     assert 0 < recorded["cost_usd"] < 4 * 5
 
 
+def test_jobs_running_together_see_disjoint_devices(server: Env, tmp_path: Path) -> None:
+    served, keys, _ = server
+    ids = [
+        submit(
+            served,
+            keys["research"],
+            queue="research",
+            gpus=4,
+            max_runtime_s=60,
+            command=script(str(tmp_path / f"m{i}")),
+        ).json()["id"]
+        for i in range(2)
+    ]
+    admin = AdminClient(served.url, ADMIN)
+    seen = []
+    for job_id in ids:
+        wait_for(served, job_id, "running", seen="devices")
+        log = admin.call("GET", f"/admin/v1/jobs/{job_id}/logs")["log"]
+        seen.append(set(log.split("devices ")[1].split()[0].split(",")))
+    for job_id in ids:
+        admin.call("POST", f"/admin/v1/jobs/{job_id}/cancel")
+        wait_for(served, job_id, "cancelled")
+    assert len(seen[0]) == len(seen[1]) == 4 and not seen[0] & seen[1]
+
+
 def test_a_critical_job_preempts_a_batch_one_which_finishes_later(
-    server: tuple[Served, dict[str, str]], tmp_path: Path
+    server: Env, tmp_path: Path
 ) -> None:
-    served, keys = server
+    served, keys, _ = server
     marker = str(tmp_path / "batch-started")
     batch = submit(
         served,
@@ -144,8 +181,8 @@ def test_a_critical_job_preempts_a_batch_one_which_finishes_later(
     assert signals["preemptions"] == 1 and signals["queue_wait_s"] > 0
 
 
-def test_a_job_is_stopped_at_its_budgets_end(server: tuple[Served, dict[str, str]]) -> None:
-    served, keys = server
+def test_a_job_is_stopped_at_its_budgets_end(server: Env) -> None:
+    served, keys, _ = server
     created = submit(
         served,
         keys["research"],
@@ -162,8 +199,8 @@ def test_a_job_is_stopped_at_its_budgets_end(server: tuple[Served, dict[str, str
     assert 1.0 <= recorded["cost_usd"] < 1.0 + 5, "the grace period at most"
 
 
-def test_a_budget_refuses_what_it_cannot_hold(server: tuple[Served, dict[str, str]]) -> None:
-    served, keys = server
+def test_a_budget_refuses_what_it_cannot_hold(server: Env) -> None:
+    served, keys, _ = server
     refused = submit(served, keys["interns"], queue="interns", gpus=1, command=script())
     assert refused.status_code == 429
     err = refused.json()["error"]
@@ -188,19 +225,17 @@ def test_a_budget_refuses_what_it_cannot_hold(server: tuple[Served, dict[str, st
     ],
 )
 def test_bad_submissions_are_refused_naming_what_is_wrong(
-    server: tuple[Served, dict[str, str]], body: dict[str, Any], status: int, param: str | None
+    server: Env, body: dict[str, Any], status: int, param: str | None
 ) -> None:
-    served, keys = server
+    served, keys, _ = server
     r = submit(served, keys["research"], **body)
     assert r.status_code == status, r.text
     err = r.json()["error"]
     assert err["param"] == param and "Traceback" not in err["message"]
 
 
-def test_the_cli_submits_shows_cancels_and_reads_logs(
-    server: tuple[Served, dict[str, str]], tmp_path: Path
-) -> None:
-    served, _ = server
+def test_the_cli_submits_shows_cancels_and_reads_logs(server: Env, tmp_path: Path) -> None:
+    served, _, _ = server
     out = governd_cli(
         served.url,
         ADMIN,

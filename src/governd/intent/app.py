@@ -18,7 +18,7 @@ from governd.clock import Clock, SystemClock
 from governd.config import GovernConfig
 from governd.errors import GovernError
 from governd.execution import Router, build_upstreams
-from governd.execution.executors.local import LocalExecutor
+from governd.execution.executors.choose import executor_for
 from governd.execution.executors.nvml import discover
 from governd.execution.upstream import Upstream
 from governd.governance import KeyRing, PrincipalTree
@@ -27,7 +27,7 @@ from governd.governance.approvals import Approvals
 from governd.governance.budget_setup import load_budgets, resume_spend, run_state
 from governd.governance.budgets import Budgets
 from governd.governance.runs import Runs
-from governd.governance.scheduler import Discovered
+from governd.governance.scheduler import Discovered, inventory
 from governd.intent.admin_api import AdminRoutes
 from governd.intent.auth import check_admin
 from governd.intent.budgets_api import BudgetRoutes
@@ -112,14 +112,16 @@ def build_jobs(services: Services) -> Jobs:
     cfg = services.config
     found = discover() if any(n.discover for n in cfg.compute.nodes.values()) else []
     gpus = [Discovered(g.index, g.uuid, g.flavor) for g in found]
+    discovered = {name: gpus for name, node in cfg.compute.nodes.items() if node.discover}
+    units = inventory(cfg.compute, discovered)
     return Jobs(
         cfg,
         JobStore(services.storage),
         services.budgets,
         services.writer,
         services.clock,
-        LocalExecutor(),
-        {name: gpus for name, node in cfg.compute.nodes.items() if node.discover},
+        executor_for(cfg.compute.executor, len(units)),
+        units,
     )
 
 
