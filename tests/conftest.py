@@ -106,6 +106,15 @@ def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return cluster.new_database()
 
 
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie no longer does; an orphan's reaper may be slow to collect it)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def write_yaml(path: Path, text: str) -> Path:
     """Write a config file and return its path."""
     path.write_text(text)

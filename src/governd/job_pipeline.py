@@ -99,8 +99,16 @@ class Jobs:
         rows = await asyncio.to_thread(self.store.list, None, "active", 100_000)
         for row in rows:
             if row["status"] in ("admitted", "running"):
+                # governd died under it (kill -9): its process may outlive governd, so kill it
+                # first, and charge nothing for that attempt (its end was never seen).
+                if row["pid"] is not None and self._executor.reap(row["id"], row["pid"]):
+                    log.warning(
+                        "job %s: killed the attempt left running (pid %s)", row["id"], row["pid"]
+                    )
                 _event(row, self._clock.now(), "requeued", "governd restarted")
-                row.update(status="queued", units="[]", reason="requeued: governd restarted")
+                row.update(
+                    status="queued", units="[]", pid=None, reason="requeued: governd restarted"
+                )
             try:
                 hold = await self._budgets.reserve(_principal(row), Cost(row["reserved_usd"], 0))
             except GovernError as exc:
@@ -122,6 +130,7 @@ class Jobs:
         for live in self._live.values():
             if live.execution is not None:
                 live.stopping = ("preempted", "governd stopped")
+                _event(live.row, self._clock.now(), "preempted", "governd stopped")
                 self._spawn(self._stop(live))
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
@@ -235,6 +244,7 @@ class Jobs:
             "cost_usd": 0.0,
             "reserved_usd": round(price * spec.gpus * max_runtime / 3600, 9),
             "exit_code": None,
+            "pid": None,
         }
 
     # scheduling
@@ -317,6 +327,7 @@ class Jobs:
             await self._finish(live, "failed", f"cannot start: {exc.strerror or exc}", None)
             return
         live.started = now
+        row["pid"] = live.execution.pid
         _event(row, now, "started", ",".join(units))
         left = row["max_runtime_s"] - row["runtime_s"]
         live.timer = asyncio.get_running_loop().call_later(
@@ -362,6 +373,7 @@ class Jobs:
                 status="preempted",
                 reason=f"requeued after preemption ({why})",
                 units="[]",
+                pid=None,
                 finished_at=now,
                 preemptions=row["preemptions"] + 1,
             )
@@ -378,7 +390,9 @@ class Jobs:
 
     async def _finish(self, live: _Live, status: str, why: str, code: int | None) -> None:
         row = live.row
-        row.update(status=status, reason=why, finished_at=self._clock.now(), exit_code=code)
+        row.update(
+            status=status, reason=why, finished_at=self._clock.now(), exit_code=code, pid=None
+        )
         _event(row, row["finished_at"], status, why)
         await self._budgets.settle(live.hold, Cost(row["cost_usd"], 0))
         self._live.pop(row["id"], None)

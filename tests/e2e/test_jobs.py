@@ -20,7 +20,7 @@ import pytest
 
 from governd.admin_client import AdminClient, AdminError
 from governd.launcher import Served, governd_server
-from tests.conftest import governd_cli, write_yaml
+from tests.conftest import alive, governd_cli, write_yaml
 
 ADMIN = "adm-jobs"
 CONFIG = """
@@ -269,3 +269,28 @@ def test_the_cli_submits_shows_cancels_and_reads_logs(server: Env, tmp_path: Pat
     with pytest.raises(AdminError) as missing:
         AdminClient(served.url, ADMIN).call("GET", "/admin/v1/jobs/job_nope")
     assert missing.value.status == 404
+
+
+@pytest.mark.parametrize("how", ["stopped", "killed"])
+def test_jobs_survive_a_governd_restart(tmp_path: Path, how: str) -> None:
+    """A graceful stop requeues running jobs; after kill -9 the orphaned attempt is killed first."""
+    config = write_yaml(tmp_path / "governd.yaml", CONFIG.replace("EXECUTOR", "local"))
+    marker = str(tmp_path / "attempt-1")
+    with governd_server(tmp_path, config, ADMIN) as served:
+        body = {"queue": "research", "gpus": 2, "max_runtime_s": 120, "command": script(marker)}
+        job_id = AdminClient(served.url, ADMIN).call(
+            "POST", "/admin/v1/jobs", {**body, "principal": "research"}
+        )["id"]
+        pid = wait_for(served, job_id, "running", seen="devices")["pid"]
+        if how == "killed":
+            served.process.kill()
+            served.process.wait()
+            assert alive(pid), "the attempt outlived governd"
+    with governd_server(tmp_path, config, ADMIN) as served:
+        job = wait_for(served, job_id, "succeeded", seen="second attempt")
+    assert not alive(pid)
+    events = [(e["event"], e["detail"]) for e in job["events"]]
+    if how == "stopped":
+        assert ("preempted", "governd stopped") in events and job["preemptions"] == 1
+    else:
+        assert ("requeued", "governd restarted") in events and job["preemptions"] == 0

@@ -115,7 +115,7 @@ approvals = sa.Table(
     sa.Column("tier", sa.String(16), nullable=False),
     sa.Column("arguments", sa.Text, nullable=False),
     sa.Column("policy", sa.String(128), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
     sa.Column("decided_by", sa.String(255)),
     sa.Column("decided_at", sa.Float),
 )
@@ -159,6 +159,7 @@ jobs = sa.Table(
     sa.Column("cost_usd", sa.Float, nullable=False),
     sa.Column("reserved_usd", sa.Float, nullable=False),
     sa.Column("exit_code", sa.Integer),
+    sa.Column("pid", sa.Integer),
 )
 
 ledger_meta = sa.Table(

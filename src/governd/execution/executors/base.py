@@ -33,7 +33,9 @@ class Launch:
 
 
 class Execution(Protocol):
-    """A started attempt."""
+    """A started attempt (``pid``: its process group on this machine, if it runs here)."""
+
+    pid: int | None
 
     async def wait(self) -> int:
         """Its exit code, once it ends (negative: killed by that signal)."""
@@ -49,4 +51,8 @@ class Executor(Protocol):
 
     async def start(self, launch: Launch) -> Execution:
         """Start an attempt; raises ``OSError`` when it cannot (e.g. no such command)."""
+        ...
+
+    def reap(self, job_id: str, pid: int) -> bool:
+        """Kill an attempt a previous governd process left running; True if there was one."""
         ...

@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import time
+from pathlib import Path
 
 from governd.execution.executors.base import Launch
 
@@ -21,6 +22,7 @@ class LocalExecution:
 
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self._proc = proc
+        self.pid: int | None = proc.pid
 
     async def wait(self) -> int:
         """The exit code (negative: the signal that ended it)."""
@@ -60,3 +62,15 @@ class LocalExecutor:
                 start_new_session=True,
             )
         return LocalExecution(proc)
+
+    def reap(self, job_id: str, pid: int) -> bool:
+        """SIGKILL the group ``pid`` leads if it still runs this job (pids get reused)."""
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            return False
+        if f"GOVERND_JOB_ID={job_id}".encode() not in environ:
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        return True

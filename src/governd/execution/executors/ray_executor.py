@@ -77,6 +77,7 @@ class RayExecution:
     """A running attempt on Ray."""
 
     def __init__(self, actor: Any, group: Any) -> None:
+        self.pid: int | None = None  # on a Ray node, not here
         self._actor = actor
         self._group = group
         self._done: asyncio.Future[int] = asyncio.ensure_future(self._wait())
@@ -120,6 +121,10 @@ class RayExecutor:
                 )
             else:
                 await asyncio.to_thread(ray.init, address=self._address, log_to_driver=False)
+
+    def reap(self, job_id: str, pid: int) -> bool:
+        """Nothing to do: Ray ends a driver's actors when the driver goes."""
+        return False
 
     async def start(self, launch: Launch) -> RayExecution:
         """Reserve the job's GPUs in a placement group, then start its command there."""

@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("cost_usd", sa.Float, nullable=False),
         sa.Column("reserved_usd", sa.Float, nullable=False),
         sa.Column("exit_code", sa.Integer),
+        sa.Column("pid", sa.Integer),
     )
 
 
