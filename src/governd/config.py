@@ -143,10 +143,14 @@ class RouterConfig(_Model):
     )
 
 
+#: What a budget counts: dollars, tokens (input + output), or accelerator device-hours.
+BudgetUnit = Literal["usd", "tokens", "device_hours"]
+
+
 class BudgetConfig(_Model):
     """A spending limit on a node for a calendar period; ``soft`` is the warning fraction."""
 
-    unit: Literal["usd", "tokens"]
+    unit: BudgetUnit
     period: Literal["hour", "day", "week", "month"]
     limit: float = Field(ge=0)
     soft: float | None = Field(None, gt=0, lt=1)

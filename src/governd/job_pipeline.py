@@ -110,7 +110,7 @@ class Jobs:
                     status="queued", units="[]", pid=None, reason="requeued: governd restarted"
                 )
             try:
-                hold = await self._budgets.reserve(_principal(row), Cost(row["reserved_usd"], 0))
+                hold = await self._budgets.reserve(_principal(row), _bound(row))
             except GovernError as exc:
                 await self._finish(
                     _Live(row, Hold([])), "failed", f"at restart: {exc.message}", None
@@ -142,7 +142,7 @@ class Jobs:
         row = self._new_row(principal, spec, now)
         try:
             self._check(principal, spec)
-            hold = await self._budgets.reserve(principal, Cost(row["reserved_usd"], 0))
+            hold = await self._budgets.reserve(principal, _bound(row))
         except GovernError as exc:
             row.update(status="refused", reason=exc.message, finished_at=now)
             self._writer.append(job_entry(row, self._unit, exc))
@@ -207,17 +207,20 @@ class Jobs:
                 per_node[u.node] = per_node.get(u.node, 0) + 1
         return max(per_node.values(), default=0)
 
+    def _fraction(self, flavor: str) -> float:
+        """The part of a device one unit of ``flavor`` is."""
+        return next((u.fraction for u in self.units if u.flavor == flavor), 1.0)
+
     def _unit_price(self, flavor: str) -> float:
         """USD per hour of one unit of ``flavor`` (a piece costs its part of the device)."""
-        base = flavor.partition("/")[0]
-        fraction = next((u.fraction for u in self.units if u.flavor == flavor), 1.0)
-        return self._prices.get(base, 0.0) * fraction
+        return self._prices.get(flavor.partition("/")[0], 0.0) * self._fraction(flavor)
 
     def _new_row(self, principal: Principal, spec: JobSpec, now: float) -> dict[str, Any]:
         queue = self.cfg.queues.get(spec.queue)
         flavors = [spec.flavor] if spec.flavor else list(queue.quotas if queue else [])
         max_runtime = spec.max_runtime_s or self.cfg.default_max_runtime_s
         price = max((self._unit_price(f) for f in flavors), default=0.0)
+        fraction = max((self._fraction(f) for f in flavors), default=1.0)
         klass = spec.priority or self.cfg.default_priority
         return {
             "id": new_id("job_"),
@@ -243,6 +246,7 @@ class Jobs:
             "device_seconds": 0.0,
             "cost_usd": 0.0,
             "reserved_usd": round(price * spec.gpus * max_runtime / 3600, 9),
+            "reserved_device_hours": round(fraction * spec.gpus * max_runtime / 3600, 9),
             "exit_code": None,
             "pid": None,
         }
@@ -394,7 +398,9 @@ class Jobs:
             status=status, reason=why, finished_at=self._clock.now(), exit_code=code, pid=None
         )
         _event(row, row["finished_at"], status, why)
-        await self._budgets.settle(live.hold, Cost(row["cost_usd"], 0))
+        await self._budgets.settle(
+            live.hold, Cost(row["cost_usd"], 0, row["device_seconds"] / 3600)
+        )
         self._live.pop(row["id"], None)
         await self._save(row)
         self._writer.append(job_entry(row, self._unit, None))
@@ -413,6 +419,11 @@ def _event(row: dict[str, Any], at: float, what: str, detail: str) -> None:
     events = orjson.loads(row["events"])
     events.append({"at": round(at, 3), "event": what, "detail": detail})
     row["events"] = orjson.dumps(events).decode()
+
+
+def _bound(row: dict[str, Any]) -> Cost:
+    """What a job holds on its budgets: its USD bound, and devices x max runtime in device-hours."""
+    return Cost(row["reserved_usd"], 0, row["reserved_device_hours"])
 
 
 def _principal(row: dict[str, Any]) -> Principal:

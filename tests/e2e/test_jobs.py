@@ -31,6 +31,8 @@ principals:
       budgets: [{unit: usd, period: day, limit: 10000}]
     interns:
       budgets: [{unit: usd, period: day, limit: 0.5}]
+    students:
+      budgets: [{unit: device_hours, period: day, limit: 0.01}]   # 36 device-seconds
 compute:
   flavors: {h100: {price_per_hour: 3600}}      # 1 USD per device-second: costs are easy to check
   nodes:
@@ -38,6 +40,7 @@ compute:
   queues:
     research: {principals: [research], quotas: {h100: {nominal: 8}}}
     interns: {principals: [interns], quotas: {h100: {nominal: 2}}}
+    students: {principals: [students], quotas: {h100: {nominal: 2}}}
   default_max_runtime_s: 5
   executor: EXECUTOR
   grace_s: 5
@@ -72,7 +75,7 @@ def server(
         admin = AdminClient(served.url, ADMIN)
         keys = {
             team: admin.call("POST", "/admin/v1/keys", {"principal": team})["key"]
-            for team in ("research", "interns")
+            for team in ("research", "interns", "students")
         }
         yield served, keys, request.param
 
@@ -209,6 +212,23 @@ def test_a_budget_refuses_what_it_cannot_hold(server: Env) -> None:
         "GET", "/admin/v1/ledger", principal="interns", kind="job"
     )
     assert [e["decision"] for e in page["entries"]] == ["deny"]
+
+
+def test_device_hours_budgets_hold_devices_x_max_runtime_and_charge_device_seconds(
+    server: Env,
+) -> None:
+    served, keys, _ = server
+    job = {"queue": "students", "gpus": 1, "command": script()}
+    refused = submit(served, keys["students"], **job, max_runtime_s=60)
+    assert refused.status_code == 429
+    assert "acme/students device_hours/day exceeded" in refused.json()["error"]["message"]
+    created = submit(served, keys["students"], **job, max_runtime_s=10).json()
+    assert created["reserved_device_hours"] == pytest.approx(10 / 3600)
+    done = wait_for(served, created["id"], "succeeded")
+    budgets = AdminClient(served.url, ADMIN).call("GET", "/admin/v1/budgets", principal="students")
+    [budget] = [b for b in budgets["budgets"] if b["unit"] == "device_hours"]
+    assert budget["spent"] == pytest.approx(done["device_seconds"] / 3600, rel=1e-6)
+    assert budget["reserved"] == 0
 
 
 @pytest.mark.parametrize(

@@ -37,6 +37,7 @@ def row(job_id: str, principal: str, status: str, at: float) -> dict[str, Any]:
         "device_seconds": 0.0,
         "cost_usd": 0.0,
         "reserved_usd": 1.0,
+        "reserved_device_hours": 0.5,
         "exit_code": None,
         "pid": None,
     }
@@ -63,3 +64,18 @@ def test_the_migrations_build_the_declared_schema(storage_url: str) -> None:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     storage.close()
     assert diff == []
+
+
+def test_device_hours_spent_count_finished_jobs_of_the_subtree(storage_url: str) -> None:
+    storage = Storage(storage_url)
+    store = JobStore(storage)
+    done = {"device_seconds": 5400.0, "finished_at": 100.0}
+    store.put({**row("j1", "acme/a", "succeeded", 1), **done})
+    store.put({**row("j2", "acme/a/p", "failed", 2), **done, "key_id": "key_k"})
+    store.put({**row("j3", "acme/a", "preempted", 3), **done})  # not ended: still held
+    store.put({**row("j4", "acme/b", "succeeded", 4), **done})
+    store.put({**row("j5", "acme/a", "succeeded", 5), **done, "finished_at": 10.0})
+    assert storage.spent_since("acme/a", "device_hours", 50.0) == 3.0
+    assert storage.spent_since("acme/a/p/key_k", "device_hours", 50.0) == 1.5
+    assert storage.spent_since("acme", "device_hours", 0.0) == 6.0
+    storage.close()

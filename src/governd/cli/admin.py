@@ -187,7 +187,9 @@ def budgets() -> None:
 
 
 def _money(unit: str, value: float) -> str:
-    return f"${value:,.4f}" if unit == "usd" else f"{value:,.0f} tok"
+    if unit == "usd":
+        return f"${value:,.4f}"
+    return f"{value:,.0f} tok" if unit == "tokens" else f"{value:,.4f} dev-h"
 
 
 @budgets.command("show")
@@ -234,6 +236,7 @@ def budgets_show(url: str, admin_key: str | None, principal: str | None, as_json
 @click.argument("principal")
 @click.option("--usd", type=float, help="Limit in US dollars.")
 @click.option("--tokens", type=int, help="Limit in tokens (input + output).")
+@click.option("--device-hours", type=float, help="Limit in accelerator device-hours (GPU jobs).")
 @click.option("--period", type=click.Choice(["hour", "day", "week", "month"]), required=True)
 @click.option("--soft", type=float, help="Soft threshold, a fraction of the limit (e.g. 0.8).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -244,14 +247,17 @@ def budgets_set(
     principal: str,
     usd: float | None,
     tokens: int | None,
+    device_hours: float | None,
     period: str,
     soft: float | None,
     as_json: bool,
 ) -> None:
     """Set PRINCIPAL's budget for a period (stored; recorded in the ledger)."""
-    if (usd is None) == (tokens is None):
-        raise click.UsageError("give exactly one of --usd or --tokens")
-    unit, limit = ("usd", usd) if usd is not None else ("tokens", float(tokens or 0))
+    given = {"usd": usd, "tokens": tokens, "device_hours": device_hours}
+    chosen = [(unit, float(v)) for unit, v in given.items() if v is not None]
+    if len(chosen) != 1:
+        raise click.UsageError("give exactly one of --usd, --tokens or --device-hours")
+    unit, limit = chosen[0]
     body = {"principal": principal, "unit": unit, "period": period, "limit": limit, "soft": soft}
     out = admin(url, admin_key).call("PUT", "/admin/v1/budgets", body)
     if as_json:

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from governd.actions import Principal
 from governd.clock import Clock
+from governd.config import BudgetUnit
 from governd.errors import BudgetExceeded
 from governd.governance.periods import Period, window
 
-Unit = Literal["usd", "tokens"]
+Unit = BudgetUnit
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,14 +58,17 @@ class Claim:
 
 @dataclass(frozen=True, slots=True)
 class Cost:
-    """An amount in both units: a bound before the call, the real cost after."""
+    """An amount in every unit: a bound before the action, the real cost after."""
 
     usd: float
     tokens: int
+    device_hours: float = 0.0
 
     def of(self, unit: Unit) -> float:
         """The amount in ``unit``."""
-        return self.usd if unit == "usd" else float(self.tokens)
+        if unit == "usd":
+            return self.usd
+        return float(self.tokens) if unit == "tokens" else self.device_hours
 
 
 class BudgetState(Protocol):
@@ -213,5 +217,7 @@ def nodes_of(principal: Principal) -> list[str]:
 
 
 def amount(unit: Unit, value: float) -> str:
-    """``$1.2345`` or ``1,234 tokens``."""
-    return f"${value:,.4f}" if unit == "usd" else f"{value:,.0f} tokens"
+    """``$1.2345``, ``1,234 tokens`` or ``1.25 device-hours``."""
+    if unit == "usd":
+        return f"${value:,.4f}"
+    return f"{value:,.0f} tokens" if unit == "tokens" else f"{value:,.4f} device-hours"

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from governd.config import BudgetUnit
 from governd.errors import InvalidRequest, NotFound
 from governd.governance.budget_setup import set_budget
 from governd.governance.budgets import BudgetKey, Limit, amount
@@ -25,7 +26,7 @@ class BudgetChange(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     principal: str = Field(min_length=1, description="TEAM[/PROJECT], the org, or a key id")
-    unit: Literal["usd", "tokens"]
+    unit: BudgetUnit
     period: Literal["hour", "day", "week", "month"]
     limit: float = Field(ge=0, allow_inf_nan=False)
     soft: float | None = Field(None, gt=0, lt=1)

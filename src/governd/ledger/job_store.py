@@ -7,10 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from governd.ledger.storage import Storage, plain_rows
-from governd.ledger.tables import in_subtree, jobs
-
-#: Statuses of a job that is not done.
-ACTIVE = ("queued", "admitted", "running", "preempted")
+from governd.ledger.tables import ACTIVE_JOBS, in_subtree, jobs
 
 
 class JobStore:
@@ -39,7 +36,7 @@ class JobStore:
         if principal:
             q = q.where(in_subtree(jobs.c.principal, principal))
         if status == "active":
-            q = q.where(jobs.c.status.in_(ACTIVE))
+            q = q.where(jobs.c.status.in_(ACTIVE_JOBS))
         elif status:
             q = q.where(jobs.c.status == status)
         with self._engine.connect() as conn:

@@ -17,11 +17,13 @@ from governd.ledger import appender, migrate, rollups, run_queries
 from governd.ledger.entries import LedgerEntry
 from governd.ledger.signing import Signer
 from governd.ledger.tables import (
+    ACTIVE_JOBS,
     api_keys,
     approvals,
     budgets,
     entries,
     in_subtree,
+    jobs,
     signing_keys,
     tool_pins,
 )
@@ -203,16 +205,27 @@ class Storage:
             return plain_rows(conn.execute(sa.select(budgets)).mappings().all())
 
     def spent_since(self, node: str, unit: str, since: float) -> float:
-        """USD or tokens recorded under ``node`` (a tree path, or ``path/key_id``) since ``since``."""
-        c = entries.c
-        amount = c.cost_usd if unit == "usd" else c.input_tokens + c.output_tokens
+        """USD, tokens or device-hours spent under ``node`` (a tree path, or ``path/key_id``) since ``since``.
+
+        Device-hours come from the jobs that finished since then (a job is charged when it ends,
+        like every action).
+        """
+        table = jobs if unit == "device_hours" else entries
+        c = table.c
+        done: sa.ColumnElement[bool] = sa.true()
+        if unit == "device_hours":
+            amount, ts = c.device_seconds / 3600.0, c.finished_at
+            done = c.status.notin_(ACTIVE_JOBS)
+        else:
+            amount = c.cost_usd if unit == "usd" else c.input_tokens + c.output_tokens
+            ts = c.ts
         head, _, last = node.rpartition("/")
         where = (
             sa.and_(c.principal == head, c.key_id == last)
             if last.startswith("key_")
             else in_subtree(c.principal, node)
         )
-        q = sa.select(sa.func.coalesce(sa.func.sum(amount), 0)).where(where, c.ts >= since)
+        q = sa.select(sa.func.coalesce(sa.func.sum(amount), 0)).where(where, ts >= since, done)
         with self.engine.connect() as conn:
             return float(conn.execute(q).scalar_one())
 

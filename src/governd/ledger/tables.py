@@ -132,6 +132,9 @@ tool_pins = sa.Table(
     sa.Column("updated_by", sa.String(255)),
 )
 
+#: Statuses of a job that has not ended.
+ACTIVE_JOBS = ("queued", "admitted", "running", "preempted")
+
 jobs = sa.Table(
     "jobs",
     metadata,
@@ -158,6 +161,7 @@ jobs = sa.Table(
     sa.Column("device_seconds", sa.Float, nullable=False),
     sa.Column("cost_usd", sa.Float, nullable=False),
     sa.Column("reserved_usd", sa.Float, nullable=False),
+    sa.Column("reserved_device_hours", sa.Float, nullable=False),
     sa.Column("exit_code", sa.Integer),
     sa.Column("pid", sa.Integer),
 )

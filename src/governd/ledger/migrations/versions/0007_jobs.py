@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("device_seconds", sa.Float, nullable=False),
         sa.Column("cost_usd", sa.Float, nullable=False),
         sa.Column("reserved_usd", sa.Float, nullable=False),
+        sa.Column("reserved_device_hours", sa.Float, nullable=False),
         sa.Column("exit_code", sa.Integer),
         sa.Column("pid", sa.Integer),
     )
