@@ -314,3 +314,13 @@ def test_jobs_survive_a_governd_restart(tmp_path: Path, how: str) -> None:
         assert ("preempted", "governd stopped") in events and job["preemptions"] == 1
     else:
         assert ("requeued", "governd restarted") in events and job["preemptions"] == 0
+
+
+def test_a_ray_of_governds_own_runs_jobs(tmp_path: Path) -> None:
+    """`executor: ray` starts a Ray inside governd with the inventory's GPUs."""
+    config = write_yaml(tmp_path / "governd.yaml", CONFIG.replace("EXECUTOR", "ray"))
+    with governd_server(tmp_path, config, ADMIN) as served:
+        body = {"queue": "research", "gpus": 2, "command": script(), "principal": "research"}
+        job_id = AdminClient(served.url, ADMIN).call("POST", "/admin/v1/jobs", body)["id"]
+        job = wait_for(served, job_id, "succeeded", seen="devices")
+    assert len(job["units"]) == 2 and job["exit_code"] == 0

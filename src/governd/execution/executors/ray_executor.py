@@ -116,8 +116,13 @@ class RayExecutor:
             if ray.is_initialized():
                 return
             if self._address is None:
+                # "local": a Ray of its own, never one found on the machine by accident.
                 await asyncio.to_thread(
-                    ray.init, num_gpus=self._num_gpus, include_dashboard=False, log_to_driver=False
+                    ray.init,
+                    address="local",
+                    num_gpus=self._num_gpus,
+                    include_dashboard=False,
+                    log_to_driver=False,
                 )
             else:
                 await asyncio.to_thread(ray.init, address=self._address, log_to_driver=False)
