@@ -179,7 +179,10 @@ def test_operators_change_budgets_at_runtime_and_it_is_recorded(server: Served) 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["budgets", "set", "capped", "--period", "day"], "exactly one of --usd, --tokens or --device-hours"),
+        (
+            ["budgets", "set", "capped", "--period", "day"],
+            "exactly one of --usd, --tokens or --device-hours",
+        ),
         (["budgets", "set", "capped", "--usd", "-1", "--period", "day"], "limit"),
         (["budgets", "set", "capped", "--usd", "1", "--period", "day", "--soft", "2"], "soft"),
         (["budgets", "set", "nope", "--usd", "1", "--period", "day"], "unknown principal"),
