@@ -136,6 +136,10 @@ def governd_cli(url: str, admin_key: str | None, *args: str) -> subprocess.Compl
     )
 
 
+#: Environment for a Ray that stays on 127.0.0.1 and needs no auth token.
+RAY_LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
+
+
 @pytest.fixture(scope="session")
 def ray_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Ray head on 127.0.0.1 with 8 declared GPUs, once per test session (Ray Client URL)."""
@@ -155,20 +159,26 @@ def ray_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "--disable-usage-stats",
         f"--temp-dir={tmp}",
     ]
+    # Ray would swap 127.0.0.1 for the machine's outward address (and traffic stays on loopback
+    # here); this test cluster also runs without auth tokens, like every process the tests start.
+    os.environ.update(RAY_LOOPBACK)
     with (tmp / "head.log").open("wb") as log:
         head = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
-        while True:
+        address = f"ray://127.0.0.1:{client_port}"
+        probe = [sys.executable, "-c", f"import ray; ray.init(address={address!r}); ray.shutdown()"]
+        while True:  # the client port opens before the server behind it is ready: connect once
             with (
                 contextlib.suppress(OSError),
                 socket.create_connection(("127.0.0.1", client_port), 1),
             ):
-                break
+                if subprocess.run(probe, capture_output=True, timeout=120).returncode == 0:
+                    break
             assert head.poll() is None, (tmp / "head.log").read_text()
             assert time.monotonic() < deadline, "Ray did not start"
             time.sleep(0.2)
-        yield f"ray://127.0.0.1:{client_port}"
+        yield address
     finally:
         # A throwaway cluster: its whole process group goes at once (`ray start --block`
         # ignores SIGTERM for 30 s and more).

@@ -33,8 +33,9 @@ from governd.governance.budgets import Budgets, Cost, Hold
 from governd.governance.scheduler import Job, Snapshot, Unit, schedule
 from governd.ids import new_id
 from governd.job_outcome import job_entry
-from governd.ledger import LedgerWriter
+from governd.ledger import LedgerEntry, LedgerWriter
 from governd.ledger.job_store import JobStore
+from governd.observe.metrics import Metrics, Sample
 
 log = logging.getLogger("governd.jobs")
 
@@ -76,6 +77,7 @@ class Jobs:
         clock: Clock,
         executor: Executor,
         units: tuple[Unit, ...],
+        metrics: Metrics,
     ) -> None:
         self.cfg = cfg.compute
         self.store = store
@@ -83,6 +85,7 @@ class Jobs:
         self._writer = writer
         self._clock = clock
         self._executor = executor
+        self._metrics = metrics
         self.units = units
         self._unit = {u.id: u for u in self.units}
         self._prices = {name: f.price_per_hour for name, f in cfg.compute.flavors.items()}
@@ -145,7 +148,7 @@ class Jobs:
             hold = await self._budgets.reserve(principal, _bound(row))
         except GovernError as exc:
             row.update(status="refused", reason=exc.message, finished_at=now)
-            self._writer.append(job_entry(row, self._unit, exc))
+            self._record(job_entry(row, self._unit, exc))
             raise
         self._live[row["id"]] = _Live(row, hold)
         await self._save(row)
@@ -403,8 +406,25 @@ class Jobs:
         )
         self._live.pop(row["id"], None)
         await self._save(row)
-        self._writer.append(job_entry(row, self._unit, None))
+        self._record(job_entry(row, self._unit, None))
         self._wake.set()
+
+    def _record(self, entry: LedgerEntry) -> None:
+        self._writer.append(entry)
+        self._metrics.observe(entry)
+
+    def samples(self) -> tuple[list[Sample], list[Sample]]:
+        """Live jobs by queue and status, and units in use by flavor (for ``/metrics``)."""
+        by_status: dict[tuple[str, str], int] = {}
+        in_use = dict.fromkeys((u.flavor for u in self.units), 0)
+        for live in self._live.values():
+            key = (live.row["queue"], live.row["status"])
+            by_status[key] = by_status.get(key, 0) + 1
+            if live.execution is not None:
+                for uid in orjson.loads(live.row["units"]):
+                    in_use[self._unit[uid].flavor] += 1
+        jobs = [({"queue": q, "status": st}, float(n)) for (q, st), n in sorted(by_status.items())]
+        return jobs, [({"flavor": f}, float(n)) for f, n in sorted(in_use.items())]
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)

@@ -20,7 +20,7 @@ import pytest
 
 from governd.admin_client import AdminClient, AdminError
 from governd.launcher import Served, governd_server
-from tests.conftest import alive, governd_cli, write_yaml
+from tests.conftest import RAY_LOOPBACK, alive, governd_cli, write_yaml
 
 ADMIN = "adm-jobs"
 CONFIG = """
@@ -128,6 +128,17 @@ def test_a_job_sees_exactly_its_devices_and_is_recorded(
     assert signals["device_seconds"] == pytest.approx(4 * signals["runtime_s"], abs=5e-3)
     assert recorded["cost_usd"] == pytest.approx(signals["device_seconds"], abs=2e-3)
     assert 0 < recorded["cost_usd"] < 4 * 5
+    metrics = httpx2.get(
+        served.url + "/metrics", headers={"authorization": f"Bearer {ADMIN}"}, timeout=30
+    ).text
+    used = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("governd_job_device_seconds_total{") and 'queue="research"' in line
+    ]
+    assert used and float(used[0].rsplit(" ", 1)[1]) >= signals["device_seconds"]
+    assert 'governd_devices_in_use{flavor="h100"}' in metrics
+    assert "governd_job_queue_wait_seconds_bucket" in metrics
 
 
 def test_jobs_running_together_see_disjoint_devices(server: Env, tmp_path: Path) -> None:
@@ -319,7 +330,7 @@ def test_jobs_survive_a_governd_restart(tmp_path: Path, how: str) -> None:
 def test_a_ray_of_governds_own_runs_jobs(tmp_path: Path) -> None:
     """`executor: ray` starts a Ray inside governd with the inventory's GPUs."""
     config = write_yaml(tmp_path / "governd.yaml", CONFIG.replace("EXECUTOR", "ray"))
-    with governd_server(tmp_path, config, ADMIN) as served:
+    with governd_server(tmp_path, config, ADMIN, env=RAY_LOOPBACK) as served:
         body = {"queue": "research", "gpus": 2, "command": script(), "principal": "research"}
         job_id = AdminClient(served.url, ADMIN).call("POST", "/admin/v1/jobs", body)["id"]
         job = wait_for(served, job_id, "succeeded", seen="devices")

@@ -122,6 +122,7 @@ def build_jobs(services: Services) -> Jobs:
         services.clock,
         executor_for(cfg.compute.executor, len(units)),
         units,
+        services.metrics,
     )
 
 
@@ -160,7 +161,16 @@ def create_app(cfg: GovernConfig, clock: Clock | None = None) -> Starlette:
         return json_response({"status": "ok"})
 
     budget_gauges = BudgetGauges()
-    services.metrics.live(live_sources(services.router, cfg.models, services.writer, budget_gauges))
+    services.metrics.live(
+        {
+            **live_sources(services.router, cfg.models, services.writer, budget_gauges),
+            "governd_jobs": ("Unfinished jobs by queue and status", lambda: jobs.samples()[0]),
+            "governd_devices_in_use": (
+                "Accelerator units held by running jobs",
+                lambda: jobs.samples()[1],
+            ),
+        }
+    )
 
     async def metrics(request: Request) -> Response:
         if not cfg.server.public_metrics:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -78,6 +79,19 @@ class Metrics:
             ["model"],
             registry=r,
         )
+        self.device_seconds = Counter(
+            "governd_job_device_seconds",
+            "Accelerator device-seconds used by jobs",
+            ["principal", "queue", "flavor"],
+            registry=r,
+        )
+        self.queue_wait = Histogram(
+            "governd_job_queue_wait_seconds",
+            "Time jobs waited in their queue",
+            ["queue"],
+            buckets=(1, 10, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400),
+            registry=r,
+        )
         self._input: dict[str, int] = {}
         self._cached: dict[str, int] = {}
 
@@ -91,6 +105,9 @@ class Metrics:
         who = entry.principal or "(unauthenticated)"
         self.requests.labels(who, model, entry.operation, str(entry.status)).inc()
         self.decisions.labels(entry.decision).inc()
+        if entry.kind == "job":
+            self._job(entry, who)
+            return
         if entry.kind != "model_call" or (entry.status >= 400 and not entry.input_tokens):
             return
         for kind, n in (
@@ -111,6 +128,16 @@ class Metrics:
         self._cached[model] = self._cached.get(model, 0) + entry.cached_tokens
         if self._input[model]:
             self.cache_ratio.labels(model).set(self._cached[model] / self._input[model])
+
+    def _job(self, entry: LedgerEntry, who: str) -> None:
+        if entry.decision != "allow":
+            return
+        signals = orjson.loads(entry.signals or "{}")
+        queue, flavor = entry.model or "", entry.served_model or ""
+        self.device_seconds.labels(who, queue, flavor).inc(signals.get("device_seconds", 0.0))
+        self.queue_wait.labels(queue).observe(signals.get("queue_wait_s", 0.0))
+        if entry.cost_usd:
+            self.cost.labels(who, flavor).inc(entry.cost_usd)
 
     def render(self) -> bytes:
         """The Prometheus text exposition."""
