@@ -27,30 +27,20 @@ import orjson
 from governd.actions import Principal
 from governd.clock import Clock
 from governd.config import GovernConfig
-from governd.errors import GovernError, InvalidRequest, NotFound, PermissionDenied
-from governd.execution.executors import Execution, Executor, Launch
+from governd.errors import GovernError, NotFound
+from governd.execution.executors import Execution, Executor, ExecutorUnavailable, Launch
 from governd.governance.budgets import Budgets, Cost, Hold
 from governd.governance.scheduler import Job, Snapshot, Unit, schedule
-from governd.ids import new_id
 from governd.job_outcome import job_entry
+from governd.job_terms import JobSpec, JobTerms, bound, principal_of
 from governd.ledger import LedgerEntry, LedgerWriter
 from governd.ledger.job_store import JobStore
 from governd.observe.metrics import Metrics, Sample
 
 log = logging.getLogger("governd.jobs")
 
-
-@dataclass(frozen=True, slots=True)
-class JobSpec:
-    """What a submitter asks for."""
-
-    queue: str
-    gpus: int
-    command: tuple[str, ...]
-    flavor: str | None = None
-    max_runtime_s: float | None = None
-    priority: str | None = None
-    env: tuple[tuple[str, str], ...] = ()
+#: Seconds before an unavailable executor is tried again.
+_EXECUTOR_RETRY_S = 5.0
 
 
 @dataclass(slots=True)
@@ -63,6 +53,7 @@ class _Live:
     started: float = 0.0
     stopping: tuple[str, str] | None = None  # (status it ends in, why)
     timer: asyncio.TimerHandle | None = None
+    not_before: float = 0.0  # when the executor may be tried again
 
 
 class Jobs:
@@ -87,8 +78,7 @@ class Jobs:
         self._executor = executor
         self._metrics = metrics
         self.units = units
-        self._unit = {u.id: u for u in self.units}
-        self._prices = {name: f.price_per_hour for name, f in cfg.compute.flavors.items()}
+        self.terms = JobTerms(cfg.compute, units)
         self._log_dir = Path(self.cfg.log_dir or _default_log_dir(cfg.storage))
         self._live: dict[str, _Live] = {}
         self._wake = asyncio.Event()
@@ -113,7 +103,7 @@ class Jobs:
                     status="queued", units="[]", pid=None, reason="requeued: governd restarted"
                 )
             try:
-                hold = await self._budgets.reserve(_principal(row), _bound(row))
+                hold = await self._budgets.reserve(principal_of(row), bound(row))
             except GovernError as exc:
                 await self._finish(
                     _Live(row, Hold([])), "failed", f"at restart: {exc.message}", None
@@ -131,7 +121,7 @@ class Jobs:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop
         for live in self._live.values():
-            if live.execution is not None:
+            if live.execution is not None or live.row["status"] == "admitted":
                 live.stopping = ("preempted", "governd stopped")
                 _event(live.row, self._clock.now(), "preempted", "governd stopped")
                 self._spawn(self._stop(live))
@@ -142,13 +132,13 @@ class Jobs:
     async def submit(self, principal: Principal, spec: JobSpec) -> dict[str, Any]:
         """Queue a job, holding its budget bound; refusals are recorded, then raised."""
         now = self._clock.now()
-        row = self._new_row(principal, spec, now)
+        row = self.terms.new_row(principal, spec, now)
         try:
-            self._check(principal, spec)
-            hold = await self._budgets.reserve(principal, _bound(row))
+            self.terms.check(principal, spec)
+            hold = await self._budgets.reserve(principal, bound(row))
         except GovernError as exc:
             row.update(status="refused", reason=exc.message, finished_at=now)
-            self._record(job_entry(row, self._unit, exc))
+            self._record(job_entry(row, self.terms.unit, exc))
             raise
         self._live[row["id"]] = _Live(row, hold)
         await self._save(row)
@@ -163,7 +153,7 @@ class Jobs:
             if row is None:
                 raise NotFound(f"no job {job_id}")
             return row
-        if live.execution is None:
+        if live.execution is None and live.row["status"] != "admitted":
             await self._finish(live, "cancelled", f"cancelled by {by}", None)
         elif live.stopping is None:
             live.stopping = ("cancelled", f"cancelled by {by}")
@@ -179,81 +169,6 @@ class Jobs:
         """Where a job's output goes."""
         return self._log_dir / f"{job_id}.log"
 
-    # deciding
-
-    def _check(self, principal: Principal, spec: JobSpec) -> None:
-        queue = self.cfg.queues.get(spec.queue)
-        if queue is None:
-            raise InvalidRequest(f"unknown queue {spec.queue!r}", param="queue")
-        if queue.principals and not any(_under(principal, p) for p in queue.principals):
-            raise PermissionDenied(f"{principal.path} may not submit to queue {spec.queue}")
-        flavors = [spec.flavor] if spec.flavor else list(queue.quotas)
-        missing = [f for f in flavors if f not in queue.quotas]
-        if missing or not flavors:
-            raise InvalidRequest(
-                f"queue {spec.queue} has no quota for flavor {spec.flavor}", param="flavor"
-            )
-        largest = max(self._node_capacity(f) for f in flavors)
-        if spec.gpus > largest:
-            raise InvalidRequest(
-                f"{spec.gpus} devices never fit: the largest node has {largest} of "
-                f"{' or '.join(flavors)}",
-                param="gpus",
-            )
-        if spec.priority is not None and spec.priority not in self.cfg.priority_classes:
-            raise InvalidRequest(f"unknown priority class {spec.priority!r}", param="priority")
-
-    def _node_capacity(self, flavor: str) -> int:
-        per_node: dict[str, int] = {}
-        for u in self.units:
-            if u.flavor == flavor:
-                per_node[u.node] = per_node.get(u.node, 0) + 1
-        return max(per_node.values(), default=0)
-
-    def _fraction(self, flavor: str) -> float:
-        """The part of a device one unit of ``flavor`` is."""
-        return next((u.fraction for u in self.units if u.flavor == flavor), 1.0)
-
-    def _unit_price(self, flavor: str) -> float:
-        """USD per hour of one unit of ``flavor`` (a piece costs its part of the device)."""
-        return self._prices.get(flavor.partition("/")[0], 0.0) * self._fraction(flavor)
-
-    def _new_row(self, principal: Principal, spec: JobSpec, now: float) -> dict[str, Any]:
-        queue = self.cfg.queues.get(spec.queue)
-        flavors = [spec.flavor] if spec.flavor else list(queue.quotas if queue else [])
-        max_runtime = spec.max_runtime_s or self.cfg.default_max_runtime_s
-        price = max((self._unit_price(f) for f in flavors), default=0.0)
-        fraction = max((self._fraction(f) for f in flavors), default=1.0)
-        klass = spec.priority or self.cfg.default_priority
-        return {
-            "id": new_id("job_"),
-            "principal": principal.path,
-            "key_id": principal.key_id,
-            "queue": spec.queue,
-            "flavor": spec.flavor,
-            "gpus": spec.gpus,
-            "priority": self.cfg.priority_classes.get(klass, 0),
-            "priority_class": klass,
-            "max_runtime_s": max_runtime,
-            "command": orjson.dumps({"argv": spec.command, "env": dict(spec.env)}).decode(),
-            "status": "queued",
-            "reason": "queued",
-            "submitted_at": now,
-            "admitted_at": None,
-            "finished_at": None,
-            "units": "[]",
-            "events": "[]",
-            "preemptions": 0,
-            "queue_wait_s": 0.0,
-            "runtime_s": 0.0,
-            "device_seconds": 0.0,
-            "cost_usd": 0.0,
-            "reserved_usd": round(price * spec.gpus * max_runtime / 3600, 9),
-            "reserved_device_hours": round(fraction * spec.gpus * max_runtime / 3600, 9),
-            "exit_code": None,
-            "pid": None,
-        }
-
     # scheduling
 
     async def _schedule_forever(self) -> None:
@@ -267,13 +182,13 @@ class Jobs:
 
     async def _cycle(self) -> None:
         admitted, pending = [], []
+        now = self._clock.now()
         for live in self._live.values():
             job = self._job_of(live)
-            if live.execution is not None:
+            if live.execution is not None or live.row["status"] == "admitted":
                 admitted.append(replace(job, evicting=live.stopping is not None))
-            elif live.row["status"] in ("queued", "preempted"):
+            elif live.row["status"] in ("queued", "preempted") and live.not_before <= now:
                 pending.append(job)
-        now = self._clock.now()
         snap = Snapshot(
             self.units, self.cfg.queues, self.cfg.cohorts, tuple(admitted), tuple(pending), now
         )
@@ -308,47 +223,70 @@ class Jobs:
     # executing
 
     async def _launch(self, live: _Live, flavor: str, units: tuple[str, ...]) -> None:
+        """Hold the units for the job and start it in the background (an executor may be slow)."""
         row, now = live.row, self._clock.now()
         waited_since = max(row["submitted_at"], row["finished_at"] or 0.0)
         row.update(
-            status="running",
-            reason=f"running on {', '.join(units)}",
+            status="admitted",
+            reason=f"starting on {', '.join(units)}",
             flavor=flavor,
             units=orjson.dumps(units).decode(),
             admitted_at=now,
             finished_at=None,
             queue_wait_s=row["queue_wait_s"] + (now - waited_since),
         )
+        await self._save(row)
+        self._spawn(self._start(live, units))
+
+    async def _start(self, live: _Live, units: tuple[str, ...]) -> None:
+        row = live.row
         command = orjson.loads(row["command"])
         launch = Launch(
             row["id"],
             tuple(command["argv"]),
-            self._visible(units),
+            self.terms.visible(units),
             units,
             self.log_path(row["id"]),
             tuple(command["env"].items()),
         )
         try:
             live.execution = await self._executor.start(launch)
+        except ExecutorUnavailable as exc:
+            await self._unstarted(live, str(exc))
+            return
         except OSError as exc:
             await self._finish(live, "failed", f"cannot start: {exc.strerror or exc}", None)
             return
+        now = self._clock.now()
         live.started = now
-        row["pid"] = live.execution.pid
+        row.update(
+            status="running", reason=f"running on {', '.join(units)}", pid=live.execution.pid
+        )
         _event(row, now, "started", ",".join(units))
         left = row["max_runtime_s"] - row["runtime_s"]
         live.timer = asyncio.get_running_loop().call_later(
             max(0.0, left), self._out_of_budget, live
         )
         self._spawn(self._watch(live, live.execution))
+        if live.stopping is not None:  # cancelled or preempted while it was starting
+            self._spawn(self._stop(live))
         await self._save(row)
 
-    def _visible(self, units: tuple[str, ...]) -> tuple[str, ...]:
-        seen: dict[str, None] = {}
-        for uid in units:
-            u = self._unit[uid]
-            seen[u.uuid or str(u.device)] = None
-        return tuple(seen)
+    async def _unstarted(self, live: _Live, why: str) -> None:
+        """The executor could not take the job: back to the queue, tried again after a pause."""
+        if live.stopping is not None and live.stopping[0] == "cancelled":
+            await self._finish(live, "cancelled", live.stopping[1], None)
+            return
+        now = self._clock.now()
+        live.stopping = None
+        live.not_before = now + _EXECUTOR_RETRY_S
+        _event(live.row, now, "requeued", why)
+        live.row.update(
+            status="queued", reason=f"waiting for the executor: {why}", units="[]", finished_at=now
+        )
+        await self._save(live.row)
+        asyncio.get_running_loop().call_later(_EXECUTOR_RETRY_S, self._wake.set)
+        self._wake.set()
 
     def _out_of_budget(self, live: _Live) -> None:
         if live.stopping is None and live.execution is not None:
@@ -369,7 +307,7 @@ class Jobs:
         row = live.row
         if live.timer is not None:
             live.timer.cancel()
-        self._charge(row, now - live.started)
+        self.terms.charge(row, now - live.started)
         live.execution = None
         status, why = live.stopping or (
             ("succeeded", "exited 0") if code == 0 else ("failed", f"exited {code}")
@@ -389,12 +327,6 @@ class Jobs:
             await self._finish(live, status, why, code)
         self._wake.set()
 
-    def _charge(self, row: dict[str, Any], seconds: float) -> None:
-        units = [self._unit[u] for u in orjson.loads(row["units"])]
-        row["runtime_s"] += seconds
-        row["device_seconds"] += seconds * sum(u.fraction for u in units)
-        row["cost_usd"] += seconds / 3600 * sum(self._unit_price(u.flavor) for u in units)
-
     async def _finish(self, live: _Live, status: str, why: str, code: int | None) -> None:
         row = live.row
         row.update(
@@ -406,7 +338,7 @@ class Jobs:
         )
         self._live.pop(row["id"], None)
         await self._save(row)
-        self._record(job_entry(row, self._unit, None))
+        self._record(job_entry(row, self.terms.unit, None))
         self._wake.set()
 
     def _record(self, entry: LedgerEntry) -> None:
@@ -422,7 +354,7 @@ class Jobs:
             by_status[key] = by_status.get(key, 0) + 1
             if live.execution is not None:
                 for uid in orjson.loads(live.row["units"]):
-                    in_use[self._unit[uid].flavor] += 1
+                    in_use[self.terms.unit[uid].flavor] += 1
         jobs = [({"queue": q, "status": st}, float(n)) for (q, st), n in sorted(by_status.items())]
         return jobs, [({"flavor": f}, float(n)) for f, n in sorted(in_use.items())]
 
@@ -439,26 +371,6 @@ def _event(row: dict[str, Any], at: float, what: str, detail: str) -> None:
     events = orjson.loads(row["events"])
     events.append({"at": round(at, 3), "event": what, "detail": detail})
     row["events"] = orjson.dumps(events).decode()
-
-
-def _bound(row: dict[str, Any]) -> Cost:
-    """What a job holds on its budgets: its USD bound, and devices x max runtime in device-hours."""
-    return Cost(row["reserved_usd"], 0, row["reserved_device_hours"])
-
-
-def _principal(row: dict[str, Any]) -> Principal:
-    p = Principal.from_path(row["principal"])
-    return replace(p, key_id=row["key_id"])
-
-
-def _under(principal: Principal, entry: str) -> bool:
-    """Whether the principal is the node ``entry`` names (with or without the org) or below it."""
-    path = (
-        entry
-        if entry.startswith(principal.org + "/") or entry == principal.org
-        else f"{principal.org}/{entry}"
-    )
-    return principal.path == path or principal.path.startswith(path + "/")
 
 
 def _default_log_dir(storage: str) -> str:

@@ -19,7 +19,7 @@ import httpx2
 import pytest
 
 from governd.admin_client import AdminClient, AdminError
-from governd.launcher import Served, governd_server
+from governd.launcher import Served, free_port, governd_server
 from tests.conftest import RAY_LOOPBACK, alive, governd_cli, write_yaml
 
 ADMIN = "adm-jobs"
@@ -335,3 +335,23 @@ def test_a_ray_of_governds_own_runs_jobs(tmp_path: Path) -> None:
         job_id = AdminClient(served.url, ADMIN).call("POST", "/admin/v1/jobs", body)["id"]
         job = wait_for(served, job_id, "succeeded", seen="devices")
     assert len(job["units"]) == 2 and job["exit_code"] == 0
+
+
+def test_a_job_waits_while_its_executor_is_unreachable(tmp_path: Path) -> None:
+    dead = f"ray://127.0.0.1:{free_port()}"
+    config = write_yaml(tmp_path / "governd.yaml", CONFIG.replace("EXECUTOR", dead))
+    with governd_server(tmp_path, config, ADMIN) as served:
+        admin = AdminClient(served.url, ADMIN)
+        body = {"queue": "research", "gpus": 1, "command": ["true"], "principal": "research"}
+        job_id = admin.call("POST", "/admin/v1/jobs", body)["id"]
+        deadline = time.monotonic() + 30
+        while True:  # it was admitted, found no executor, and went back to its queue
+            job = admin.call("GET", f"/admin/v1/jobs/{job_id}")
+            if job["events"]:
+                break
+            assert time.monotonic() < deadline, job
+            time.sleep(0.05)
+        assert job["status"] == "queued" and job["units"] == []
+        assert job["reason"] == f"waiting for the executor: nothing answers at {dead}"
+        assert job["events"][0]["event"] == "requeued"
+        assert admin.call("POST", f"/admin/v1/jobs/{job_id}/cancel")["status"] == "cancelled"

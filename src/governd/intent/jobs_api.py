@@ -23,7 +23,8 @@ from governd.intent.admin_api import int_param
 from governd.intent.auth import bearer
 from governd.intent.http import json_response, read_json
 from governd.intent.validation import JobRequest, checked
-from governd.job_pipeline import Jobs, JobSpec
+from governd.job_pipeline import Jobs
+from governd.job_terms import JobSpec
 
 if TYPE_CHECKING:
     from governd.intent.app import Services

@@ -7,6 +7,10 @@ from pathlib import Path
 from typing import Protocol
 
 
+class ExecutorUnavailable(Exception):
+    """The executor cannot take work now (a Ray cluster down, no room for the placement): retry later."""
+
+
 @dataclass(frozen=True, slots=True)
 class Launch:
     """One attempt at running a job: its command, its devices, where its output goes.
@@ -50,7 +54,11 @@ class Executor(Protocol):
     """Runs attempts."""
 
     async def start(self, launch: Launch) -> Execution:
-        """Start an attempt; raises ``OSError`` when it cannot (e.g. no such command)."""
+        """Start an attempt.
+
+        Raises ``ExecutorUnavailable`` when the executor cannot take it now, ``OSError`` when the
+        job itself cannot start (e.g. no such command).
+        """
         ...
 
     def reap(self, job_id: str, pid: int) -> bool:

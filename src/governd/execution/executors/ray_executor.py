@@ -28,7 +28,7 @@ import ray
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from governd.execution.executors.base import Launch
+from governd.execution.executors.base import ExecutorUnavailable, Launch
 
 #: How long Ray may take to find the GPUs governd admitted the job on (they should be free).
 _PLACEMENT_TIMEOUT_S = 60.0
@@ -115,6 +115,8 @@ class RayExecutor:
         async with self._lock:
             if ray.is_initialized():
                 return
+            if self._address is not None:
+                await _reachable(self._address)
             if self._address is None:
                 # "local": a Ray of its own, never one found on the machine by accident.
                 await asyncio.to_thread(
@@ -135,15 +137,19 @@ class RayExecutor:
         """Reserve the job's GPUs in a placement group, then start its command there."""
         try:
             await self._connect()
+        except ExecutorUnavailable:
+            raise
         except Exception as exc:  # Ray raises several kinds when a cluster is unreachable
-            raise OSError(f"Ray at {self._address or 'local'} is unavailable: {exc}") from None
+            raise ExecutorUnavailable(
+                f"Ray at {self._address or 'local'} is unavailable: {exc}"
+            ) from None
         gpus = len(launch.units)
         group = placement_group([{"GPU": gpus, "CPU": 0.001}], strategy="STRICT_PACK")
         try:
             await asyncio.wait_for(group.ready(), _PLACEMENT_TIMEOUT_S)
         except TimeoutError:
             remove_placement_group(group)
-            raise OSError(f"Ray could not place {gpus} GPUs on one node") from None
+            raise ExecutorUnavailable(f"Ray could not place {gpus} GPUs on one node") from None
         actor = _JobActor.options(  # type: ignore[attr-defined]
             num_gpus=gpus,
             scheduling_strategy=PlacementGroupSchedulingStrategy(group, 0),
@@ -151,3 +157,13 @@ class RayExecutor:
         env = {k: v for k, v in launch.environment().items() if k != "CUDA_VISIBLE_DEVICES"}
         await actor.start.remote(list(launch.argv), env, str(launch.log_path))
         return RayExecution(actor, group)
+
+
+async def _reachable(address: str) -> None:
+    """Fail fast when nothing listens at a ``ray://HOST:PORT`` (Ray's client retries for ~30 s)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 5)
+    except (OSError, TimeoutError, ValueError):
+        raise ExecutorUnavailable(f"nothing answers at {address}") from None
+    writer.close()

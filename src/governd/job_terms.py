@@ -1,0 +1,152 @@
+"""What a job asks for, whether its principal may, and what it holds: the terms of a submission.
+
+Checks a submission against the queues and the inventory (400/403 naming the
+field), prices it (a piece of a device costs its part of the device), and
+writes its first row with the budget bound it holds: devices x max runtime,
+in USD and in device-hours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import orjson
+
+from governd.actions import Principal
+from governd.config_compute import ComputeConfig
+from governd.errors import InvalidRequest, PermissionDenied
+from governd.governance.budgets import Cost
+from governd.governance.scheduler import Unit
+from governd.ids import new_id
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """What a submitter asks for."""
+
+    queue: str
+    gpus: int
+    command: tuple[str, ...]
+    flavor: str | None = None
+    max_runtime_s: float | None = None
+    priority: str | None = None
+    env: tuple[tuple[str, str], ...] = ()
+
+
+class JobTerms:
+    """Submission checks, prices and first rows over one inventory."""
+
+    def __init__(self, cfg: ComputeConfig, units: tuple[Unit, ...]) -> None:
+        self.cfg = cfg
+        self.unit = {u.id: u for u in units}
+        self._prices = {name: f.price_per_hour for name, f in cfg.flavors.items()}
+        self._fractions = {u.flavor: u.fraction for u in units}
+        per_node: dict[tuple[str, str], int] = {}
+        for u in units:
+            per_node[(u.flavor, u.node)] = per_node.get((u.flavor, u.node), 0) + 1
+        self._largest: dict[str, int] = {}
+        for (flavor, _), n in per_node.items():
+            self._largest[flavor] = max(n, self._largest.get(flavor, 0))
+
+    def check(self, principal: Principal, spec: JobSpec) -> None:
+        """Raise the error that names what is wrong with ``spec`` for ``principal``, if anything."""
+        queue = self.cfg.queues.get(spec.queue)
+        if queue is None:
+            raise InvalidRequest(f"unknown queue {spec.queue!r}", param="queue")
+        if queue.principals and not any(_under(principal, p) for p in queue.principals):
+            raise PermissionDenied(f"{principal.path} may not submit to queue {spec.queue}")
+        flavors = self._flavors(spec)
+        if not flavors or any(f not in queue.quotas for f in flavors):
+            raise InvalidRequest(
+                f"queue {spec.queue} has no quota for flavor {spec.flavor}", param="flavor"
+            )
+        largest = max(self._largest.get(f, 0) for f in flavors)
+        if spec.gpus > largest:
+            raise InvalidRequest(
+                f"{spec.gpus} devices never fit: the largest node has {largest} of "
+                f"{' or '.join(flavors)}",
+                param="gpus",
+            )
+        if spec.priority is not None and spec.priority not in self.cfg.priority_classes:
+            raise InvalidRequest(f"unknown priority class {spec.priority!r}", param="priority")
+
+    def _flavors(self, spec: JobSpec) -> list[str]:
+        queue = self.cfg.queues.get(spec.queue)
+        return [spec.flavor] if spec.flavor else list(queue.quotas if queue else [])
+
+    def fraction(self, flavor: str) -> float:
+        """The part of a device one unit of ``flavor`` is."""
+        return self._fractions.get(flavor, 1.0)
+
+    def unit_price(self, flavor: str) -> float:
+        """USD per hour of one unit of ``flavor``."""
+        return self._prices.get(flavor.partition("/")[0], 0.0) * self.fraction(flavor)
+
+    def visible(self, units: tuple[str, ...]) -> tuple[str, ...]:
+        """What the job's ``CUDA_VISIBLE_DEVICES`` lists: UUIDs where known, else indices."""
+        seen: dict[str, None] = {}
+        for uid in units:
+            u = self.unit[uid]
+            seen[u.uuid or str(u.device)] = None
+        return tuple(seen)
+
+    def charge(self, row: dict[str, Any], seconds: float) -> None:
+        """Add an attempt of ``seconds`` on the row's units to its runtime, device-seconds and cost."""
+        units = [self.unit[u] for u in orjson.loads(row["units"])]
+        row["runtime_s"] += seconds
+        row["device_seconds"] += seconds * sum(u.fraction for u in units)
+        row["cost_usd"] += seconds / 3600 * sum(self.unit_price(u.flavor) for u in units)
+
+    def new_row(self, principal: Principal, spec: JobSpec, now: float) -> dict[str, Any]:
+        """The job's first row: queued, holding devices x max runtime of the dearest flavor."""
+        flavors = self._flavors(spec)
+        max_runtime = spec.max_runtime_s or self.cfg.default_max_runtime_s
+        price = max((self.unit_price(f) for f in flavors), default=0.0)
+        fraction = max((self.fraction(f) for f in flavors), default=1.0)
+        klass = spec.priority or self.cfg.default_priority
+        return {
+            "id": new_id("job_"),
+            "principal": principal.path,
+            "key_id": principal.key_id,
+            "queue": spec.queue,
+            "flavor": spec.flavor,
+            "gpus": spec.gpus,
+            "priority": self.cfg.priority_classes.get(klass, 0),
+            "priority_class": klass,
+            "max_runtime_s": max_runtime,
+            "command": orjson.dumps({"argv": spec.command, "env": dict(spec.env)}).decode(),
+            "status": "queued",
+            "reason": "queued",
+            "submitted_at": now,
+            "admitted_at": None,
+            "finished_at": None,
+            "units": "[]",
+            "events": "[]",
+            "preemptions": 0,
+            "queue_wait_s": 0.0,
+            "runtime_s": 0.0,
+            "device_seconds": 0.0,
+            "cost_usd": 0.0,
+            "reserved_usd": round(price * spec.gpus * max_runtime / 3600, 9),
+            "reserved_device_hours": round(fraction * spec.gpus * max_runtime / 3600, 9),
+            "exit_code": None,
+            "pid": None,
+        }
+
+
+def bound(row: dict[str, Any]) -> Cost:
+    """What a job holds on its budgets: its USD bound, and devices x max runtime in device-hours."""
+    return Cost(row["reserved_usd"], 0, row["reserved_device_hours"])
+
+
+def principal_of(row: dict[str, Any]) -> Principal:
+    """The principal (with its key) a job row belongs to."""
+    return replace(Principal.from_path(row["principal"]), key_id=row["key_id"])
+
+
+def _under(principal: Principal, entry: str) -> bool:
+    """Whether the principal is the node ``entry`` names (with or without the org) or below it."""
+    org = principal.org
+    path = entry if entry == org or entry.startswith(org + "/") else f"{org}/{entry}"
+    return principal.path == path or principal.path.startswith(path + "/")
