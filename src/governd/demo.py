@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import openai
 from rich.console import Console
@@ -24,6 +25,7 @@ from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from governd.admin_client import AdminClient
+from governd.demo_jobs import run_gpu_jobs
 from governd.launcher import governd_server
 
 SYSTEM_PROMPT = (
@@ -131,10 +133,32 @@ def _table(rows: list[dict[str, object]]) -> Table:
     return table
 
 
+def _jobs_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="GPU jobs")
+    for col in ("job", "queue", "gpus", "status", "preempted", "waited s", "device-s", "USD"):
+        left = col in ("job", "queue", "status", "preempted")
+        table.add_column(col, justify="left" if left else "right", no_wrap=True)
+    for j in rows:
+        table.add_row(
+            j["id"],
+            j["queue"],
+            str(j["gpus"]),
+            j["status"],
+            "; ".join(
+                e["detail"].split(" by ")[0] for e in j["events"] if e["event"] == "preempted"
+            )
+            or "-",
+            f"{j['queue_wait_s']:.1f}",
+            f"{j['device_seconds']:.1f}",
+            f"{j['cost_usd']:.4f}",
+        )
+    return table
+
+
 def run_demo(config: str | None, total: int) -> int:
     """Run the demo; returns the exit status."""
     # Piped output (CI logs) would otherwise wrap at 80 columns.
-    console = Console() if sys.stdout.isatty() else Console(width=110)
+    console = Console() if sys.stdout.isatty() else Console(width=120)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="governd-demo-") as tmp:
         console.print(
@@ -157,7 +181,13 @@ def run_demo(config: str | None, total: int) -> int:
             )
             refused = asyncio.run(_drive(url, keys, spare["key"], total, console))
             rows = admin.call("GET", "/admin/v1/ledger/summary")["principals"]
-        console.print(_table(rows))
+            console.print(_table(rows))
+            if config is None:
+                console.print(
+                    "GPU jobs on the declared 8-GPU box: a batch training job takes all 8 "
+                    "(6 its own, 2 borrowed); a critical platform job reclaims its 2"
+                )
+                console.print(_jobs_table(run_gpu_jobs(admin, str(Path(tmp) / "trained-once"))))
     elapsed = time.monotonic() - started
     console.print(
         f"{total} requests in {elapsed:.1f} s; {refused} refused on purpose "
@@ -166,7 +196,9 @@ def run_demo(config: str | None, total: int) -> int:
     console.print(
         "\n[bold]Next[/]: run your own server with [cyan]GOVERND_ADMIN_KEY=secret governd serve[/], "
         "create a key with [cyan]governd keys create --principal research/agents[/], point the openai "
-        "SDK at [cyan]http://127.0.0.1:8420/v1[/], and watch [cyan]governd ledger tail -f[/]. "
+        "SDK at [cyan]http://127.0.0.1:8420/v1[/], and watch [cyan]governd ledger tail -f[/]; "
+        "queue a GPU job with [cyan]governd jobs submit --queue training --gpus 2 "
+        "--principal research -- CMD[/]. "
         "examples/governd.yaml shows every config section."
     )
     return 0

@@ -23,3 +23,6 @@ def test_demo_runs_and_prints_the_ledger_table() -> None:
     ):
         assert principal in out.stdout
     assert "policy_denied" in out.stdout
+    jobs = [line for line in out.stdout.splitlines() if "│ job_" in line]
+    assert len(jobs) == 2 and all("succeeded" in line for line in jobs)
+    assert "reclaim_within_cohort" in jobs[1], "the borrowing training job gave back its 2 GPUs"
