@@ -3,7 +3,7 @@
 Usage: python bench/ledger.py [--entries 40000] [--strict-entries 6000] [--writers 64]
 
 Batched: one producer appends as fast as it can; the time is until everything
-is stored. Strict: ``--writers`` concurrent callers each append and wait for
+is stored (and the SQLite file's bytes per entry are reported). Strict: ``--writers`` concurrent callers each append and wait for
 durability before appending again, as requests do (group commit makes them
 share fsyncs). Every append is chained and checkpoints are signed every 1,000
 entries. PostgreSQL runs with fsync off (a throwaway cluster), so its strict
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sqlite3
 import tempfile
 import time
 from dataclasses import replace
@@ -51,12 +52,23 @@ ENTRY = LedgerEntry(
 )
 
 
+PRINCIPALS = ("acme/research/agents", "acme/research/evals", "acme/support/chatbot")
+
+
 def batched(url: str, signer: Signer, n: int) -> float:
     writer = LedgerWriter(Storage(url), flush_ms=50, signer=signer)
     writer.start()
     start = time.perf_counter()
     for i in range(n):
-        writer.append(replace(ENTRY, id=f"b{i}", ts=float(i)))
+        writer.append(
+            replace(
+                ENTRY,
+                id=f"req_{i:022x}",
+                ts=float(i),
+                principal=PRINCIPALS[i % 3],
+                key_id=f"key_{i % 3:022x}",
+            )
+        )
     assert writer.flush(timeout=600)
     elapsed = time.perf_counter() - start
     writer.close()
@@ -99,12 +111,23 @@ def main() -> None:
             b = batched(url_of("batched"), signer, args.entries)
             s = strict(url_of("strict"), signer, args.strict_entries, args.writers)
             rows.append((backend, b, s))
+        size = bytes_per_entry(Path(tmp) / "batched.db", args.entries)
     print(
         f"| backend | batched appends/s ({args.entries:,}) | strict appends/s ({args.strict_entries:,}, {args.writers} callers) |"
     )
     print("|---|--:|--:|")
     for backend, b, s in rows:
         print(f"| {backend} | {b:,.0f} | {s:,.0f} |")
+    print(f"\nSQLite file per entry (batched run, indexes included, vacuumed): {size:,.0f} bytes")
+
+
+def bytes_per_entry(db: Path, n: int) -> float:
+    """The SQLite file's size per entry once the WAL is folded in and free pages dropped."""
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.execute("VACUUM")
+    conn.close()
+    return db.stat().st_size / n
 
 
 if __name__ == "__main__":

@@ -67,6 +67,14 @@ def test_an_untouched_ledger_verifies(storage_url: str, tmp_path: Path, signer: 
             ["UPDATE ledger_entries SET principal = 'acme/other' WHERE id = 'req_15'"],
             "chain broken at entry req_15",
         ),
+        (
+            ["UPDATE ledger_entries SET key_ref = principal_ref WHERE id = 'req_9'"],
+            "chain broken at entry req_9",
+        ),
+        (
+            ["UPDATE ledger_names SET name = 'acme/evil' WHERE kind = 'principal'"],
+            "chain broken at entry req_0",
+        ),
         (["DELETE FROM ledger_entries WHERE id = 'req_4'"], "chain broken at entry req_5"),
         (
             [
@@ -88,7 +96,15 @@ def test_an_untouched_ledger_verifies(storage_url: str, tmp_path: Path, signer: 
             "chain broken at entry req_3",
         ),
     ],
-    ids=["edited-cost", "edited-principal", "deleted", "inserted", "reordered"],
+    ids=[
+        "edited-cost",
+        "edited-principal",
+        "edited-reference",
+        "renamed",
+        "deleted",
+        "inserted",
+        "reordered",
+    ],
 )
 def test_every_kind_of_change_is_reported_at_its_first_entry(
     storage_url: str, tmp_path: Path, signer: Signer, statements: list[str], found: str
@@ -120,7 +136,7 @@ def test_a_rewritten_chain_does_not_match_its_signed_checkpoint(
 
     with storage.engine.begin() as conn:
         rows = conn.execute(
-            sa.text(f"SELECT seq, {', '.join(FIELDS)} FROM ledger_entries ORDER BY seq")
+            sa.text(f"SELECT seq, {', '.join(FIELDS)} FROM ledger_entries_named ORDER BY seq")
         ).all()
         previous = ZERO
         for row in rows:

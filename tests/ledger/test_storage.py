@@ -105,3 +105,47 @@ def test_like_wildcards_in_principal_are_literal(storage: Storage) -> None:
 def test_sqlite_creates_the_folder_of_its_file(tmp_path: Path) -> None:
     Storage(f"sqlite:///{tmp_path / 'deep' / 'er' / 'l.db'}").append([BASE])
     assert (tmp_path / "deep" / "er" / "l.db").exists()
+
+
+def test_entries_refer_to_names_once_and_older_rows_read_alike(storage_url: str) -> None:
+    """New rows carry ids, not names; a row with names inline (an older replica's) reads the same."""
+    import sqlalchemy as sa
+
+    from governd.ledger.audit import verify_ledger
+    from governd.ledger.chain import canonical_entry, leaf_hash, link
+    from governd.ledger.entries import FIELDS
+
+    storage = Storage(storage_url)
+    storage.append([replace(BASE, id=f"req_{i}", ts=1000.0 + i) for i in range(3)])
+    old = replace(BASE, id="old", ts=2000.0)
+    with storage.engine.begin() as conn:
+        raw = conn.execute(
+            sa.text(
+                "SELECT principal, key_id, model, principal_ref, chain_hash FROM ledger_entries"
+            )
+        ).all()
+        names = conn.execute(sa.text("SELECT kind, name FROM ledger_names")).all()
+        # What a replica from before compact entries writes: names inline, no references.
+        chained = link(bytes.fromhex(raw[-1][4]), leaf_hash(canonical_entry(old))).hex()
+        conn.execute(
+            sa.text(
+                f"INSERT INTO ledger_entries ({', '.join(FIELDS)}, chain_hash) "
+                f"VALUES ({', '.join(':' + f for f in FIELDS)}, :chain_hash)"
+            ),
+            {**old.as_dict(), "chain_hash": chained},
+        )
+    assert all(r[0] == "" and r[1] is None and r[2] is None and r[3] is not None for r in raw)
+    assert sorted(tuple(n) for n in names) == [
+        ("deployment", "u/m"),
+        ("key", "key_1"),
+        ("model", "m"),
+        ("principal", "acme/t/p"),
+    ]
+    storage.append([replace(BASE, id="req_new", ts=3000.0)])  # chains after the old-style row
+    rows = storage.query(principal="acme/t")
+    assert [r["id"] for r in rows] == ["req_0", "req_1", "req_2", "old", "req_new"]
+    assert {(r["principal"], r["key_id"], r["model"], r["deployment"]) for r in rows} == {
+        ("acme/t/p", "key_1", "m", "u/m")
+    }
+    assert verify_ledger(storage.engine, {}).intact
+    storage.close()

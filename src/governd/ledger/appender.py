@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from governd.ledger.chain import ZERO, Frontier, canonical, canonical_entry, leaf_hash, link
 from governd.ledger.entries import FIELDS, LedgerEntry
+from governd.ledger.names import COLUMNS, NameIds
 from governd.ledger.signing import Signer, checkpoint_message
 
 _LOCK_ID = 0x676F7665726E64  # "governd"
@@ -64,19 +65,21 @@ def _mark(engine: Engine) -> str:
     return "?" if engine.dialect.paramstyle == "qmark" else "%s"
 
 
-def append_chained(engine: Engine, batch: Sequence[LedgerEntry]) -> None:
-    """Insert ``batch`` after the current chain head."""
-    columns = (*FIELDS, "chain_hash")
-    sql = f"INSERT INTO ledger_entries ({', '.join(columns)}) VALUES ({', '.join([_mark(engine)] * len(columns))})"
+def append_chained(engine: Engine, batch: Sequence[LedgerEntry], names: NameIds) -> None:
+    """Insert ``batch`` after the current chain head, its names by reference."""
+    m = _mark(engine)
+    sql = f"INSERT INTO ledger_entries ({', '.join(COLUMNS)}) VALUES ({', '.join([m] * len(COLUMNS))})"
     with locked(engine) as cur:
         cur.execute("SELECT chain_hash FROM ledger_entries ORDER BY seq DESC LIMIT 1")
         row = cur.fetchone()
         previous = bytes.fromhex(row[0]) if row and row[0] else ZERO
-        rows = []
-        for entry in batch:
+        hashes = []
+        for entry in batch:  # hashed over names, as every reader sees the entry
             previous = link(previous, leaf_hash(canonical_entry(entry)))
-            rows.append((*entry.as_tuple(), previous.hex()))
+            hashes.append(previous.hex())
+        rows, new = names.rows(cur, m, batch, hashes)
         cur.executemany(sql, rows)
+    names.remember(new)
 
 
 def make_checkpoint(engine: Engine, signer: Signer, now: float) -> dict[str, Any] | None:
@@ -94,10 +97,10 @@ def make_checkpoint(engine: Engine, signer: Signer, now: float) -> dict[str, Any
         frontier = Frontier.load(last[1] if last else None)
         start = max(frontier.size - 1, 0)
         cur.execute(
-            f"SELECT {', '.join(FIELDS)}, chain_hash FROM ledger_entries ORDER BY seq "
+            f"SELECT {', '.join(FIELDS)}, chain_hash FROM ledger_entries_named ORDER BY seq "
             f"LIMIT -1 OFFSET {m}"
             if engine.dialect.name == "sqlite"
-            else f"SELECT {', '.join(FIELDS)}, chain_hash FROM ledger_entries ORDER BY seq OFFSET {m}",
+            else f"SELECT {', '.join(FIELDS)}, chain_hash FROM ledger_entries_named ORDER BY seq OFFSET {m}",
             (start,),
         )
         rows = cur.fetchall()

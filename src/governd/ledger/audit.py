@@ -91,7 +91,7 @@ def _rows(engine: Engine) -> Iterator[tuple[int, str, tuple[Any, ...], str | Non
         with engine.connect() as conn:
             page = conn.execute(
                 sa.text(
-                    f"SELECT seq, {cols}, chain_hash FROM ledger_entries WHERE seq > :a ORDER BY seq LIMIT :n"
+                    f"SELECT seq, {cols}, chain_hash FROM ledger_entries_named WHERE seq > :a ORDER BY seq LIMIT :n"
                 ),
                 {"a": after, "n": _PAGE},
             ).all()

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from governd.ledger.tables import entries, in_subtree, ledger_meta, rollups
+from governd.ledger.tables import entries, entries_named, in_subtree, ledger_meta, rollups
 
 _MARK = "rollup_seq"
 _COUNTS = ("requests", "errors", "input_tokens", "cached_tokens", "output_tokens", "cost_usd")
@@ -29,8 +29,11 @@ def _hour(dialect: str) -> str:
     )
 
 
-def roll_up_connection(conn: sa.Connection) -> int:
-    """Fold entries past the mark into rollups (in the caller's transaction); how many were folded."""
+def roll_up_connection(conn: sa.Connection, source: str = "ledger_entries_named") -> int:
+    """Fold entries past the mark into rollups (in the caller's transaction); how many were folded.
+
+    ``source`` is what entries are read from: migrations older than the named view pass the table.
+    """
     mark = (
         conn.execute(sa.select(ledger_meta.c.value).where(ledger_meta.c.key == _MARK)).scalar() or 0
     )
@@ -44,7 +47,7 @@ def roll_up_connection(conn: sa.Connection) -> int:
         INSERT INTO rollups (hour, principal, model, requests, errors, input_tokens, cached_tokens, output_tokens, cost_usd)
         SELECT {hour}, principal, {model}, COUNT(*), SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END),
                SUM(input_tokens), SUM(cached_tokens), SUM(output_tokens), SUM(cost_usd)
-        FROM ledger_entries WHERE seq > :mark AND seq <= :top AND kind = 'model_call'
+        FROM {source} WHERE seq > :mark AND seq <= :top AND kind = 'model_call'
         GROUP BY {hour}, principal, {model}
         ON CONFLICT (hour, principal, model) DO UPDATE SET
           requests = rollups.requests + excluded.requests, errors = rollups.errors + excluded.errors,
@@ -81,11 +84,12 @@ def summary(
         if start is not None:
             q = q.where(rollups.c.hour >= start)
         rows = [dict(r._mapping) for r in conn.execute(q)]
-        tail = sa.select(entries).where(entries.c.seq > mark, entries.c.kind == "model_call")
+        named = entries_named.c
+        tail = sa.select(entries_named).where(named.seq > mark, named.kind == "model_call")
         if principal:
-            tail = tail.where(in_subtree(entries.c.principal, principal))
+            tail = tail.where(in_subtree(named.principal, principal))
         if start is not None:
-            tail = tail.where(entries.c.ts >= start)
+            tail = tail.where(named.ts >= start)
         for e in conn.execute(tail).mappings():
             rows.append(
                 {

@@ -8,7 +8,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from governd.ledger.tables import entries, in_subtree
+from governd.ledger.tables import entries_named, in_subtree
 
 _ADMITTED = ("allow", "degrade")
 _ACTIONS = ("model_call", "tool_call")
@@ -24,7 +24,7 @@ def risk_points(signals: str | None) -> float:
 
 def run_totals(engine: Engine, principal: str, run_id: str) -> dict[str, Any] | None:
     """A run's counters as its entries record them, or None for a run with no entries."""
-    c = entries.c
+    c = entries_named.c
     q = sa.select(c.ts, c.kind, c.decision, c.cost_usd, c.signals).where(
         c.run_id == run_id, c.principal == principal
     )
@@ -44,7 +44,7 @@ def run_totals(engine: Engine, principal: str, run_id: str) -> dict[str, Any] | 
 
 def runs(engine: Engine, principal: str | None, limit: int) -> list[dict[str, Any]]:
     """The most recently active runs: who, when, how many actions, what they cost."""
-    c = entries.c
+    c = entries_named.c
     q = (
         sa.select(
             c.run_id.label("run"),

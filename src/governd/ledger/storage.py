@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 
 from governd.ledger import appender, migrate, rollups, run_queries
 from governd.ledger.entries import LedgerEntry
+from governd.ledger.names import NameIds
 from governd.ledger.signing import Signer
 from governd.ledger.tables import (
     ACTIVE_JOBS,
@@ -22,6 +23,7 @@ from governd.ledger.tables import (
     approvals,
     budgets,
     entries,
+    entries_named,
     in_subtree,
     jobs,
     signing_keys,
@@ -58,6 +60,7 @@ class Storage:
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas(durable))
         migrate.upgrade(self.engine)
+        self._names = NameIds()
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -68,7 +71,7 @@ class Storage:
     def append(self, batch: Sequence[LedgerEntry]) -> None:
         """Insert entries in one transaction, each chained to the one before it."""
         if batch:
-            appender.append_chained(self.engine, batch)
+            appender.append_chained(self.engine, batch, self._names)
 
     def checkpoint(self, signer: Signer, now: float) -> dict[str, Any] | None:
         """Sign a checkpoint over every entry so far (None when nothing is new)."""
@@ -108,22 +111,23 @@ class Storage:
         newest_first: bool = False,
     ) -> list[dict[str, Any]]:
         """Entries matching every filter given, with their ``seq`` for paging."""
-        q = sa.select(entries)
+        c = entries_named.c
+        q = sa.select(entries_named)
         if entry_id:
-            q = q.where(entries.c.id == entry_id)
+            q = q.where(c.id == entry_id)
         if principal:
-            q = q.where(in_subtree(entries.c.principal, principal))
+            q = q.where(in_subtree(c.principal, principal))
         if run:
-            q = q.where(entries.c.run_id == run)
+            q = q.where(c.run_id == run)
         if model:
-            q = q.where(sa.or_(entries.c.model == model, entries.c.served_model == model))
+            q = q.where(sa.or_(c.model == model, c.served_model == model))
         if decision:
-            q = q.where(entries.c.decision == decision)
+            q = q.where(c.decision == decision)
         if since is not None:
-            q = q.where(entries.c.ts >= since)
+            q = q.where(c.ts >= since)
         if after is not None:
-            q = q.where(entries.c.seq < after if newest_first else entries.c.seq > after)
-        order = entries.c.seq.desc() if newest_first else entries.c.seq.asc()
+            q = q.where(c.seq < after if newest_first else c.seq > after)
+        order = c.seq.desc() if newest_first else c.seq.asc()
         with self.engine.connect() as conn:
             rows = conn.execute(q.order_by(order).limit(limit)).mappings().all()
         return plain_rows(rows)
@@ -210,7 +214,7 @@ class Storage:
         Device-hours come from the jobs that finished since then (a job is charged when it ends,
         like every action).
         """
-        table = jobs if unit == "device_hours" else entries
+        table = jobs if unit == "device_hours" else entries_named
         c = table.c
         done: sa.ColumnElement[bool] = sa.true()
         if unit == "device_hours":

@@ -37,9 +37,36 @@ entries = sa.Table(
     sa.Column("cost_usd", sa.Float, nullable=False),
     sa.Column("chain_hash", sa.String(64)),
     sa.Column("signals", sa.Text),
+    # Compact entries: names by reference (``ledger_names``); the name columns above are then
+    # '' (principal) or NULL. Readers use ``entries_named``, which puts the names back.
+    sa.Column("principal_ref", sa.Integer),
+    sa.Column("key_ref", sa.Integer),
+    sa.Column("model_ref", sa.Integer),
+    sa.Column("served_model_ref", sa.Integer),
+    sa.Column("deployment_ref", sa.Integer),
     sa.Index("ix_entries_principal_ts", "principal", "ts"),
     sa.Index("ix_entries_run", "run_id"),
     sa.Index("ix_entries_ts", "ts"),
+)
+
+#: Every principal, key, model and deployment name entries refer to, once.
+names = sa.Table(
+    "ledger_names",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.UniqueConstraint("kind", "name", name="uq_ledger_names"),
+)
+
+#: Database views (kept out of ``metadata``: migrations create them, schema checks skip them).
+views = sa.MetaData()
+
+#: ``ledger_entries`` as entries read: names in place of references (the view of migration 0008).
+entries_named = sa.Table(
+    "ledger_entries_named",
+    views,
+    *(sa.Column(c.name, c.type) for c in entries.columns if not c.name.endswith("_ref")),
 )
 
 api_keys = sa.Table(

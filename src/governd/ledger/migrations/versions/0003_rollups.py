@@ -31,7 +31,7 @@ def upgrade() -> None:
         sa.Column("key", sa.String(64), primary_key=True),
         sa.Column("value", sa.BigInteger, nullable=False),
     )
-    roll_up_connection(op.get_bind())
+    roll_up_connection(op.get_bind(), source="ledger_entries")  # the view comes with 0008
 
 
 def downgrade() -> None:
