@@ -166,6 +166,8 @@ class Pipeline:
         entry.latency_ms = (self.clock.monotonic() - started) * 1000
         entry.ts = self.clock.now()
         self._metrics.observe(entry)
+        if self._tracing is not None:
+            self._tracing.record_tool(entry)
         durable = self._writer.append(entry)
         if durable is not None:
             await durable

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx2
 import openai
 import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from governd.admin_client import AdminClient
@@ -47,6 +51,8 @@ principals: {{org: acme, teams: {{t: {{}}}}}}
 observe: {{otlp_endpoint: "{receiver}", service_name: governd-test}}
 upstreams: {{sim: {{kind: sim, prefill_tps: 1000000, decode_tps: 100000}}}}
 models: {{m: {{deployments: [{{upstream: sim, model: sim-small}}]}}}}
+mcp_servers:
+  notes: {{transport: stdio, command: python, args: [-m, governd.testing.mcp_server]}}
 """,
     )
     Receiver.bodies.clear()
@@ -59,6 +65,7 @@ models: {{m: {{deployments: [{{upstream: sim, model: sim-small}}]}}}}
             client.chat.completions.create(
                 model="m", messages=[{"role": "user", "content": "trace me"}]
             )  # type: ignore[arg-type]
+        asyncio.run(call_tool(served.url, key))
     # Stopping the server flushed the batch processor.
     spans = []
     for body in Receiver.bodies:
@@ -68,10 +75,20 @@ models: {{m: {{deployments: [{{upstream: sim, model: sim-small}}]}}}}
             service = {a.key: a.value.string_value for a in rs.resource.attributes}["service.name"]
             for ss in rs.scope_spans:
                 spans += [(service, s) for s in ss.spans]
-    assert len(spans) == 3
+    assert len(spans) == 4
     service, span = spans[0]
     attrs = {a.key: a.value for a in span.attributes}
     assert service == "governd-test" and span.name == "chat m"
     assert attrs["gen_ai.provider.name"].string_value == "governd.sim"
     assert attrs["gen_ai.response.model"].string_value == "sim-small"
     assert attrs["gen_ai.usage.output_tokens"].int_value > 0
+    tool = {s.name: s for _, s in spans}["execute_tool notes__read_note"]
+    tool_attrs = {a.key: a.value.string_value for a in tool.attributes}
+    assert tool_attrs["gen_ai.operation.name"] == "execute_tool"
+    assert tool_attrs["governd.mcp_server"] == "notes"
+
+
+async def call_tool(url: str, key: str) -> None:
+    http = httpx2.AsyncClient(headers={"authorization": f"Bearer {key}"}, timeout=60)
+    async with Client(streamable_http_client(url + "/mcp", http_client=http)) as client:
+        await client.call_tool("notes__read_note", {"name": "welcome"})

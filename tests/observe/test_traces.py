@@ -45,3 +45,31 @@ def test_failures_are_error_spans() -> None:
     assert span.name.startswith("embeddings ")
     assert span.status.status_code == StatusCode.ERROR
     assert (span.attributes or {})["error.type"] == "upstream_timeout"
+
+
+def test_a_tool_call_becomes_an_execute_tool_span() -> None:
+    exporter = InMemorySpanExporter()
+    tool_call = replace(
+        BASE,
+        kind="tool_call",
+        operation="tool",
+        model="notes__delete_note",
+        served_model="delete_note",
+        deployment="notes",
+        decision="deny",
+        status=403,
+        error_code="policy_denied",
+        run_id="r2",
+        latency_ms=3.0,
+        ts=2000.0,
+    )
+    Tracing(ObserveConfig(), exporter).record_tool(tool_call)
+    (span,) = exporter.get_finished_spans()
+    assert span.name == "execute_tool notes__delete_note" and span.kind == SpanKind.INTERNAL
+    a = span.attributes or {}
+    assert a["gen_ai.operation.name"] == "execute_tool"
+    assert a["gen_ai.tool.name"] == "notes__delete_note"
+    assert a["governd.mcp_server"] == "notes" and a["governd.run_id"] == "r2"
+    assert a["governd.decision"] == "deny" and a["error.type"] == "policy_denied"
+    assert span.status.status_code == StatusCode.ERROR
+    assert span.end_time - span.start_time == 3_000_000

@@ -1,6 +1,7 @@
-"""OpenTelemetry spans for model calls, following the GenAI semantic conventions.
+"""OpenTelemetry spans for model and tool calls, following the GenAI semantic conventions.
 
-One span per call, made when the call settles, with the call's real start
+One span per call (``chat``/``embeddings``/... for models, ``execute_tool`` for
+MCP tools), made when the call settles, with the call's real start
 and end times: nothing on the request path waits for tracing, and nothing
 happens at all unless ``observe.otlp_endpoint`` is set (or a test passes an
 exporter). Prompts and completions are never put in spans.
@@ -65,6 +66,31 @@ class Tracing:
         attributes.update({k: v for k, v in optional.items() if v})
         if entry.ttft_ms is not None:
             attributes["governd.ttft_ms"] = entry.ttft_ms
+        span.set_attributes(attributes)
+        if entry.error_code:
+            span.set_attribute("error.type", entry.error_code)
+            span.set_status(Status(StatusCode.ERROR, entry.error_code))
+        span.end(end_time=end)
+
+    def record_tool(self, entry: LedgerEntry) -> None:
+        """An ``execute_tool`` span for one settled tool call (arguments and results stay out)."""
+        end = int(entry.ts * 1e9)
+        start = end - int(entry.latency_ms * 1e6)
+        tool = entry.model or ""
+        span = self._tracer.start_span(
+            f"execute_tool {tool}".strip(), kind=SpanKind.INTERNAL, start_time=start
+        )
+        attributes: dict[str, str | int | float | bool] = {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": tool,
+            "gen_ai.tool.type": "extension",
+            "mcp.method.name": "tools/call",
+            "governd.request_id": entry.id,
+            "governd.principal": entry.principal,
+            "governd.decision": entry.decision,
+        }
+        optional = {"governd.mcp_server": entry.deployment, "governd.run_id": entry.run_id}
+        attributes.update({k: v for k, v in optional.items() if v})
         span.set_attributes(attributes)
         if entry.error_code:
             span.set_attribute("error.type", entry.error_code)
