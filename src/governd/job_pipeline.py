@@ -55,6 +55,11 @@ class _Live:
     timer: asyncio.TimerHandle | None = None
     not_before: float = 0.0  # when the executor may be tried again
 
+    @property
+    def holds_units(self) -> bool:
+        """Admitted (starting) or running: its units are taken."""
+        return self.execution is not None or self.row["status"] == "admitted"
+
 
 class Jobs:
     """Every job of this governd: submission, the scheduling loop, execution and settlement."""
@@ -121,7 +126,7 @@ class Jobs:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop
         for live in self._live.values():
-            if live.execution is not None or live.row["status"] == "admitted":
+            if live.holds_units:
                 live.stopping = ("preempted", "governd stopped")
                 _event(live.row, self._clock.now(), "preempted", "governd stopped")
                 self._spawn(self._stop(live))
@@ -153,7 +158,7 @@ class Jobs:
             if row is None:
                 raise NotFound(f"no job {job_id}")
             return row
-        if live.execution is None and live.row["status"] != "admitted":
+        if not live.holds_units:
             await self._finish(live, "cancelled", f"cancelled by {by}", None)
         elif live.stopping is None:
             live.stopping = ("cancelled", f"cancelled by {by}")
@@ -185,7 +190,7 @@ class Jobs:
         now = self._clock.now()
         for live in self._live.values():
             job = self._job_of(live)
-            if live.execution is not None or live.row["status"] == "admitted":
+            if live.holds_units:
                 admitted.append(replace(job, evicting=live.stopping is not None))
             elif live.row["status"] in ("queued", "preempted") and live.not_before <= now:
                 pending.append(job)
@@ -201,11 +206,13 @@ class Jobs:
                 self._spawn(self._stop(live))
         for a in plan.admit:
             await self._launch(self._live[a.job], a.flavor, a.units)
+        changed = []
         for job_id, why in plan.waiting.items():
             row = self._live[job_id].row
             if row["reason"] != why:
                 row["reason"] = why
-                await self._save(row)
+                changed.append(dict(row))
+        await asyncio.to_thread(self.store.put, *changed)
 
     def _job_of(self, live: _Live) -> Job:
         row = live.row

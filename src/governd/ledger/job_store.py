@@ -16,11 +16,13 @@ class JobStore:
     def __init__(self, storage: Storage) -> None:
         self._engine = storage.engine
 
-    def put(self, row: dict[str, Any]) -> None:
-        """Create or replace a job's row."""
+    def put(self, *rows: dict[str, Any]) -> None:
+        """Create or replace job rows, in one transaction."""
+        if not rows:
+            return
         with self._engine.begin() as conn:
-            conn.execute(jobs.delete().where(jobs.c.id == row["id"]))
-            conn.execute(jobs.insert(), [row])
+            conn.execute(jobs.delete().where(jobs.c.id.in_([r["id"] for r in rows])))
+            conn.execute(jobs.insert(), list(rows))
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         """One job."""
