@@ -152,6 +152,7 @@ POLICY_BASE = "upstreams: {s: {kind: sim}}\nmodels: {m: {deployments: [{upstream
     [
         ("  - {id: a, when: 'request.n >', effect: deny}\n", "policies.0.when", "at 1:"),
         ("  - {id: a, when: 'request.modle == 1', effect: deny}\n", "policies.0.when", "modle"),
+        ("  - {id: a, when: 'job.gpu > 4', effect: deny}\n", "policies.0.when", "gpu"),
         ("  - {id: a, when: 'request.model', effect: deny}\n", "policies.0.when", "boolean"),
         ("  - {id: a, when: 'true', effect: set}\n", "policies.0", "needs `set`"),
         (
@@ -169,6 +170,7 @@ POLICY_BASE = "upstreams: {s: {kind: sim}}\nmodels: {m: {deployments: [{upstream
     ids=[
         "syntax",
         "unknown-field",
+        "unknown-job-field",
         "not-bool",
         "set-without-values",
         "unknown-degrade-target",

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 Effect = Literal["allow", "deny", "degrade", "queue", "require_approval"]
-Operation = Literal["chat", "completion", "embedding", "tool"]
+Operation = Literal["chat", "completion", "embedding", "tool", "job"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """The CEL environment policies are written in: its variables and how expressions are checked.
 
 Shared by the config loader (to reject a bad policy with its line) and the
-policy engine (to evaluate). Every policy reads five variables; the fields of
+policy engine (to evaluate). Every policy reads these variables; the fields of
 each are those of ``sample_context`` (documented in docs/policies.md).
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from cel_expr_python import cel
 
-VARIABLES = ("principal", "request", "budget", "run", "time", "tool", "args")
+VARIABLES = ("principal", "request", "budget", "run", "time", "tool", "args", "job")
 #: What policies see of ``run`` outside a run.
 NO_RUN: dict[str, Any] = {
     "id": "",
@@ -22,6 +22,16 @@ NO_RUN: dict[str, Any] = {
     "usd": 0.0,
     "risk": 0.0,
     "level": "",
+}
+
+
+#: What policies see of ``job`` for actions that are not job submissions.
+NO_JOB: dict[str, Any] = {
+    "queue": "",
+    "gpus": 0,
+    "flavor": "",
+    "priority": "",
+    "max_runtime_s": 0.0,
 }
 
 
@@ -45,6 +55,7 @@ def sample_context() -> dict[str, Any]:
         "time": {"hour": 0, "minute": 0, "weekday": 0, "unix": 0},
         "tool": {"name": "", "server": "", "tier": ""},
         "args": {},
+        "job": dict(NO_JOB),
     }
 
 

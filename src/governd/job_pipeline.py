@@ -24,11 +24,12 @@ from typing import Any
 
 import orjson
 
-from governd.actions import Principal
+from governd.actions import Action, Principal
 from governd.clock import Clock
 from governd.config import GovernConfig
 from governd.errors import GovernError, NotFound
 from governd.execution.executors import Execution, Executor, ExecutorUnavailable, Launch
+from governd.governance.admission import Admission
 from governd.governance.budgets import Budgets, Cost, Hold
 from governd.governance.scheduler import Job, Snapshot, Unit, schedule
 from governd.job_outcome import job_entry
@@ -68,6 +69,7 @@ class Jobs:
         self,
         cfg: GovernConfig,
         store: JobStore,
+        admission: Admission,
         budgets: Budgets,
         writer: LedgerWriter,
         clock: Clock,
@@ -77,6 +79,7 @@ class Jobs:
     ) -> None:
         self.cfg = cfg.compute
         self.store = store
+        self._admission = admission
         self._budgets = budgets
         self._writer = writer
         self._clock = clock
@@ -138,8 +141,10 @@ class Jobs:
         """Queue a job, holding its budget bound; refusals are recorded, then raised."""
         now = self._clock.now()
         row = self.terms.new_row(principal, spec, now)
+        action = Action(row["id"], "job", principal, spec.queue, {}, kind="job")
         try:
             self.terms.check(principal, spec)
+            await self._admission.admit_job(action, _policy_view(row))
             hold = await self._budgets.reserve(principal, bound(row))
         except GovernError as exc:
             row.update(status="refused", reason=exc.message, finished_at=now)
@@ -378,6 +383,17 @@ def _event(row: dict[str, Any], at: float, what: str, detail: str) -> None:
     events = orjson.loads(row["events"])
     events.append({"at": round(at, 3), "event": what, "detail": detail})
     row["events"] = orjson.dumps(events).decode()
+
+
+def _policy_view(row: dict[str, Any]) -> dict[str, Any]:
+    """What CEL policies see of a submission as ``job``."""
+    return {
+        "queue": row["queue"],
+        "gpus": row["gpus"],
+        "flavor": row["flavor"] or "",
+        "priority": row["priority_class"],
+        "max_runtime_s": row["max_runtime_s"],
+    }
 
 
 def _default_log_dir(storage: str) -> str:

@@ -45,6 +45,9 @@ compute:
   executor: EXECUTOR
   grace_s: 5
 ledger: {flush_ms: 5}
+policies:
+  - {id: critical-is-small, when: 'job.priority == "critical" && job.gpus > 4', effect: deny,
+     message: critical jobs take at most 4 GPUs}
 """
 # Prints what it sees; with a marker path, a first attempt creates it and waits to be stopped,
 # a later attempt (after a requeue) finds it and exits at once.
@@ -240,6 +243,19 @@ def test_device_hours_budgets_hold_devices_x_max_runtime_and_charge_device_secon
     [budget] = [b for b in budgets["budgets"] if b["unit"] == "device_hours"]
     assert budget["spent"] == pytest.approx(done["device_seconds"] / 3600, rel=1e-6)
     assert budget["reserved"] == 0
+
+
+def test_policies_see_job_submissions(server: Env) -> None:
+    served, keys, _ = server
+    body = {"queue": "research", "gpus": 6, "priority": "critical", "command": script()}
+    refused = submit(served, keys["research"], **body)
+    assert refused.status_code == 403
+    err = refused.json()["error"]
+    assert err["code"] == "policy_denied" and "critical jobs take at most 4 GPUs" in err["message"]
+    page = AdminClient(served.url, ADMIN).call(
+        "GET", "/admin/v1/ledger", principal="research", decision="deny"
+    )
+    assert any(e["kind"] == "job" and "critical-is-small" in e["reasons"] for e in page["entries"])
 
 
 @pytest.mark.parametrize(

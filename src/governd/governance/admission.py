@@ -18,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from governd.actions import Action, Decision, Principal
-from governd.cel_env import NO_RUN
+from governd.cel_env import NO_JOB, NO_RUN
 from governd.clock import Clock
 from governd.config import PRIORITIES, GovernConfig
 from governd.errors import (
@@ -179,6 +179,17 @@ class Admission:
         _enforce(decision, action)
         return decision
 
+    async def admit_job(self, action: Action, job: dict[str, Any]) -> Decision:
+        """Admit a job submission (``action.model``: its queue); policies see ``job``."""
+        context = await self._context(action)
+        context["job"] = job
+        matches = self.policies.evaluate(context) if self.policies.policies else []
+        decision = decide(action, True, matches, self._cfg.governance.default_effect)
+        if decision.effect == "degrade":  # a job has no cheaper model to fall back to
+            decision = Decision("allow", decision.reasons)
+        _enforce(decision, action)
+        return decision
+
     async def hold_run(self, action: Action) -> RunHold | None:
         """Take a step (and a tool call) of the action's run, or raise its ``RunLimitExceeded``."""
         try:
@@ -277,6 +288,7 @@ class Admission:
             "time": self._now(),
             "tool": _NO_TOOL,
             "args": {},
+            "job": NO_JOB,
         }
 
     async def _run(self, action: Action) -> dict[str, Any]:
@@ -350,12 +362,17 @@ def _enforce(decision: Decision, action: Action) -> None:
     if decision.effect == "require_approval":
         raise _refused(
             ApprovalRequired(
-                f"policy {decision.policy} requires approval"
-                + (", which model calls cannot wait for" if action.kind == "model_call" else ""),
+                f"policy {decision.policy} requires approval" + _CANNOT_WAIT.get(action.kind, ""),
                 policy=decision.policy or "",
             ),
             decision,
         )
+
+
+_CANNOT_WAIT = {
+    "model_call": ", which model calls cannot wait for",
+    "job": ", which job submissions cannot wait for yet",
+}
 
 
 def _refused(exc: GovernError, decision: Decision) -> GovernError:

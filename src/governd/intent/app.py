@@ -117,6 +117,7 @@ def build_jobs(services: Services) -> Jobs:
     return Jobs(
         cfg,
         JobStore(services.storage),
+        services.pipeline.admission,
         services.budgets,
         services.writer,
         services.clock,
