@@ -262,7 +262,10 @@ class Runs:
             self._loaded[key] = task
             if len(self._loaded) > _MAX_RUNS:
                 self._loaded.popitem(last=False)
-        await asyncio.shield(task)
+        if task.done():  # the common case: no new future per call (this is on every decision)
+            task.result()
+        else:
+            await asyncio.shield(task)
 
     async def _load(self, key: str) -> None:
         if self._store is None or await self.state.totals(key) is not None:
