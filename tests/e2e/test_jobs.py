@@ -316,6 +316,42 @@ def test_the_cli_submits_shows_cancels_and_reads_logs(server: Env, tmp_path: Pat
     with pytest.raises(AdminError) as missing:
         AdminClient(served.url, ADMIN).call("GET", "/admin/v1/jobs/job_nope")
     assert missing.value.status == 404
+    unknown = governd_cli(served.url, ADMIN, "jobs", "show", "job_nope")
+    assert unknown.returncode == 1 and "no job job_nope" in unknown.stderr
+    bad = governd_cli(
+        served.url,
+        ADMIN,
+        "jobs",
+        "submit",
+        "--queue",
+        "research",
+        "--gpus",
+        "1",
+        "--max-runtime",
+        "5x",
+        "--",
+        "true",
+    )
+    assert bad.returncode == 2 and "invalid duration '5x'" in bad.stderr
+    env = governd_cli(
+        served.url,
+        ADMIN,
+        "jobs",
+        "submit",
+        "--queue",
+        "research",
+        "--gpus",
+        "1",
+        "--env",
+        "NOEQUALS",
+        "--",
+        "true",
+    )
+    assert env.returncode == 2 and "NAME=VALUE" in env.stderr
+    refused = governd_cli(
+        served.url, ADMIN, "jobs", "submit", "--queue", "nope", "--gpus", "1", "--", "true"
+    )
+    assert refused.returncode == 1 and "unknown queue 'nope'" in refused.stderr
 
 
 @pytest.mark.parametrize("how", ["stopped", "killed"])
