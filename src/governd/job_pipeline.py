@@ -190,7 +190,8 @@ class Jobs:
             except Exception:
                 log.exception("scheduling cycle failed")
 
-    async def _cycle(self) -> None:
+    def snapshot(self) -> Snapshot:
+        """Capacity, queues and every unfinished job now (what a cycle decides over)."""
         admitted, pending = [], []
         now = self._clock.now()
         for live in self._live.values():
@@ -199,9 +200,13 @@ class Jobs:
                 admitted.append(replace(job, evicting=live.stopping is not None))
             elif live.row["status"] in ("queued", "preempted") and live.not_before <= now:
                 pending.append(job)
-        snap = Snapshot(
+        return Snapshot(
             self.units, self.cfg.queues, self.cfg.cohorts, tuple(admitted), tuple(pending), now
         )
+
+    async def _cycle(self) -> None:
+        snap = self.snapshot()
+        now = snap.now
         plan = schedule(snap)
         for ev in plan.evict:
             live = self._live[ev.job]

@@ -163,6 +163,14 @@ def test_jobs_running_together_see_disjoint_devices(server: Env, tmp_path: Path)
         wait_for(served, job_id, "running", seen="devices")
         log = admin.call("GET", f"/admin/v1/jobs/{job_id}/logs")["log"]
         seen.append(set(log.split("devices ")[1].split()[0].split(",")))
+    compute = admin.call("GET", "/admin/v1/compute")
+    research = next(q for q in compute["queues"] if q["queue"] == "research")
+    assert research["used"] == 8 and research["available"] == 0
+    assert sorted(u["job"] for u in compute["units"] if u["job"]) == sorted(ids * 4)
+    queues = governd_cli(served.url, ADMIN, "jobs", "queues")
+    assert queues.returncode == 0 and "research" in queues.stdout
+    devices = governd_cli(served.url, ADMIN, "jobs", "devices")
+    assert all(job_id in devices.stdout for job_id in ids)
     for job_id in ids:
         admin.call("POST", f"/admin/v1/jobs/{job_id}/cancel")
         wait_for(served, job_id, "cancelled")

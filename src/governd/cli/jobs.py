@@ -136,3 +136,37 @@ def jobs_cancel(url: str, admin_key: str | None, job_id: str) -> None:
 def jobs_logs(url: str, admin_key: str | None, job_id: str) -> None:
     """JOB_ID's output so far (its last 4 MiB)."""
     click.echo(admin(url, admin_key).call("GET", f"/admin/v1/jobs/{job_id}/logs")["log"], nl=False)
+
+
+@jobs.command("queues")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@remote
+def jobs_queues(url: str, admin_key: str | None, as_json: bool) -> None:
+    """Per queue and flavor: quota, use, borrowed, still available, jobs waiting."""
+    out = admin(url, admin_key).call("GET", "/admin/v1/compute")
+    if as_json:
+        emit({"queues": out["queues"]})
+        return
+    click.echo(
+        f"{'queue':<14} {'cohort':<10} {'flavor':<20} {'nominal':>7} {'used':>5} "
+        f"{'borrowed':>8} {'available':>9} {'share':>6} {'waiting':>7}"
+    )
+    for q in out["queues"]:
+        click.echo(
+            f"{q['queue']:<14} {q['cohort'] or '-':<10} {q['flavor']:<20} {q['nominal']:>7} "
+            f"{q['used']:>5} {q['borrowed']:>8} {q['available']:>9} {q['share']:>6} "
+            f"{q['pending_jobs']:>7}"
+        )
+
+
+@jobs.command("devices")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@remote
+def jobs_devices(url: str, admin_key: str | None, as_json: bool) -> None:
+    """Every device unit: node, flavor, NVLink domain, and the job holding it."""
+    out = admin(url, admin_key).call("GET", "/admin/v1/compute")
+    if as_json:
+        emit({"units": out["units"]})
+        return
+    for u in out["units"]:
+        click.echo(f"{u['id']:<24} {u['flavor']:<20} {u['domain']:<20} {u['job'] or 'free'}")

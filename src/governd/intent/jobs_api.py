@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from governd.actions import Principal
 from governd.errors import InvalidRequest, NotFound
+from governd.governance.scheduler.report import queue_report, unit_report
 from governd.intent.admin_api import int_param
 from governd.intent.auth import bearer
 from governd.intent.http import json_response, read_json
@@ -56,6 +57,7 @@ class JobRoutes:
                 ),
                 Route(prefix + "/{job_id}/logs", self._bind(self.logs, caller), methods=["GET"]),
             ]
+        out.append(Route("/admin/v1/compute", self.compute, methods=["GET"]))
         return out
 
     @staticmethod
@@ -121,6 +123,12 @@ class JobRoutes:
         row = await self._row(request, caller)
         text = await asyncio.to_thread(_tail, self._jobs.log_path(row["id"]))
         return json_response({"id": row["id"], "log": text.decode(errors="replace")})
+
+    async def compute(self, request: Request) -> Response:
+        """Quotas and use per queue and flavor, and every device unit with the job holding it."""
+        self._check(request)
+        snap = self._jobs.snapshot()
+        return json_response({"queues": queue_report(snap), "units": unit_report(snap)})
 
     async def _row(self, request: Request, caller: Principal | None) -> dict[str, Any]:
         job_id = request.path_params["job_id"]
