@@ -33,7 +33,7 @@ from governd.governance.admission import Admission
 from governd.governance.budgets import Budgets, Cost, Hold
 from governd.governance.scheduler import Job, Snapshot, Unit, schedule
 from governd.job_outcome import job_entry
-from governd.job_terms import JobSpec, JobTerms, bound, principal_of
+from governd.job_terms import JobSpec, JobTerms, bound, policy_view, principal_of
 from governd.ledger import LedgerEntry, LedgerWriter
 from governd.ledger.job_store import JobStore
 from governd.observe.metrics import Metrics, Sample
@@ -144,7 +144,7 @@ class Jobs:
         action = Action(row["id"], "job", principal, spec.queue, {}, kind="job")
         try:
             self.terms.check(principal, spec)
-            await self._admission.admit_job(action, _policy_view(row))
+            await self._admission.admit_job(action, policy_view(row))
             hold = await self._budgets.reserve(principal, bound(row))
         except GovernError as exc:
             row.update(status="refused", reason=exc.message, finished_at=now)
@@ -388,17 +388,6 @@ def _event(row: dict[str, Any], at: float, what: str, detail: str) -> None:
     events = orjson.loads(row["events"])
     events.append({"at": round(at, 3), "event": what, "detail": detail})
     row["events"] = orjson.dumps(events).decode()
-
-
-def _policy_view(row: dict[str, Any]) -> dict[str, Any]:
-    """What CEL policies see of a submission as ``job``."""
-    return {
-        "queue": row["queue"],
-        "gpus": row["gpus"],
-        "flavor": row["flavor"] or "",
-        "priority": row["priority_class"],
-        "max_runtime_s": row["max_runtime_s"],
-    }
 
 
 def _default_log_dir(storage: str) -> str:

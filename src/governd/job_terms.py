@@ -150,3 +150,14 @@ def _under(principal: Principal, entry: str) -> bool:
     org = principal.org
     path = entry if entry == org or entry.startswith(org + "/") else f"{org}/{entry}"
     return principal.path == path or principal.path.startswith(path + "/")
+
+
+def policy_view(row: dict[str, Any]) -> dict[str, Any]:
+    """What CEL policies see of a submission as ``job``."""
+    return {
+        "queue": row["queue"],
+        "gpus": row["gpus"],
+        "flavor": row["flavor"] or "",
+        "priority": row["priority_class"],
+        "max_runtime_s": row["max_runtime_s"],
+    }
