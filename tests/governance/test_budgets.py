@@ -71,6 +71,16 @@ async def test_tokens_budget_counts_tokens() -> None:
         await b.reserve(WHO, Cost(0.0, 41))
 
 
+async def test_device_hours_budget_counts_device_hours_and_names_them() -> None:
+    b = Budgets(LocalState(), ZoneInfo("UTC"), ManualClock())
+    b.set(BudgetKey("acme/t", "device_hours", "day"), Limit(2.0))
+    hold = await b.reserve(WHO, Cost(100.0, 10**6, 1.5))  # USD and tokens have no budget here
+    with pytest.raises(BudgetExceeded, match=r"device_hours/day exceeded.*0\.6000 device-hours"):
+        await b.reserve(WHO, Cost(0.0, 0, 0.6))
+    await b.settle(hold, Cost(0.0, 0, 0.25))
+    await b.reserve(WHO, Cost(0.0, 0, 1.75))  # 0.25 spent + 1.75 fits exactly
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     limit=st.floats(0.0, 5.0),
