@@ -208,21 +208,26 @@ class Jobs:
         snap = self.snapshot()
         now = snap.now
         plan = schedule(snap)
+        changed: dict[str, dict[str, Any]] = {}
         for ev in plan.evict:
             live = self._live[ev.job]
             if live.stopping is None:
                 live.stopping = ("preempted", f"{ev.reason}: by {ev.by}")
                 _event(live.row, now, "preempted", f"{ev.reason} by {ev.by}")
-                self._spawn(self._stop(live))
-        for a in plan.admit:
-            await self._launch(self._live[a.job], a.flavor, a.units)
-        changed = []
+                changed[ev.job] = live.row
+        admitted = [self._admit(self._live[a.job], a.flavor, a.units, now) for a in plan.admit]
+        changed.update((live.row["id"], live.row) for live, _ in admitted)
         for job_id, why in plan.waiting.items():
             row = self._live[job_id].row
             if row["reason"] != why:
                 row["reason"] = why
-                changed.append(dict(row))
-        await asyncio.to_thread(self.store.put, *changed)
+                changed[job_id] = row
+        # One transaction for the whole plan, before anything it decided starts or stops.
+        await asyncio.to_thread(self.store.put, *(dict(r) for r in changed.values()))
+        for ev in plan.evict:
+            self._spawn(self._stop(self._live[ev.job]))
+        for live, units in admitted:
+            self._spawn(self._start(live, units))
 
     def _job_of(self, live: _Live) -> Job:
         row = live.row
@@ -239,9 +244,11 @@ class Jobs:
 
     # executing
 
-    async def _launch(self, live: _Live, flavor: str, units: tuple[str, ...]) -> None:
-        """Hold the units for the job and start it in the background (an executor may be slow)."""
-        row, now = live.row, self._clock.now()
+    def _admit(
+        self, live: _Live, flavor: str, units: tuple[str, ...], now: float
+    ) -> tuple[_Live, tuple[str, ...]]:
+        """Mark the job admitted on ``units`` (it starts once the plan is saved)."""
+        row = live.row
         waited_since = max(row["submitted_at"], row["finished_at"] or 0.0)
         row.update(
             status="admitted",
@@ -252,8 +259,7 @@ class Jobs:
             finished_at=None,
             queue_wait_s=row["queue_wait_s"] + (now - waited_since),
         )
-        await self._save(row)
-        self._spawn(self._start(live, units))
+        return live, units
 
     async def _start(self, live: _Live, units: tuple[str, ...]) -> None:
         row = live.row
