@@ -92,6 +92,7 @@ class Jobs:
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._writing = asyncio.Lock()
 
     # lifecycle
 
@@ -223,7 +224,7 @@ class Jobs:
                 row["reason"] = why
                 changed[job_id] = row
         # One transaction for the whole plan, before anything it decided starts or stops.
-        await asyncio.to_thread(self.store.put, *(dict(r) for r in changed.values()))
+        await self._save(*changed.values())
         for ev in plan.evict:
             self._spawn(self._stop(self._live[ev.job]))
         for live, units in admitted:
@@ -386,8 +387,10 @@ class Jobs:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _save(self, row: dict[str, Any]) -> None:
-        await asyncio.to_thread(self.store.put, dict(row))
+    async def _save(self, *rows: dict[str, Any]) -> None:
+        """Write rows as they are when the write runs: writes never overtake one another."""
+        async with self._writing:
+            await asyncio.to_thread(self.store.put, *(dict(r) for r in rows))
 
 
 def _event(row: dict[str, Any], at: float, what: str, detail: str) -> None:

@@ -12,6 +12,7 @@ import json
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -415,3 +416,38 @@ def test_a_job_waits_while_its_executor_is_unreachable(tmp_path: Path) -> None:
         assert job["reason"] == f"waiting for the executor: nothing answers at {dead}"
         assert job["events"][0]["event"] == "requeued"
         assert admin.call("POST", f"/admin/v1/jobs/{job_id}/cancel")["status"] == "cancelled"
+
+
+def test_what_is_stored_of_each_job_catches_up_with_every_cycle(tmp_path: Path) -> None:
+    """Many submissions racing scheduling cycles: each stored row ends with the latest reason."""
+    config = write_yaml(
+        tmp_path / "governd.yaml",
+        CONFIG.replace("EXECUTOR", "local").replace(
+            "research: {principals: [research], quotas: {h100: {nominal: 8}}}",
+            "research: {principals: [research], quotas: {h100: {nominal: 0}}}",
+        ),
+    )
+    with governd_server(tmp_path, config, ADMIN) as served:
+        admin = AdminClient(served.url, ADMIN)
+        body = {
+            "queue": "research",
+            "principal": "research",
+            "command": ["true"],
+            "max_runtime_s": 1,
+        }
+        with ThreadPoolExecutor(8) as pool:
+            list(
+                pool.map(
+                    lambda i: admin.call("POST", "/admin/v1/jobs", {**body, "gpus": 1 + i % 2}),
+                    range(300),
+                )
+            )
+        deadline = time.monotonic() + 30
+        while True:
+            rows = admin.call("GET", "/admin/v1/jobs", status="queued", limit=1000)["jobs"]
+            stale = [j["id"] for j in rows if j["reason"] == "queued"]
+            if len(rows) == 300 and not stale:
+                break
+            assert time.monotonic() < deadline, f"{len(stale)} rows never got their reason"
+            time.sleep(0.05)
+    assert {j["reason"].split(":")[0] for j in rows} <= {"quota", "no room"}
