@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Coroutine
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +27,14 @@ import orjson
 from governd.actions import Action, Principal
 from governd.clock import Clock
 from governd.config import GovernConfig
-from governd.errors import GovernError, NotFound
+from governd.errors import ApprovalDenied, GovernError, NotFound
 from governd.execution.executors import Execution, Executor, ExecutorUnavailable, Launch
 from governd.governance.admission import Admission
+from governd.governance.approvals import Approvals
 from governd.governance.budgets import Budgets, Cost, Hold
 from governd.governance.scheduler import Job, Snapshot, Unit, schedule
 from governd.job_outcome import job_entry
+from governd.job_state import Live, awaiting_approval, event
 from governd.job_terms import JobSpec, JobTerms, bound, policy_view, principal_of
 from governd.ledger import LedgerEntry, LedgerWriter
 from governd.ledger.job_store import JobStore
@@ -44,24 +46,6 @@ log = logging.getLogger("governd.jobs")
 _EXECUTOR_RETRY_S = 5.0
 
 
-@dataclass(slots=True)
-class _Live:
-    """An unfinished job: its row, and what this process holds for it."""
-
-    row: dict[str, Any]
-    hold: Hold
-    execution: Execution | None = None
-    started: float = 0.0
-    stopping: tuple[str, str] | None = None  # (status it ends in, why)
-    timer: asyncio.TimerHandle | None = None
-    not_before: float = 0.0  # when the executor may be tried again
-
-    @property
-    def holds_units(self) -> bool:
-        """Admitted (starting) or running: its units are taken."""
-        return self.execution is not None or self.row["status"] == "admitted"
-
-
 class Jobs:
     """Every job of this governd: submission, the scheduling loop, execution and settlement."""
 
@@ -70,6 +54,7 @@ class Jobs:
         cfg: GovernConfig,
         store: JobStore,
         admission: Admission,
+        approvals: Approvals,
         budgets: Budgets,
         writer: LedgerWriter,
         clock: Clock,
@@ -80,6 +65,7 @@ class Jobs:
         self.cfg = cfg.compute
         self.store = store
         self._admission = admission
+        self._approvals = approvals
         self._budgets = budgets
         self._writer = writer
         self._clock = clock
@@ -88,7 +74,7 @@ class Jobs:
         self.units = units
         self.terms = JobTerms(cfg.compute, units)
         self._log_dir = Path(self.cfg.log_dir or _default_log_dir(cfg.storage))
-        self._live: dict[str, _Live] = {}
+        self._live: dict[str, Live] = {}
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -107,7 +93,7 @@ class Jobs:
                     log.warning(
                         "job %s: killed the attempt left running (pid %s)", row["id"], row["pid"]
                     )
-                _event(row, self._clock.now(), "requeued", "governd restarted")
+                event(row, self._clock.now(), "requeued", "governd restarted")
                 row.update(
                     status="queued", units="[]", pid=None, reason="requeued: governd restarted"
                 )
@@ -115,10 +101,14 @@ class Jobs:
                 hold = await self._budgets.reserve(principal_of(row), bound(row))
             except GovernError as exc:
                 await self._finish(
-                    _Live(row, Hold([])), "failed", f"at restart: {exc.message}", None
+                    Live(row, Hold([])), "failed", f"at restart: {exc.message}", None
                 )
                 continue
-            self._live[row["id"]] = _Live(row, hold)
+            live = self._live[row["id"]] = Live(row, hold)
+            awaiting = awaiting_approval(row)
+            if awaiting is not None:  # still waiting for a human: keep waiting
+                live.approval, policy = awaiting
+                self._spawn(self._await_approval(live, live.approval, policy))
             await self._save(row)
         self._loop = asyncio.create_task(self._schedule_forever(), name="governd-jobs")
         self._wake.set()
@@ -132,7 +122,7 @@ class Jobs:
         for live in self._live.values():
             if live.holds_units:
                 live.stopping = ("preempted", "governd stopped")
-                _event(live.row, self._clock.now(), "preempted", "governd stopped")
+                event(live.row, self._clock.now(), "preempted", "governd stopped")
                 self._spawn(self._stop(live))
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
@@ -142,19 +132,47 @@ class Jobs:
         """Queue a job, holding its budget bound; refusals are recorded, then raised."""
         now = self._clock.now()
         row = self.terms.new_row(principal, spec, now)
-        action = Action(row["id"], "job", principal, spec.queue, {}, kind="job")
+        view = policy_view(row)
+        action = Action(row["id"], "job", principal, spec.queue, view, kind="job")
         try:
             self.terms.check(principal, spec)
-            await self._admission.admit_job(action, policy_view(row))
+            decision = await self._admission.admit_job(action, view)
             hold = await self._budgets.reserve(principal, bound(row))
         except GovernError as exc:
             row.update(status="refused", reason=exc.message, finished_at=now)
             self._record(job_entry(row, self.terms.unit, exc))
             raise
-        self._live[row["id"]] = _Live(row, hold)
+        live = Live(row, hold)
+        if decision.effect == "require_approval":
+            policy = decision.policy or ""
+            live.approval = await self._approvals.request(action, "job", policy)
+            row["reason"] = f"awaiting approval {live.approval} (policy {policy})"
+            event(row, now, "awaiting_approval", f"{live.approval} {policy}")
+            self._spawn(self._await_approval(live, live.approval, policy))
+        self._live[row["id"]] = live
         await self._save(row)
         self._wake.set()
         return row
+
+    async def _await_approval(self, live: Live, approval_id: str, policy: str) -> None:
+        """Schedule the job once a human approves it; end it if they deny it or never answer."""
+        verdict = await self._approvals.wait(approval_id)
+        if live.row["id"] not in self._live:  # cancelled meanwhile
+            return
+        now = self._clock.now()
+        if verdict.status == "approved":
+            live.approval = None
+            live.row["reason"] = f"approved by {verdict.by}"
+            event(live.row, now, "approved", f"{approval_id} by {verdict.by}")
+            await self._save(live.row)
+            self._wake.set()
+            return
+        denied = (
+            f"denied by {verdict.by} (approval {approval_id}, asked by policy {policy})"
+            if verdict.status == "denied"
+            else f"approval {approval_id} was not given in time (policy {policy})"
+        )
+        await self._finish(live, "cancelled", denied, None, ApprovalDenied(denied, policy=policy))
 
     async def cancel(self, job_id: str, by: str) -> dict[str, Any]:
         """Cancel a job: a queued one ends now, a running one is stopped first."""
@@ -199,7 +217,11 @@ class Jobs:
             job = self._job_of(live)
             if live.holds_units:
                 admitted.append(replace(job, evicting=live.stopping is not None))
-            elif live.row["status"] in ("queued", "preempted") and live.not_before <= now:
+            elif (
+                live.row["status"] in ("queued", "preempted")
+                and live.not_before <= now
+                and live.approval is None
+            ):
                 pending.append(job)
         return Snapshot(
             self.units, self.cfg.queues, self.cfg.cohorts, tuple(admitted), tuple(pending), now
@@ -214,7 +236,7 @@ class Jobs:
             live = self._live[ev.job]
             if live.stopping is None:
                 live.stopping = ("preempted", f"{ev.reason}: by {ev.by}")
-                _event(live.row, now, "preempted", f"{ev.reason} by {ev.by}")
+                event(live.row, now, "preempted", f"{ev.reason} by {ev.by}")
                 changed[ev.job] = live.row
         admitted = [self._admit(self._live[a.job], a.flavor, a.units, now) for a in plan.admit]
         changed.update((live.row["id"], live.row) for live, _ in admitted)
@@ -230,7 +252,7 @@ class Jobs:
         for live, units in admitted:
             self._spawn(self._start(live, units))
 
-    def _job_of(self, live: _Live) -> Job:
+    def _job_of(self, live: Live) -> Job:
         row = live.row
         return Job(
             row["id"],
@@ -246,8 +268,8 @@ class Jobs:
     # executing
 
     def _admit(
-        self, live: _Live, flavor: str, units: tuple[str, ...], now: float
-    ) -> tuple[_Live, tuple[str, ...]]:
+        self, live: Live, flavor: str, units: tuple[str, ...], now: float
+    ) -> tuple[Live, tuple[str, ...]]:
         """Mark the job admitted on ``units`` (it starts once the plan is saved)."""
         row = live.row
         waited_since = max(row["submitted_at"], row["finished_at"] or 0.0)
@@ -262,7 +284,7 @@ class Jobs:
         )
         return live, units
 
-    async def _start(self, live: _Live, units: tuple[str, ...]) -> None:
+    async def _start(self, live: Live, units: tuple[str, ...]) -> None:
         row = live.row
         command = orjson.loads(row["command"])
         launch = Launch(
@@ -286,7 +308,7 @@ class Jobs:
         row.update(
             status="running", reason=f"running on {', '.join(units)}", pid=live.execution.pid
         )
-        _event(row, now, "started", ",".join(units))
+        event(row, now, "started", ",".join(units))
         left = row["max_runtime_s"] - row["runtime_s"]
         live.timer = asyncio.get_running_loop().call_later(
             max(0.0, left), self._out_of_budget, live
@@ -296,7 +318,7 @@ class Jobs:
             self._spawn(self._stop(live))
         await self._save(row)
 
-    async def _unstarted(self, live: _Live, why: str) -> None:
+    async def _unstarted(self, live: Live, why: str) -> None:
         """The executor could not take the job: back to the queue, tried again after a pause."""
         if live.stopping is not None and live.stopping[0] == "cancelled":
             await self._finish(live, "cancelled", live.stopping[1], None)
@@ -304,7 +326,7 @@ class Jobs:
         now = self._clock.now()
         live.stopping = None
         live.not_before = now + _EXECUTOR_RETRY_S
-        _event(live.row, now, "requeued", why)
+        event(live.row, now, "requeued", why)
         live.row.update(
             status="queued", reason=f"waiting for the executor: {why}", units="[]", finished_at=now
         )
@@ -312,7 +334,7 @@ class Jobs:
         asyncio.get_running_loop().call_later(_EXECUTOR_RETRY_S, self._wake.set)
         self._wake.set()
 
-    def _out_of_budget(self, live: _Live) -> None:
+    def _out_of_budget(self, live: Live) -> None:
         if live.stopping is None and live.execution is not None:
             bound = live.row["max_runtime_s"]
             live.stopping = (
@@ -321,11 +343,11 @@ class Jobs:
             )
             self._spawn(self._stop(live))
 
-    async def _stop(self, live: _Live) -> None:
+    async def _stop(self, live: Live) -> None:
         if live.execution is not None:
             await live.execution.stop(self.cfg.grace_s)
 
-    async def _watch(self, live: _Live, execution: Execution) -> None:
+    async def _watch(self, live: Live, execution: Execution) -> None:
         code = await execution.wait()
         now = self._clock.now()
         row = live.row
@@ -351,18 +373,25 @@ class Jobs:
             await self._finish(live, status, why, code)
         self._wake.set()
 
-    async def _finish(self, live: _Live, status: str, why: str, code: int | None) -> None:
+    async def _finish(
+        self,
+        live: Live,
+        status: str,
+        why: str,
+        code: int | None,
+        refused: GovernError | None = None,
+    ) -> None:
         row = live.row
         row.update(
             status=status, reason=why, finished_at=self._clock.now(), exit_code=code, pid=None
         )
-        _event(row, row["finished_at"], status, why)
+        event(row, row["finished_at"], status, why)
         await self._budgets.settle(
             live.hold, Cost(row["cost_usd"], 0, row["device_seconds"] / 3600)
         )
         self._live.pop(row["id"], None)
         await self._save(row)
-        self._record(job_entry(row, self.terms.unit, None))
+        self._record(job_entry(row, self.terms.unit, refused))
         self._wake.set()
 
     def _record(self, entry: LedgerEntry) -> None:
@@ -391,12 +420,6 @@ class Jobs:
         """Write rows as they are when the write runs: writes never overtake one another."""
         async with self._writing:
             await asyncio.to_thread(self.store.put, *(dict(r) for r in rows))
-
-
-def _event(row: dict[str, Any], at: float, what: str, detail: str) -> None:
-    events = orjson.loads(row["events"])
-    events.append({"at": round(at, 3), "event": what, "detail": detail})
-    row["events"] = orjson.dumps(events).decode()
 
 
 def _default_log_dir(storage: str) -> str:

@@ -49,6 +49,8 @@ ledger: {flush_ms: 5}
 policies:
   - {id: critical-is-small, when: 'job.priority == "critical" && job.gpus > 4', effect: deny,
      message: critical jobs take at most 4 GPUs}
+  - {id: long-jobs-need-a-human, when: 'job.max_runtime_s > 1000', effect: require_approval}
+governance: {approval_timeout_s: 60}
 """
 # Prints what it sees; with a marker path, a first attempt creates it and waits to be stopped,
 # a later attempt (after a requeue) finds it and exits at once.
@@ -267,6 +269,30 @@ def test_policies_see_job_submissions(server: Env) -> None:
     assert any(e["kind"] == "job" and "critical-is-small" in e["reasons"] for e in page["entries"])
 
 
+def test_a_job_a_policy_holds_waits_for_a_human(server: Env) -> None:
+    served, keys, _ = server
+    admin = AdminClient(served.url, ADMIN)
+    body = {"queue": "research", "gpus": 1, "max_runtime_s": 2000, "command": script()}
+    held = [submit(served, keys["research"], **body).json() for _ in range(2)]
+    assert all(j["status"] == "queued" and "awaiting approval" in j["reason"] for j in held)
+    pending = {
+        a["id"]: a
+        for a in admin.call("GET", "/admin/v1/approvals", status="pending")["approvals"]
+        if a["tier"] == "job"
+    }
+    assert len(pending) == 2 and {a["tool"] for a in pending.values()} == {"research"}
+    by_job = {j["id"]: j["reason"].split()[2] for j in held}
+    approved = governd_cli(served.url, ADMIN, "approvals", "approve", by_job[held[0]["id"]])
+    assert approved.returncode == 0, approved.stderr
+    governd_cli(served.url, ADMIN, "approvals", "deny", by_job[held[1]["id"]], "--by", "alice")
+    done = wait_for(served, held[0]["id"], "succeeded")
+    assert [e["event"] for e in done["events"]][:2] == ["awaiting_approval", "approved"]
+    refused = wait_for(served, held[1]["id"], "cancelled")
+    assert refused["reason"].startswith("denied by alice") and refused["runtime_s"] == 0
+    recorded = entry(served, held[1]["id"])
+    assert recorded["decision"] == "deny" and recorded["status"] == 403
+
+
 @pytest.mark.parametrize(
     ("body", "status", "param"),
     [
@@ -451,3 +477,19 @@ def test_what_is_stored_of_each_job_catches_up_with_every_cycle(tmp_path: Path) 
             assert time.monotonic() < deadline, f"{len(stale)} rows never got their reason"
             time.sleep(0.05)
     assert {j["reason"].split(":")[0] for j in rows} <= {"quota", "no room"}
+
+
+def test_a_held_job_still_waits_for_its_approval_after_a_restart(tmp_path: Path) -> None:
+    config = write_yaml(tmp_path / "governd.yaml", CONFIG.replace("EXECUTOR", "local"))
+    body = {"queue": "research", "gpus": 1, "max_runtime_s": 2000, "principal": "research"}
+    with governd_server(tmp_path, config, ADMIN) as served:
+        job = AdminClient(served.url, ADMIN).call(
+            "POST", "/admin/v1/jobs", {**body, "command": script()}
+        )
+    approval = job["reason"].split()[2]
+    with governd_server(tmp_path, config, ADMIN) as served:
+        admin = AdminClient(served.url, ADMIN)
+        assert admin.call("GET", f"/admin/v1/jobs/{job['id']}")["status"] == "queued"
+        admin.call("POST", f"/admin/v1/approvals/{approval}/approve", {"by": "bob"})
+        done = wait_for(served, job["id"], "succeeded")
+    assert ("approved", f"{approval} by bob") in [(e["event"], e["detail"]) for e in done["events"]]

@@ -180,14 +180,18 @@ class Admission:
         return decision
 
     async def admit_job(self, action: Action, job: dict[str, Any]) -> Decision:
-        """Admit a job submission (``action.model``: its queue); policies see ``job``."""
+        """Admit a job submission (``action.model``: its queue); policies see ``job``.
+
+        ``require_approval`` is returned, not raised: a job can wait for a human in its queue.
+        """
         context = await self._context(action)
         context["job"] = job
         matches = self.policies.evaluate(context) if self.policies.policies else []
         decision = decide(action, True, matches, self._cfg.governance.default_effect)
         if decision.effect == "degrade":  # a job has no cheaper model to fall back to
             decision = Decision("allow", decision.reasons)
-        _enforce(decision, action)
+        if decision.effect == "deny":
+            _enforce(decision, action)
         return decision
 
     async def hold_run(self, action: Action) -> RunHold | None:
@@ -369,10 +373,7 @@ def _enforce(decision: Decision, action: Action) -> None:
         )
 
 
-_CANNOT_WAIT = {
-    "model_call": ", which model calls cannot wait for",
-    "job": ", which job submissions cannot wait for yet",
-}
+_CANNOT_WAIT = {"model_call": ", which model calls cannot wait for"}
 
 
 def _refused(exc: GovernError, decision: Decision) -> GovernError:

@@ -54,6 +54,10 @@ class Approvals:
 
     async def hold(self, action: Action, tier: str, policy: str) -> Verdict:
         """Ask for approval of ``action`` and wait for the verdict."""
+        return await self.wait(await self.request(action, tier, policy))
+
+    async def request(self, action: Action, tier: str, policy: str) -> str:
+        """Store a pending approval of ``action`` (``tier``: what kind of action); its id."""
         approval_id = new_id("apr_")
         now = self._clock.now()
         row = {
@@ -71,15 +75,21 @@ class Approvals:
             "decided_by": None,
             "decided_at": None,
         }
-        event = self._events[approval_id] = asyncio.Event()
+        await asyncio.to_thread(self._store.add_approval, row)
+        return approval_id
+
+    async def wait(self, approval_id: str) -> Verdict:
+        """The verdict on an approval, once given (or once it expires)."""
+        event = self._events.setdefault(approval_id, asyncio.Event())
         try:
-            await asyncio.to_thread(self._store.add_approval, row)
             return await self._wait(approval_id, event)
         finally:
             self._events.pop(approval_id, None)
 
     async def _wait(self, approval_id: str, event: asyncio.Event) -> Verdict:
-        deadline = self._clock.monotonic() + self._timeout
+        row = await asyncio.to_thread(self._store.approval, approval_id)
+        expires = row["expires_at"] if row is not None else self._clock.now()
+        deadline = self._clock.monotonic() + max(0.0, expires - self._clock.now())
         while True:
             row = await asyncio.to_thread(self._store.approval, approval_id)
             if row is not None and row["status"] != "pending":

@@ -118,6 +118,7 @@ def build_jobs(services: Services) -> Jobs:
         cfg,
         JobStore(services.storage),
         services.pipeline.admission,
+        services.pipeline.approvals,
         services.budgets,
         services.writer,
         services.clock,

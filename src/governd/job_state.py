@@ -1,0 +1,50 @@
+"""An unfinished job as this process holds it, and the history of events its row carries."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from governd.execution.executors import Execution
+from governd.governance.budgets import Hold
+
+
+@dataclass(slots=True)
+class Live:
+    """An unfinished job: its row, and what this process holds for it."""
+
+    row: dict[str, Any]
+    hold: Hold
+    execution: Execution | None = None
+    started: float = 0.0
+    stopping: tuple[str, str] | None = None  # (status it ends in, why)
+    timer: asyncio.TimerHandle | None = None
+    not_before: float = 0.0  # when the executor may be tried again
+    approval: str | None = None  # the approval it waits for before it may be scheduled
+
+    @property
+    def holds_units(self) -> bool:
+        """Admitted (starting) or running: its units are taken."""
+        return self.execution is not None or self.row["status"] == "admitted"
+
+
+def event(row: dict[str, Any], at: float, what: str, detail: str) -> None:
+    """Append an event (started, preempted and why, requeued, approved, ...) to the row's history."""
+    events = orjson.loads(row["events"])
+    events.append({"at": round(at, 3), "event": what, "detail": detail})
+    row["events"] = orjson.dumps(events).decode()
+
+
+def awaiting_approval(row: dict[str, Any]) -> tuple[str, str] | None:
+    """(approval id, policy) of a job asked to wait for approval and not yet approved, else None."""
+    asked = None
+    for happened in orjson.loads(row["events"]):
+        if happened["event"] == "awaiting_approval":
+            approval_id, _, policy = happened["detail"].partition(" ")
+            asked = (approval_id, policy)
+        elif happened["event"] == "approved":
+            asked = None
+    return asked
