@@ -187,6 +187,9 @@ class Jobs:
         elif live.stopping is None:
             live.stopping = ("cancelled", f"cancelled by {by}")
             self._spawn(self._stop(live))
+        if live.approval is not None:  # nobody need decide on it any more (after it ended)
+            with contextlib.suppress(GovernError):
+                await self._approvals.decide(live.approval, False, by)
         return live.row
 
     def get(self, job_id: str) -> dict[str, Any] | None:

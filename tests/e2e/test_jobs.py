@@ -291,6 +291,21 @@ def test_a_job_a_policy_holds_waits_for_a_human(server: Env) -> None:
     assert refused["reason"].startswith("denied by alice") and refused["runtime_s"] == 0
     recorded = entry(served, held[1]["id"])
     assert recorded["decision"] == "deny" and recorded["status"] == 403
+    third = submit(served, keys["research"], **body).json()
+    cancelled = admin.call("POST", f"/admin/v1/jobs/{third['id']}/cancel")
+    assert cancelled["status"] == "cancelled"
+    still = admin.call("GET", "/admin/v1/approvals", status="pending")["approvals"]
+    assert not [a for a in still if a["tier"] == "job"], "its approval went with it"
+    assert (
+        len(
+            [
+                e
+                for e in admin.call("GET", "/admin/v1/ledger", limit=1000)["entries"]
+                if e["id"] == third["id"]
+            ]
+        )
+        == 1
+    )
 
 
 @pytest.mark.parametrize(
