@@ -11,10 +11,11 @@ from governd.admin_client import AdminClient
 #: Prints its devices; a first attempt trains until stopped, a later one finishes at once.
 TRAIN = """
 import os, sys, time
-print("training on GPUs", os.environ["CUDA_VISIBLE_DEVICES"], flush=True)
 if os.path.exists(sys.argv[1]):
+    print("resumed on GPUs", os.environ["CUDA_VISIBLE_DEVICES"], flush=True)
     sys.exit(0)
 open(sys.argv[1], "w").close()
+print("training on GPUs", os.environ["CUDA_VISIBLE_DEVICES"], flush=True)
 time.sleep(600)
 """
 EVAL = "import os; print('evaluating on GPUs', os.environ['CUDA_VISIBLE_DEVICES'])"
@@ -34,7 +35,7 @@ def run_gpu_jobs(admin: AdminClient, marker: str) -> list[dict[str, Any]]:
             "command": [sys.executable, "-c", TRAIN, marker],
         },
     )
-    _wait(admin, train["id"], "running")
+    _wait(admin, train["id"], "running", seen="training on GPUs")
     urgent = admin.call(
         "POST",
         "/admin/v1/jobs",
@@ -50,11 +51,13 @@ def run_gpu_jobs(admin: AdminClient, marker: str) -> list[dict[str, Any]]:
     return [_wait(admin, job["id"], "succeeded", "failed") for job in (urgent, train)]
 
 
-def _wait(admin: AdminClient, job_id: str, *statuses: str) -> dict[str, Any]:
+def _wait(admin: AdminClient, job_id: str, *statuses: str, seen: str = "") -> dict[str, Any]:
+    """Poll until the job has one of ``statuses`` (and its output shows ``seen``: it is going)."""
     deadline = time.monotonic() + 60
     while True:
         job: dict[str, Any] = admin.call("GET", f"/admin/v1/jobs/{job_id}")
-        if job["status"] in statuses:
+        log = admin.call("GET", f"/admin/v1/jobs/{job_id}/logs")["log"] if seen else ""
+        if job["status"] in statuses and seen in log:
             return job
         if time.monotonic() > deadline:
             raise RuntimeError(f"job {job_id} stayed {job['status']}: {job['reason']}")

@@ -32,9 +32,9 @@ from governd.execution.executors import Execution, Executor, ExecutorUnavailable
 from governd.governance.admission import Admission
 from governd.governance.approvals import Approvals
 from governd.governance.budgets import Budgets, Cost, Hold
-from governd.governance.scheduler import Job, Snapshot, Unit, schedule
+from governd.governance.scheduler import Snapshot, Unit, schedule
 from governd.job_outcome import job_entry
-from governd.job_state import Live, awaiting_approval, event
+from governd.job_state import Live, admit, awaiting_approval, event, job_of
 from governd.job_terms import JobSpec, JobTerms, bound, policy_view, principal_of
 from governd.ledger import LedgerEntry, LedgerWriter
 from governd.ledger.job_store import JobStore
@@ -217,7 +217,7 @@ class Jobs:
         admitted, pending = [], []
         now = self._clock.now()
         for live in self._live.values():
-            job = self._job_of(live)
+            job = job_of(live)
             if live.holds_units:
                 admitted.append(replace(job, evicting=live.stopping is not None))
             elif (
@@ -241,7 +241,7 @@ class Jobs:
                 live.stopping = ("preempted", f"{ev.reason}: by {ev.by}")
                 event(live.row, now, "preempted", f"{ev.reason} by {ev.by}")
                 changed[ev.job] = live.row
-        admitted = [self._admit(self._live[a.job], a.flavor, a.units, now) for a in plan.admit]
+        admitted = [admit(self._live[a.job], a.flavor, a.units, now) for a in plan.admit]
         changed.update((live.row["id"], live.row) for live, _ in admitted)
         for job_id, why in plan.waiting.items():
             row = self._live[job_id].row
@@ -255,37 +255,7 @@ class Jobs:
         for live, units in admitted:
             self._spawn(self._start(live, units))
 
-    def _job_of(self, live: Live) -> Job:
-        row = live.row
-        return Job(
-            row["id"],
-            row["queue"],
-            row["gpus"],
-            row["priority"],
-            row["submitted_at"],
-            row["flavor"],
-            tuple(orjson.loads(row["units"])),
-            row["admitted_at"],
-        )
-
     # executing
-
-    def _admit(
-        self, live: Live, flavor: str, units: tuple[str, ...], now: float
-    ) -> tuple[Live, tuple[str, ...]]:
-        """Mark the job admitted on ``units`` (it starts once the plan is saved)."""
-        row = live.row
-        waited_since = max(row["submitted_at"], row["finished_at"] or 0.0)
-        row.update(
-            status="admitted",
-            reason=f"starting on {', '.join(units)}",
-            flavor=flavor,
-            units=orjson.dumps(units).decode(),
-            admitted_at=now,
-            finished_at=None,
-            queue_wait_s=row["queue_wait_s"] + (now - waited_since),
-        )
-        return live, units
 
     async def _start(self, live: Live, units: tuple[str, ...]) -> None:
         row = live.row

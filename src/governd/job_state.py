@@ -1,4 +1,4 @@
-"""An unfinished job as this process holds it, and the history of events its row carries."""
+"""An unfinished job as this process holds it: its row, its event history, its scheduler view."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import orjson
 
 from governd.execution.executors import Execution
 from governd.governance.budgets import Hold
+from governd.governance.scheduler import Job
 
 
 @dataclass(slots=True)
@@ -48,3 +49,36 @@ def awaiting_approval(row: dict[str, Any]) -> tuple[str, str] | None:
         elif happened["event"] == "approved":
             asked = None
     return asked
+
+
+def job_of(live: Live) -> Job:
+    """The job as the scheduler sees it."""
+    row = live.row
+    return Job(
+        row["id"],
+        row["queue"],
+        row["gpus"],
+        row["priority"],
+        row["submitted_at"],
+        row["flavor"],
+        tuple(orjson.loads(row["units"])),
+        row["admitted_at"],
+    )
+
+
+def admit(
+    live: Live, flavor: str, units: tuple[str, ...], now: float
+) -> tuple[Live, tuple[str, ...]]:
+    """Mark the job admitted on ``units`` (it starts once the plan is saved)."""
+    row = live.row
+    waited_since = max(row["submitted_at"], row["finished_at"] or 0.0)
+    row.update(
+        status="admitted",
+        reason=f"starting on {', '.join(units)}",
+        flavor=flavor,
+        units=orjson.dumps(units).decode(),
+        admitted_at=now,
+        finished_at=None,
+        queue_wait_s=row["queue_wait_s"] + (now - waited_since),
+    )
+    return live, units

@@ -53,15 +53,16 @@ policies:
 governance: {approval_timeout_s: 60}
 """
 # Prints what it sees; with a marker path, a first attempt creates it and waits to be stopped,
-# a later attempt (after a requeue) finds it and exits at once.
+# a later attempt (after a requeue) finds it and exits at once (printing "second attempt").
 SCRIPT = """
 import os, sys, time
-print("devices", os.environ["CUDA_VISIBLE_DEVICES"], "units", os.environ["GOVERND_UNITS"], flush=True)
 if len(sys.argv) > 1:
     if os.path.exists(sys.argv[1]):
         print("second attempt", flush=True)
         sys.exit(0)
-    open(sys.argv[1], "w").close()
+    open(sys.argv[1], "w").close()  # before the line tests wait for: a stop after it finds it
+print("devices", os.environ["CUDA_VISIBLE_DEVICES"], "units", os.environ["GOVERND_UNITS"], flush=True)
+if len(sys.argv) > 1:
     time.sleep(120)
 """
 
