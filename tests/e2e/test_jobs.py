@@ -369,40 +369,14 @@ def test_the_cli_submits_shows_cancels_and_reads_logs(server: Env, tmp_path: Pat
     assert missing.value.status == 404
     unknown = governd_cli(served.url, ADMIN, "jobs", "show", "job_nope")
     assert unknown.returncode == 1 and "no job job_nope" in unknown.stderr
-    bad = governd_cli(
-        served.url,
-        ADMIN,
-        "jobs",
-        "submit",
-        "--queue",
-        "research",
-        "--gpus",
-        "1",
-        "--max-runtime",
-        "5x",
-        "--",
-        "true",
-    )
-    assert bad.returncode == 2 and "invalid duration '5x'" in bad.stderr
-    env = governd_cli(
-        served.url,
-        ADMIN,
-        "jobs",
-        "submit",
-        "--queue",
-        "research",
-        "--gpus",
-        "1",
-        "--env",
-        "NOEQUALS",
-        "--",
-        "true",
-    )
-    assert env.returncode == 2 and "NAME=VALUE" in env.stderr
-    refused = governd_cli(
-        served.url, ADMIN, "jobs", "submit", "--queue", "nope", "--gpus", "1", "--", "true"
-    )
-    assert refused.returncode == 1 and "unknown queue 'nope'" in refused.stderr
+    submit_cmd = ["jobs", "submit", "--gpus", "1"]
+    for extra, code, message in (
+        (["--queue", "research", "--max-runtime", "5x"], 2, "invalid duration '5x'"),
+        (["--queue", "research", "--env", "NOEQUALS"], 2, "NAME=VALUE"),
+        (["--queue", "nope"], 1, "unknown queue 'nope'"),
+    ):
+        out = governd_cli(served.url, ADMIN, *submit_cmd, *extra, "--", "true")
+        assert out.returncode == code and message in out.stderr, (extra, out.stderr)
 
 
 @pytest.mark.parametrize("how", ["stopped", "killed"])
