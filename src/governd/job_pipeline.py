@@ -241,8 +241,9 @@ class Jobs:
                 live.stopping = ("preempted", f"{ev.reason}: by {ev.by}")
                 event(live.row, now, "preempted", f"{ev.reason} by {ev.by}")
                 changed[ev.job] = live.row
-        admitted = [admit(self._live[a.job], a.flavor, a.units, now) for a in plan.admit]
-        changed.update((live.row["id"], live.row) for live, _ in admitted)
+        for a in plan.admit:
+            admit(self._live[a.job], a.flavor, a.units, now)
+            changed[a.job] = self._live[a.job].row
         for job_id, why in plan.waiting.items():
             row = self._live[job_id].row
             if row["reason"] != why:
@@ -252,8 +253,8 @@ class Jobs:
         await self._save(*changed.values())
         for ev in plan.evict:
             self._spawn(self._stop(self._live[ev.job]))
-        for live, units in admitted:
-            self._spawn(self._start(live, units))
+        for a in plan.admit:
+            self._spawn(self._start(self._live[a.job], a.units))
 
     # executing
 
@@ -371,18 +372,22 @@ class Jobs:
         self._writer.append(entry)
         self._metrics.observe(entry)
 
-    def samples(self) -> tuple[list[Sample], list[Sample]]:
-        """Live jobs by queue and status, and units in use by flavor (for ``/metrics``)."""
-        by_status: dict[tuple[str, str], int] = {}
-        in_use = dict.fromkeys((u.flavor for u in self.units), 0)
+    def job_samples(self) -> list[Sample]:
+        """Unfinished jobs by queue and status (for ``/metrics``)."""
+        counts: dict[tuple[str, str], int] = {}
         for live in self._live.values():
             key = (live.row["queue"], live.row["status"])
-            by_status[key] = by_status.get(key, 0) + 1
+            counts[key] = counts.get(key, 0) + 1
+        return [({"queue": q, "status": st}, float(n)) for (q, st), n in sorted(counts.items())]
+
+    def unit_samples(self) -> list[Sample]:
+        """Units held by running jobs, by flavor (for ``/metrics``)."""
+        in_use = dict.fromkeys((u.flavor for u in self.units), 0)
+        for live in self._live.values():
             if live.execution is not None:
                 for uid in orjson.loads(live.row["units"]):
                     in_use[self.terms.unit[uid].flavor] += 1
-        jobs = [({"queue": q, "status": st}, float(n)) for (q, st), n in sorted(by_status.items())]
-        return jobs, [({"flavor": f}, float(n)) for f, n in sorted(in_use.items())]
+        return [({"flavor": f}, float(n)) for f, n in sorted(in_use.items())]
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)

@@ -66,9 +66,7 @@ def job_of(live: Live) -> Job:
     )
 
 
-def admit(
-    live: Live, flavor: str, units: tuple[str, ...], now: float
-) -> tuple[Live, tuple[str, ...]]:
+def admit(live: Live, flavor: str, units: tuple[str, ...], now: float) -> None:
     """Mark the job admitted on ``units`` (it starts once the plan is saved)."""
     row = live.row
     waited_since = max(row["submitted_at"], row["finished_at"] or 0.0)
@@ -81,4 +79,3 @@ def admit(
         finished_at=None,
         queue_wait_s=row["queue_wait_s"] + (now - waited_since),
     )
-    return live, units

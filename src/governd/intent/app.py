@@ -166,10 +166,10 @@ def create_app(cfg: GovernConfig, clock: Clock | None = None) -> Starlette:
     services.metrics.live(
         {
             **live_sources(services.router, cfg.models, services.writer, budget_gauges),
-            "governd_jobs": ("Unfinished jobs by queue and status", lambda: jobs.samples()[0]),
+            "governd_jobs": ("Unfinished jobs by queue and status", jobs.job_samples),
             "governd_devices_in_use": (
                 "Accelerator units held by running jobs",
-                lambda: jobs.samples()[1],
+                jobs.unit_samples,
             ),
         }
     )

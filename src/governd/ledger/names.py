@@ -14,17 +14,17 @@ from typing import Any
 
 from governd.ledger.entries import FIELDS, LedgerEntry
 
-#: Entry field -> kind of name it refers to.
-REFS: dict[str, str] = {
-    "principal": "principal",
-    "key_id": "key",
-    "model": "model",
-    "served_model": "model",
-    "deployment": "deployment",
+#: Entry field -> (kind of name it refers to, the column that holds the reference).
+REFS: dict[str, tuple[str, str]] = {
+    "principal": ("principal", "principal_ref"),
+    "key_id": ("key", "key_ref"),
+    "model": ("model", "model_ref"),
+    "served_model": ("model", "served_model_ref"),
+    "deployment": ("deployment", "deployment_ref"),
 }
 #: Columns an append writes: the entry's fields, one reference per name field, the chain hash.
-COLUMNS = (*FIELDS, *(f"{'key' if f == 'key_id' else f}_ref" for f in REFS), "chain_hash")
-_POSITIONS = [(FIELDS.index(f), kind) for f, kind in REFS.items()]
+COLUMNS = (*FIELDS, *(column for _, column in REFS.values()), "chain_hash")
+_POSITIONS = [(FIELDS.index(f), kind) for f, (kind, _) in REFS.items()]
 _PRINCIPAL = FIELDS.index("principal")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -34,6 +35,12 @@ class Launch:
             "GOVERND_JOB_ID": self.job_id,
             "GOVERND_UNITS": ",".join(self.units),
         }
+
+
+def log_header(where: str, visible: str) -> bytes:
+    """The line each attempt's output starts with in the job's log."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return f"--- governd: {stamp} start{where} on CUDA_VISIBLE_DEVICES={visible}\n".encode()
 
 
 class Execution(Protocol):

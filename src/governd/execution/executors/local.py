@@ -11,10 +11,9 @@ import asyncio
 import contextlib
 import os
 import signal
-import time
 from pathlib import Path
 
-from governd.execution.executors.base import Launch
+from governd.execution.executors.base import Launch, log_header
 
 
 class LocalExecution:
@@ -49,9 +48,7 @@ class LocalExecutor:
         """Spawn the job's command with its devices; ``OSError`` if it cannot start."""
         launch.log_path.parent.mkdir(parents=True, exist_ok=True)
         with launch.log_path.open("ab") as log:
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            devices = ",".join(launch.devices)
-            log.write(f"--- governd: {stamp} start on CUDA_VISIBLE_DEVICES={devices}\n".encode())
+            log.write(log_header("", ",".join(launch.devices)))
             log.flush()
             proc = await asyncio.create_subprocess_exec(
                 *launch.argv,

@@ -21,14 +21,13 @@ import os
 import signal
 import subprocess
 import threading
-import time
 from typing import Any
 
 import ray
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from governd.execution.executors.base import ExecutorUnavailable, Launch
+from governd.execution.executors.base import ExecutorUnavailable, Launch, log_header
 
 #: How long Ray may take to find the GPUs governd admitted the job on (they should be free).
 _PLACEMENT_TIMEOUT_S = 60.0
@@ -46,10 +45,7 @@ class _JobActor:
         visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
         os.makedirs(os.path.dirname(log_path), exist_ok=True)
         with open(log_path, "ab") as log:
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            log.write(
-                f"--- governd: {stamp} start on Ray, CUDA_VISIBLE_DEVICES={visible}\n".encode()
-            )
+            log.write(log_header(" on Ray", visible))
             log.flush()
             self._proc = subprocess.Popen(
                 argv,

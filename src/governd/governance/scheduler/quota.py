@@ -93,14 +93,11 @@ class Quotas:
         q = self.queues[queue]
         if q.cohort is None:
             return 0.0
-        worst = 0.0
-        for flavor, used in self.usage[queue].items():
-            if extra is not None and extra[0] == flavor:
-                used += extra[1]
-            worst = max(worst, self._borrowed_share(queue, q.cohort, flavor, used))
-        if extra is not None and extra[0] not in self.usage[queue]:
-            worst = max(worst, self._borrowed_share(queue, q.cohort, extra[0], extra[1]))
-        return worst / q.weight
+        usage = dict(self.usage[queue])
+        if extra is not None:
+            usage[extra[0]] = usage.get(extra[0], 0) + extra[1]
+        shares = (self._borrowed_share(queue, q.cohort, f, used) for f, used in usage.items())
+        return max(shares, default=0.0) / q.weight
 
     def _borrowed_share(self, queue: str, cohort: str, flavor: str, used: int) -> float:
         borrowed = used - self.nominal(queue, flavor)
