@@ -1,20 +1,16 @@
-"""Upstream kind ``openai``: any OpenAI-compatible server over pooled async HTTP (aiohttp).
-
-aiohttp rather than httpx: on the gateway's hot path its client costs a
-fraction of the CPU per request (measured in bench/gateway_overhead.py).
-"""
+"""Upstream kind ``openai``: any OpenAI-compatible server, over governd's keep-alive HTTP/1.1 pool."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import orjson
-import yarl
 
 from governd.config import OpenAIUpstream
 from governd.errors import UpstreamError, UpstreamTimeout
-from governd.execution.upstream import PATHS, UpstreamReply
+from governd.execution.http_client import ConnectError, HttpError, HttpPool, ReadTimeout, Reply
+from governd.execution.upstream import UpstreamReply
 
 
 class ConnectFailed(UpstreamError):
@@ -28,77 +24,58 @@ class OpenAIClient:
 
     def __init__(self, name: str, cfg: OpenAIUpstream) -> None:
         self.name = name
-        base = cfg.base_url.rstrip("/")
-        # Parsed once: aiohttp would otherwise parse the URL string on every request.
-        self._urls = {path: yarl.URL(base + path) for path in PATHS.values()}
         self._cfg = cfg
         self._headers = {"content-type": "application/json", **cfg.headers}
         if cfg.api_key is not None:
             self._headers["authorization"] = f"Bearer {cfg.api_key.get_secret_value()}"
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: HttpPool | None = None
 
     async def start(self) -> None:
         """Create the connection pool inside the running loop."""
-        connector = aiohttp.TCPConnector(
-            limit=self._cfg.max_connections, ttl_dns_cache=300, enable_cleanup_closed=True
-        )
-        timeout = aiohttp.ClientTimeout(
-            total=None, connect=self._cfg.connect_timeout_s, sock_read=self._cfg.read_timeout_s
-        )
-        self._session = aiohttp.ClientSession(
-            headers=self._headers,
-            connector=connector,
-            timeout=timeout,
-            auto_decompress=True,
-            skip_auto_headers=("User-Agent",),
+        cfg = self._cfg
+        self._pool = HttpPool(
+            cfg.base_url,
+            self._headers,
+            cfg.max_connections,
+            cfg.connect_timeout_s,
+            cfg.read_timeout_s,
         )
 
     async def aclose(self) -> None:
         """Close the pool."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            await self._pool.aclose()
+            self._pool = None
 
     async def post(self, path: str, body: dict[str, Any], stream: bool) -> UpstreamReply:
         """POST ``body``; a stream's reply is returned as soon as its status is known."""
-        if self._session is None:
+        if self._pool is None:
             await self.start()
-        assert self._session is not None
+        assert self._pool is not None
         try:
-            resp = await self._session.post(self._urls[path], data=orjson.dumps(body))
-        except aiohttp.ClientConnectorError:
-            raise ConnectFailed(f"upstream {self.name} refused the connection") from None
-        except TimeoutError:
+            reply = await self._pool.post(path, orjson.dumps(body))
+        except ConnectError as exc:
+            raise ConnectFailed(f"upstream {self.name} could not be reached: {exc}") from None
+        except ReadTimeout:
             raise UpstreamTimeout(f"upstream {self.name} did not answer in time") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(f"upstream {self.name} failed: {type(exc).__name__}") from None
-        if not stream or resp.status >= 400:
+        except HttpError as exc:
+            raise UpstreamError(f"upstream {self.name} failed: {exc}") from None
+        if not stream or reply.status >= 400:
             try:
-                data = await resp.read()
-            except TimeoutError:
-                resp.close()
+                data = await reply.read()
+            except ReadTimeout:
                 raise UpstreamTimeout(f"upstream {self.name} did not answer in time") from None
-            except aiohttp.ClientError as exc:
-                resp.close()
-                raise UpstreamError(
-                    f"upstream {self.name} broke its reply: {type(exc).__name__}"
-                ) from None
-            return UpstreamReply(resp.status, data)
-        return UpstreamReply(resp.status, chunks=_chunks(self.name, resp), close=_closer(resp))
+            except HttpError as exc:
+                raise UpstreamError(f"upstream {self.name} broke its reply: {exc}") from None
+            return UpstreamReply(reply.status, data)
+        return UpstreamReply(reply.status, chunks=_chunks(self.name, reply), close=reply.aclose)
 
 
-async def _chunks(name: str, resp: aiohttp.ClientResponse) -> Any:
+async def _chunks(name: str, reply: Reply) -> AsyncIterator[bytes]:
     try:
-        async for chunk in resp.content.iter_any():
+        async for chunk in reply.chunks():
             yield chunk
-    except TimeoutError:
+    except ReadTimeout:
         raise UpstreamTimeout(f"upstream {name} stalled mid-stream") from None
-    except aiohttp.ClientError as exc:
-        raise UpstreamError(f"upstream {name} broke the stream: {type(exc).__name__}") from None
-
-
-def _closer(resp: aiohttp.ClientResponse) -> Any:
-    async def close() -> None:
-        resp.close()
-
-    return close
+    except HttpError as exc:
+        raise UpstreamError(f"upstream {name} broke the stream: {exc}") from None
