@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -127,7 +127,7 @@ class EventStream:
         self._headers = [
             (b"content-type", b"text/event-stream"),
             (b"cache-control", b"no-cache"),
-            *((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()),
+            *_raw_headers(headers),
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -155,3 +155,35 @@ class EventStream:
             state["done"] = True
             watcher.cancel()
             await self._body.aclose()
+
+
+def _raw_headers(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+
+class SettledAfter:
+    """A whole JSON reply whose bookkeeping runs after its last byte is handed to the socket.
+
+    ``then`` (settling the call: ledger entry, releases) runs in the same task
+    before it next yields, so no request the client sends after reading the
+    reply is handled before the entry is appended; the client just does not
+    wait for it.
+    """
+
+    def __init__(
+        self, body: bytes, headers: Mapping[str, str], then: Callable[[], Awaitable[None]]
+    ) -> None:
+        self._body = body
+        self._then = then
+        self._headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", b"%d" % len(body)),
+            *_raw_headers(headers),
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self._headers})
+            await send({"type": "http.response.body", "body": self._body})
+        finally:
+            await self._then()

@@ -7,6 +7,7 @@ reply. Every request gets exactly one ledger entry, refused ones included.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from starlette.datastructures import Headers
@@ -19,7 +20,14 @@ from governd.config import PRIORITIES
 from governd.errors import GovernError, InvalidRequest
 from governd.ids import new_id
 from governd.intent.auth import bearer
-from governd.intent.http import EventStream, error_response, json_response, read_json, run_id_of
+from governd.intent.http import (
+    EventStream,
+    SettledAfter,
+    error_response,
+    json_response,
+    read_json,
+    run_id_of,
+)
 from governd.intent.validation import validate
 from governd.pipeline import ModelCall
 
@@ -100,8 +108,10 @@ class OpenAIRoutes:
             headers["x-governd-degraded"] = f"{action.model}->{decision.model}"
         if action.stream:
             return EventStream(_sse(call), headers)  # type: ignore[return-value]
-        async with call:
-            headers["x-governd-cost-usd"] = f"{call.cost:.8f}"
+        headers["x-governd-cost-usd"] = f"{call.cost:.8f}"
+        if not self._s.writer.strict:
+            return SettledAfter(call.body, headers, partial(call.finish, None))  # type: ignore[return-value]
+        async with call:  # strict durability: the entry is on disk before the reply leaves
             return Response(call.body, 200, headers=headers, media_type="application/json")
 
 

@@ -94,6 +94,11 @@ class LedgerWriter:
             self._signer.key_id, self._signer.public_hex, time.time()
         )
 
+    @property
+    def strict(self) -> bool:
+        """Whether appends wait for an fsynced commit (strict durability)."""
+        return self._strict
+
     def append(self, entry: LedgerEntry) -> asyncio.Future[None] | None:
         """Queue an entry (never blocks, never raises); in strict mode, a future of its durability."""
         self._enqueued += 1
