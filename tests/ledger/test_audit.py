@@ -312,7 +312,32 @@ def test_a_checkpoint_never_signs_past_an_entry_it_cannot_re_derive(
     ]
 
 
-@pytest.mark.parametrize("revision", ["0001", "0002", "0003", "0004", "0005", "0006", "0007"])
+def test_a_checkpoint_starts_from_the_last_one_by_seq_not_by_position(
+    storage_url: str, signer: Signer
+) -> None:
+    """Deleting an old entry shifts every position after it; the next checkpoint still signs on."""
+    storage = ledger(storage_url, signer, n=14, checkpoint_at=(10,))
+    run_sql(storage, "DELETE FROM ledger_entries WHERE id = 'req_3'")
+    checkpoint = storage.checkpoint(signer, 3000.0)
+    assert checkpoint is not None and checkpoint["size"] == 14
+    problems = verify_ledger(storage.engine, keys(signer)).problems
+    assert problems and "chain broken at entry req_4" in problems[0]
+
+
+def test_checkpoints_signed_before_head_seq_was_kept_are_found_by_position(
+    storage_url: str, signer: Signer
+) -> None:
+    storage = ledger(storage_url, signer, n=25, checkpoint_at=(10, 20))
+    run_sql(storage, "UPDATE checkpoints SET head_seq = NULL")
+    checkpoint = storage.checkpoint(signer, 3000.0)
+    assert checkpoint is not None and checkpoint["size"] == 25
+    report = verify_ledger(storage.engine, keys(signer))
+    assert report.intact and report.entries == 25, report.problems
+
+
+@pytest.mark.parametrize(
+    "revision", ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008"]
+)
 def test_migration_from_every_earlier_schema_keeps_entries_readable_and_verifiable(
     storage_url: str, signer: Signer, revision: str
 ) -> None:

@@ -92,34 +92,30 @@ def make_checkpoint(engine: Engine, signer: Signer, now: float) -> dict[str, Any
     """
     m = _mark(engine)
     with locked(engine) as cur:
-        cur.execute("SELECT size, frontier FROM checkpoints ORDER BY size DESC LIMIT 1")
+        cur.execute(
+            "SELECT size, frontier, chain_head, head_seq FROM checkpoints "
+            "ORDER BY size DESC LIMIT 1"
+        )
         last = cur.fetchone()
         frontier = Frontier.load(last[1] if last else None)
-        start = max(frontier.size - 1, 0)
-        cur.execute(
-            f"SELECT {', '.join(FIELDS)}, chain_hash FROM ledger_entries_named ORDER BY seq "
-            f"LIMIT -1 OFFSET {m}"
-            if engine.dialect.name == "sqlite"
-            else f"SELECT {', '.join(FIELDS)}, chain_hash FROM ledger_entries_named ORDER BY seq OFFSET {m}",
-            (start,),
-        )
-        rows = cur.fetchall()
+        rows = _since(cur, m, engine.dialect.name, last)
         previous = ZERO
         if frontier.size:
             if not rows:  # truncated below its last checkpoint: an audit reports it
                 return None
             previous, rows = bytes.fromhex(rows[0][-1]), rows[1:]
         head = None
+        head_seq = None
         for row in rows:
-            leaf = leaf_hash(canonical(row[:-1]))
+            leaf = leaf_hash(canonical(row[1:-1]))
             previous = link(previous, leaf)
             if previous.hex() != row[-1]:
                 log.warning(
-                    "not checkpointing past entry %s: its chain link does not re-derive", row[0]
+                    "not checkpointing past entry %s: its chain link does not re-derive", row[1]
                 )
                 break
             frontier.append(leaf)
-            head = row[-1]
+            head, head_seq = row[-1], row[0]
         if head is None:
             return None
         root = frontier.root().hex()
@@ -139,8 +135,29 @@ def make_checkpoint(engine: Engine, signer: Signer, now: float) -> dict[str, Any
             "frontier": frontier.dump(),
         }
         cur.execute(
-            f"INSERT INTO checkpoints (size, root, chain_head, ts, key_id, signature, frontier) "
-            f"VALUES ({', '.join([m] * 7)})",
-            tuple(checkpoint.values()),
+            "INSERT INTO checkpoints "
+            "(size, root, chain_head, ts, key_id, signature, frontier, head_seq) "
+            f"VALUES ({', '.join([m] * 8)})",
+            (*checkpoint.values(), head_seq),
         )
         return checkpoint
+
+
+def _since(cur: Any, m: str, dialect: str, last: Any) -> list[Any]:
+    """Rows (seq, fields, chain hash) from the last checkpointed entry on; all rows if none.
+
+    The entry is found by its ``seq`` through the primary key, so a checkpoint
+    reads only what is new however long the ledger; a checkpoint from before
+    ``head_seq`` was kept, or one whose row is not where it says, is found by
+    position instead (a scan).
+    """
+    select = f"SELECT seq, {', '.join(FIELDS)}, chain_hash FROM ledger_entries_named"
+    if last is not None and last[3] is not None:
+        cur.execute(f"{select} WHERE seq >= {m} ORDER BY seq", (last[3],))
+        rows: list[Any] = cur.fetchall()
+        if rows and rows[0][-1] == last[2]:
+            return rows
+    offset = max(int(last[0]) - 1, 0) if last is not None else 0
+    limit = "LIMIT -1 " if dialect == "sqlite" else ""
+    cur.execute(f"{select} ORDER BY seq {limit}OFFSET {m}", (offset,))
+    return list(cur.fetchall())

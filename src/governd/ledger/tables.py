@@ -104,6 +104,7 @@ checkpoints = sa.Table(
     sa.Column("key_id", sa.String(16), nullable=False),
     sa.Column("signature", sa.String(128), nullable=False),
     sa.Column("frontier", sa.Text, nullable=False),
+    sa.Column("head_seq", sa.BigInteger),
 )
 
 signing_keys = sa.Table(
