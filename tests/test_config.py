@@ -71,6 +71,22 @@ def test_every_problem_is_reported_with_path_and_line() -> None:
     }
 
 
+def test_upstream_headers_cannot_smuggle_lines_into_a_request() -> None:
+    text = (
+        "upstreams:\n"
+        "  o:\n"
+        "    kind: openai\n"
+        "    base_url: http://127.0.0.1:9/v1\n"
+        '    headers: {"x-ok": fine, "x-evil": "a\\r\\nhost: elsewhere", "bad name": v}\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    assert {p.path for p in info.value.problems} == {
+        "upstreams.o.headers.x-evil",
+        "upstreams.o.headers.bad name.[key]",
+    }
+
+
 def test_cross_references_are_checked() -> None:
     text = (
         "upstreams: {s: {kind: sim}}\n"

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, StringConstraints, ValidationError, model_validator
 
 from governd import cel_env
 from governd.config_agents import (
@@ -59,6 +59,10 @@ class SimUpstream(_Model):
     embedding_dim: int = Field(256, ge=1)
 
 
+HeaderName = Annotated[str, StringConstraints(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")]
+HeaderValue = Annotated[str, StringConstraints(pattern=r"^[^\r\n]*$")]
+
+
 class OpenAIUpstream(_Model):
     """Any OpenAI-compatible server: vLLM, SGLang, llama.cpp, Ollama, hosted APIs."""
 
@@ -68,7 +72,8 @@ class OpenAIUpstream(_Model):
     connect_timeout_s: float = Field(5.0, gt=0)
     read_timeout_s: float = Field(120.0, gt=0)
     max_connections: int = Field(512, ge=1)
-    headers: dict[str, str] = Field(default_factory=dict)
+    #: Sent with every request; a name is an HTTP token and no value holds a line break.
+    headers: dict[HeaderName, HeaderValue] = Field(default_factory=dict)
 
 
 Upstream = Annotated[SimUpstream | OpenAIUpstream, Field(discriminator="kind")]
