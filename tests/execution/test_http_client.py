@@ -20,15 +20,15 @@ from governd.execution.http_client import (
 )
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-Serve = Callable[[Handler], Awaitable[tuple["Server", str]]]
+Serve = Callable[[Handler | None], Awaitable[tuple["Server", str]]]
 OK = b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{"ok":true}'
 
 
 class Server:
     """A TCP server on 127.0.0.1 whose every connection runs ``handler``; counts connections."""
 
-    def __init__(self, handler: Handler) -> None:
-        self.handler = handler
+    def __init__(self, handler: Handler | None) -> None:
+        self.handler = handler or self.keep_answering
         self.connections = 0
         self.requests: list[bytes] = []
         self._server: asyncio.Server | None = None
@@ -56,6 +56,17 @@ class Server:
         self.requests.append(head + body)
         return body
 
+    async def keep_answering(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """The default handler: answer OK to every request until the client hangs up."""
+        while True:
+            try:
+                await self.request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            writer.write(OK)
+
     async def aclose(self) -> None:
         assert self._server is not None
         self._server.close()
@@ -65,7 +76,7 @@ class Server:
 async def serve() -> AsyncIterator[Serve]:
     servers: list[Server] = []
 
-    async def start(handler: Handler) -> tuple[Server, str]:
+    async def start(handler: Handler | None) -> tuple[Server, str]:
         server = Server(handler)
         servers.append(server)
         return server, f"http://127.0.0.1:{await server.start()}/v1"
@@ -82,15 +93,7 @@ def pool(
 
 
 async def test_request_is_one_well_formed_post_and_connections_are_kept_alive(serve: Serve) -> None:
-    async def keep_answering(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while not reader.at_eof():
-            try:
-                await server.request(reader)
-            except asyncio.IncompleteReadError:
-                return
-            writer.write(OK)
-
-    server, url = await serve(keep_answering)
+    server, url = await serve(None)
     client = pool(url)
     for _ in range(3):
         reply = await client.post("/chat/completions", b'{"model":"m"}')
@@ -228,15 +231,7 @@ async def test_a_large_stream_read_slowly_arrives_whole(serve: Serve) -> None:
 
 
 async def test_connections_are_bounded(serve: Serve) -> None:
-    async def keep_answering(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            try:
-                await server.request(reader)
-            except asyncio.IncompleteReadError:
-                return
-            writer.write(OK)
-
-    server, url = await serve(keep_answering)
+    server, url = await serve(None)
     client = pool(url, connections=1)
     first = await client.post("/chat/completions", b"{}")
     second = asyncio.ensure_future(client.post("/chat/completions", b"{}"))
