@@ -29,6 +29,7 @@ class Server:
 
     def __init__(self, handler: Handler | None) -> None:
         self.handler = handler or self.keep_answering
+        self.reply = OK
         self.connections = 0
         self.requests: list[bytes] = []
         self._server: asyncio.Server | None = None
@@ -59,13 +60,13 @@ class Server:
     async def keep_answering(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        """The default handler: answer OK to every request until the client hangs up."""
+        """The default handler: answer ``reply`` to every request until the client hangs up."""
         while True:
             try:
                 await self.request(reader)
             except asyncio.IncompleteReadError:
                 return
-            writer.write(OK)
+            writer.write(self.reply)
 
     async def aclose(self) -> None:
         assert self._server is not None
@@ -121,6 +122,24 @@ async def test_chunked_stream_arrives_piece_by_piece(serve: Serve) -> None:
     assert await anext(pieces) == b"first"  # before the server has sent the rest
     go_on.set()
     assert [p async for p in pieces] == [b"second"]
+
+
+async def test_interim_replies_are_skipped(serve: Serve) -> None:
+    async def early_hints(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.request(reader)
+        writer.write(b"HTTP/1.1 103 Early Hints\r\nlink: </a>; rel=preload\r\n\r\n")
+        await writer.drain()
+        # Not synchronisation: a gap, so the client reads the 103 on its own first.
+        await asyncio.sleep(0.05)
+        writer.write(OK)
+        await server.keep_answering(reader, writer)
+
+    server, url = await serve(early_hints)
+    client = pool(url)
+    reply = await client.post("/chat/completions", b"{}")
+    assert reply.status == 200 and await reply.read() == b'{"ok":true}'
+    assert await (await client.post("/chat/completions", b"{}")).read() == b'{"ok":true}'
+    assert server.connections == 1
 
 
 async def test_a_reply_without_length_ends_with_its_connection(serve: Serve) -> None:

@@ -58,6 +58,7 @@ class _Connection(asyncio.Protocol):
         self._delimited = False
         self.complete = False
         self._keep_alive = False
+        self._interim = False
         self._error: HttpError | None = None
 
     # asyncio.Protocol and httptools callbacks
@@ -89,6 +90,9 @@ class _Connection(asyncio.Protocol):
             self._delimited = True
 
     def on_headers_complete(self) -> None:
+        if self._parser.get_status_code() < 200:
+            self._interim = True  # 103 Early Hints and the like: the reply follows
+            return
         self._head = True
         self._wake()
 
@@ -101,6 +105,9 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
+        if self._interim:
+            self._interim = self._delimited = False
+            return
         self.complete = True
         # Asked now: the parser forgets the message once feed_data returns.
         self._keep_alive = bool(self._parser.should_keep_alive())
@@ -111,7 +118,8 @@ class _Connection(asyncio.Protocol):
         """Start an exchange by writing the whole request."""
         assert self.transport is not None
         self._active = True
-        self.received = self._head = self._delimited = self.complete = self._keep_alive = False
+        self.received = self._head = self._delimited = self.complete = False
+        self._keep_alive = self._interim = False
         self._error = None
         self.transport.write(data)
 
