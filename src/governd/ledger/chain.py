@@ -37,16 +37,25 @@ _FLOATS = {"ts", "latency_ms", "ttft_ms", "cost_usd"}
 _INTS = {"status", "attempts", "input_tokens", "cached_tokens", "output_tokens"}
 
 
-def _coerce(name: str, value: Any) -> Any:
-    if value is None:
-        return None
-    if name in _FLOATS:
-        return float(value)
-    if name in _INTS:
-        return int(value)
-    if name == "stream":
-        return bool(value)
-    return value
+def _typed(fields: Sequence[str]) -> list[tuple[int, type]]:
+    """(position, type) of each field that must be coerced; the rest pass as they are."""
+    kinds = {**dict.fromkeys(_FLOATS, float), **dict.fromkeys(_INTS, int), "stream": bool}
+    return [(i, kinds[name]) for i, name in enumerate(fields) if name in kinds]
+
+
+# Only the typed positions are touched, in place: the ledger thread canonicalises
+# every entry twice (append, checkpoint), on the gateway's core.
+_TYPED_V1 = _typed(FIELDS_V1)
+_TYPED = _typed(FIELDS)
+
+
+def _coerced(tag: str, values: Sequence[Any], typed: list[tuple[int, type]]) -> bytes:
+    out = [tag, *values]
+    for i, kind in typed:
+        value = out[i + 1]
+        if value is not None:
+            out[i + 1] = kind(value)
+    return orjson.dumps(out)
 
 
 def canonical(values: Sequence[Any]) -> bytes:
@@ -54,10 +63,12 @@ def canonical(values: Sequence[Any]) -> bytes:
     if len(values) == len(FIELDS) and values[-1] is None:
         values = values[: len(FIELDS_V1)]
     if len(values) == len(FIELDS_V1):
-        return orjson.dumps(
-            [VERSION, *(_coerce(n, v) for n, v in zip(FIELDS_V1, values, strict=True))]
+        return _coerced(VERSION, values, _TYPED_V1)
+    if len(values) != len(FIELDS):
+        raise ValueError(
+            f"an entry has {len(FIELDS_V1)} or {len(FIELDS)} fields, not {len(values)}"
         )
-    return orjson.dumps([VERSION_2, *(_coerce(n, v) for n, v in zip(FIELDS, values, strict=True))])
+    return _coerced(VERSION_2, values, _TYPED)
 
 
 def canonical_entry(entry: LedgerEntry) -> bytes:
