@@ -55,12 +55,12 @@ ENTRY = LedgerEntry(
 PRINCIPALS = ("acme/research/agents", "acme/research/evals", "acme/support/chatbot")
 
 
-def batched(url: str, signer: Signer, n: int) -> float:
+async def batched(url: str, signer: Signer, n: int) -> float:
     writer = LedgerWriter(Storage(url), flush_ms=50, signer=signer)
     writer.start()
     start = time.perf_counter()
     for i in range(n):
-        writer.append(
+        room = writer.append(
             replace(
                 ENTRY,
                 id=f"req_{i:022x}",
@@ -69,6 +69,8 @@ def batched(url: str, signer: Signer, n: int) -> float:
                 key_id=f"key_{i % 3:022x}",
             )
         )
+        if room is not None:  # past max_pending: wait, as a request would
+            await room
     assert writer.flush(timeout=600)
     elapsed = time.perf_counter() - start
     writer.close()
@@ -108,7 +110,7 @@ def main() -> None:
             ("sqlite", lambda name: f"sqlite:///{Path(tmp) / name}.db"),
             ("postgresql", lambda name: pg.new_database()),
         ):
-            b = batched(url_of("batched"), signer, args.entries)
+            b = asyncio.run(batched(url_of("batched"), signer, args.entries))
             s = strict(url_of("strict"), signer, args.strict_entries, args.writers)
             rows.append((backend, b, s))
         size = bytes_per_entry(Path(tmp) / "batched.db", args.entries)
