@@ -11,11 +11,25 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from governd.config_agents import StrictModel
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=64)]
+
+
+def _not_governds(name: str) -> str:
+    if name.startswith("GOVERND_"):
+        raise ValueError("GOVERND_* variables hold governd's secrets and never reach a job")
+    return name
+
+
+#: A variable a job may inherit; never one of governd's own (``GOVERND_*`` holds its secrets).
+EnvName = Annotated[
+    str,
+    Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128),
+    AfterValidator(_not_governds),
+]
 #: A flavor as quotas name it: ``h100``, or a piece of one, ``h100/1g.10gb`` or ``h100/share``.
 UnitFlavor = Annotated[
     str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9._-]+)?$", max_length=130)
@@ -132,6 +146,10 @@ class ComputeConfig(StrictModel):
         3600.0, gt=0, description="a job's runtime bound when it names none (its budget hold)"
     )
     grace_s: float = Field(10.0, ge=0, description="SIGTERM to SIGKILL on preemption or cancel")
+    pass_env: list[EnvName] = Field(
+        default_factory=list,
+        description="variables of governd's environment a job also inherits, by name",
+    )
     log_dir: str | None = Field(
         None, description="job logs (default: job-logs beside a SQLite ledger, else ./job-logs)"
     )

@@ -45,6 +45,7 @@ compute:
   default_max_runtime_s: 5
   executor: EXECUTOR
   grace_s: 5
+  pass_env: [JOBS_SHARED_CACHE]
 ledger: {flush_ms: 5}
 policies:
   - {id: critical-is-small, when: 'job.priority == "critical" && job.gpus > 4', effect: deny,
@@ -69,6 +70,19 @@ if len(sys.argv) > 1:
 
 Env = tuple[Served, dict[str, str], str]
 
+#: governd's environment in these tests: its secrets, and one variable the config passes on.
+SECRETS = {"UPSTREAM_TOKEN": "sk-upstream-never-in-a-job", "JOBS_SHARED_CACHE": "/shared/cache"}
+#: Prints the job's whole environment as JSON.
+PRINT_ENV = [sys.executable, "-c", "import json, os; print('env', json.dumps(dict(os.environ)))"]
+#: What a job may see: inherited by name (``LC_*`` too), passed by config, set by governd.
+JOB_ENV = {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR"} | {
+    "JOBS_SHARED_CACHE",
+    "CUDA_VISIBLE_DEVICES",
+    "GOVERND_JOB_ID",
+    "GOVERND_UNITS",
+    "MINE",
+}
+
 
 @pytest.fixture(scope="module", params=["local", "ray"])
 def server(
@@ -78,7 +92,7 @@ def server(
     executor = "local" if request.param == "local" else request.getfixturevalue("ray_address")
     tmp: Path = tmp_path_factory.mktemp("jobs")
     config = write_yaml(tmp / "governd.yaml", CONFIG.replace("EXECUTOR", executor))
-    with governd_server(tmp, config, ADMIN) as served:
+    with governd_server(tmp, config, ADMIN, env=SECRETS) as served:
         admin = AdminClient(served.url, ADMIN)
         keys = {
             team: admin.call("POST", "/admin/v1/keys", {"principal": team})["key"]
@@ -146,6 +160,40 @@ def test_a_job_sees_exactly_its_devices_and_is_recorded(
     assert used and float(used[0].rsplit(" ", 1)[1]) >= signals["device_seconds"]
     assert 'governd_devices_in_use{flavor="h100"}' in metrics
     assert "governd_job_queue_wait_seconds_bucket" in metrics
+
+
+def job_environment(served: Served, job_id: str) -> dict[str, str]:
+    """What a ``PRINT_ENV`` job saw, once it succeeded."""
+    wait_for(served, job_id, "succeeded", seen="env ")
+    log = AdminClient(served.url, ADMIN).call("GET", f"/admin/v1/jobs/{job_id}/logs")["log"]
+    seen: dict[str, str] = json.loads(log.split("env ", 1)[1].splitlines()[0])
+    return seen
+
+
+def assert_only_its_own(seen: dict[str, str], job_id: str) -> None:
+    """A job's environment holds nothing of governd's beyond what it may inherit."""
+    assert {k for k in seen if not k.startswith("LC_")} <= JOB_ENV, sorted(seen)
+    for secret in (ADMIN, *SECRETS.values()):
+        assert all(secret not in v for k, v in seen.items() if k != "JOBS_SHARED_CACHE"), secret
+    assert seen["MINE"] == "yes" and seen["GOVERND_JOB_ID"] == job_id and "PATH" in seen
+
+
+def test_a_job_sees_nothing_of_governds_environment(server: Env) -> None:
+    """A team key that may submit a job cannot read governd's admin key or credentials."""
+    served, keys, executor = server
+    created = submit(
+        served,
+        keys["research"],
+        queue="research",
+        gpus=1,
+        command=PRINT_ENV,
+        env={"MINE": "yes", "GOVERND_JOB_ID": "spoofed"},
+    )
+    assert created.status_code == 201, created.text
+    seen = job_environment(served, created.json()["id"])
+    assert_only_its_own(seen, created.json()["id"])
+    if executor == "local":  # a Ray cluster's workers have the environment it was started with
+        assert seen["JOBS_SHARED_CACHE"] == SECRETS["JOBS_SHARED_CACHE"]
 
 
 def test_jobs_running_together_see_disjoint_devices(server: Env, tmp_path: Path) -> None:
@@ -407,11 +455,18 @@ def test_jobs_survive_a_governd_restart(tmp_path: Path, how: str) -> None:
 def test_a_ray_of_governds_own_runs_jobs(tmp_path: Path) -> None:
     """`executor: ray` starts a Ray inside governd with the inventory's GPUs."""
     config = write_yaml(tmp_path / "governd.yaml", CONFIG.replace("EXECUTOR", "ray"))
-    with governd_server(tmp_path, config, ADMIN, env=RAY_LOOPBACK) as served:
+    with governd_server(tmp_path, config, ADMIN, env={**RAY_LOOPBACK, **SECRETS}) as served:
+        admin = AdminClient(served.url, ADMIN)
         body = {"queue": "research", "gpus": 2, "command": script(), "principal": "research"}
-        job_id = AdminClient(served.url, ADMIN).call("POST", "/admin/v1/jobs", body)["id"]
+        job_id = admin.call("POST", "/admin/v1/jobs", body)["id"]
         job = wait_for(served, job_id, "succeeded", seen="devices")
+        # Its workers are started by governd and inherit its environment: jobs must not.
+        body = {**body, "gpus": 1, "command": PRINT_ENV, "env": {"MINE": "yes"}}
+        env_job = admin.call("POST", "/admin/v1/jobs", body)["id"]
+        seen = job_environment(served, env_job)
     assert len(job["units"]) == 2 and job["exit_code"] == 0
+    assert_only_its_own(seen, env_job)
+    assert seen["JOBS_SHARED_CACHE"] == SECRETS["JOBS_SHARED_CACHE"]
 
 
 def test_a_job_waits_while_its_executor_is_unreachable(tmp_path: Path) -> None:

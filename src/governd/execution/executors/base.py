@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+#: What a job inherits from the environment it is started in: where programs are, who it runs
+#: as, its locale and temporary folder. Nothing else of governd's (its admin key, its storage
+#: URL, upstream credentials) ever reaches a job; ``compute.pass_env`` adds names by choice.
+INHERITED_ENV = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR")
 
 
 class ExecutorUnavailable(Exception):
@@ -26,12 +32,21 @@ class Launch:
     units: tuple[str, ...]
     log_path: Path
     env: tuple[tuple[str, str], ...] = ()
+    pass_env: tuple[str, ...] = ()
 
-    def environment(self) -> dict[str, str]:
-        """What the job gets on top of governd's environment."""
+    def environment(self, host: Mapping[str, str], visible: str | None = None) -> dict[str, str]:
+        """The job's whole environment, given the one it is started from (``host``).
+
+        From ``host``: ``INHERITED_ENV``, ``LC_*`` and the names in ``pass_env``; then what its
+        submitter passed; then governd's own: its devices (``visible``, else ``devices``), id
+        and units, which a submitter cannot override.
+        """
+        names = (*INHERITED_ENV, *self.pass_env)
+        inherited = {k: v for k, v in host.items() if k in names or k.startswith("LC_")}
         return {
+            **inherited,
             **dict(self.env),
-            "CUDA_VISIBLE_DEVICES": ",".join(self.devices),
+            "CUDA_VISIBLE_DEVICES": ",".join(self.devices) if visible is None else visible,
             "GOVERND_JOB_ID": self.job_id,
             "GOVERND_UNITS": ",".join(self.units),
         }

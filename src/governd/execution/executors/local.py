@@ -55,7 +55,7 @@ class LocalExecutor:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
-                env={**os.environ, **launch.environment()},
+                env=launch.environment(os.environ),
                 start_new_session=True,
             )
         return LocalExecution(proc)

@@ -41,18 +41,19 @@ class _JobActor:
         self._proc: subprocess.Popen[bytes] | None = None
         self._started = threading.Event()
 
-    def start(self, argv: list[str], env: dict[str, str], log_path: str) -> str:
+    def start(self, launch: Launch) -> str:
         visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+        log_path = str(launch.log_path)
         os.makedirs(os.path.dirname(log_path), exist_ok=True)
         with open(log_path, "ab") as log:
             log.write(log_header(" on Ray", visible))
             log.flush()
             self._proc = subprocess.Popen(
-                argv,
+                launch.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, **env, "CUDA_VISIBLE_DEVICES": visible},
+                env=launch.environment(os.environ, visible),
                 start_new_session=True,
             )
         self._started.set()
@@ -150,8 +151,7 @@ class RayExecutor:
             num_gpus=gpus,
             scheduling_strategy=PlacementGroupSchedulingStrategy(group, 0),
         ).remote()
-        env = {k: v for k, v in launch.environment().items() if k != "CUDA_VISIBLE_DEVICES"}
-        await actor.start.remote(list(launch.argv), env, str(launch.log_path))
+        await actor.start.remote(launch)
         return RayExecution(actor, group)
 
 
