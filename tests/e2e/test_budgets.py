@@ -15,6 +15,8 @@ import pytest
 from governd import tokens
 from governd.admin_client import AdminClient
 from governd.launcher import Served, governd_server
+from governd.ledger.signing import Signer
+from governd.testing.postgres import PostgresCluster
 from tests.conftest import governd_cli, write_yaml
 
 ADMIN = "adm-budgets"
@@ -140,6 +142,48 @@ def test_two_replicas_sharing_redis_never_overspend(data_dir: Path, redis_url: s
     # Each replica alone would admit 50: together they admitted 50, so both saw one budget.
     assert sum(n for (_, status), n in handled.items() if status == 200) == AFFORDS
     assert all(handled[(rid, 429)] > 0 for rid in replicas)
+
+
+def test_a_budget_set_through_one_replica_binds_every_replica(
+    data_dir: Path, redis_url: str, postgres: PostgresCluster
+) -> None:
+    """Two replicas on one Redis and one PostgreSQL: a runtime change is everyone's at once."""
+    env = {"GOVERND_STATE": redis_url, "GOVERND_STORAGE": postgres.new_database()}
+    signed = CONFIG.replace("ledger: {flush_ms: 5}", "ledger: {flush_ms: 5, signing_key: pg.pem}")
+    config = write_yaml(data_dir / "pg.yaml", signed)
+    Signer.load(data_dir / "pg.pem", create=True)  # a PostgreSQL ledger needs a named key
+    (data_dir / "ra").mkdir()
+    (data_dir / "rb").mkdir()
+    with (
+        governd_server(data_dir / "ra", config, ADMIN, env=env) as a,
+        governd_server(data_dir / "rb", config, ADMIN, env=env) as b,
+    ):
+        made = key_for(a, "keyed")
+        via = {
+            r.url: openai.OpenAI(base_url=r.url + "/v1", api_key=made["key"], max_retries=0)
+            for r in (a, b)
+        }
+        via[b.url].chat.completions.create(model="m", messages=MESSAGES, max_tokens=OUT)  # type: ignore[arg-type]
+        out = cli(a, "budgets", "set", made["id"], "--tokens", str(2 * OUT), "--period", "hour")
+        assert out.returncode == 0, out.stderr
+        # B lists it, with B's own earlier call counted against it ...
+        shown = json.loads(cli(b, "budgets", "show", made["id"], "--json").stdout)["budgets"]
+        assert [(x["limit"], x["spent"]) for x in shown] == [
+            (2 * OUT, tokens.count_messages(MESSAGES) + OUT)
+        ]
+        # ... and both enforce it: nothing more fits on either.
+        for client in via.values():
+            with pytest.raises(openai.RateLimitError, match="tokens/hour"):
+                client.chat.completions.create(model="m", messages=MESSAGES, max_tokens=OUT)  # type: ignore[arg-type]
+        # A change through B binds A just as well.
+        out = cli(b, "budgets", "set", made["id"], "--tokens", "100000", "--period", "hour")
+        assert out.returncode == 0, out.stderr
+        for client in via.values():
+            client.chat.completions.create(model="m", messages=MESSAGES, max_tokens=OUT)  # type: ignore[arg-type]
+        shown = json.loads(cli(a, "budgets", "show", made["id"], "--json").stdout)["budgets"]
+        assert [(x["limit"], x["spent"]) for x in shown] == [
+            (100000, 3 * (tokens.count_messages(MESSAGES) + OUT))
+        ]
 
 
 def test_refusal_names_the_budget_and_reaches_no_upstream(server: Served) -> None:

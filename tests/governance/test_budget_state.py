@@ -27,8 +27,15 @@ def key() -> BudgetKey:
 
 async def test_all_or_none(state: BudgetState) -> None:
     a, b = key(), key()
-    assert await state.reserve([Claim(a, 0, 0.6, 1.0), Claim(b, 0, 0.6, 10.0)]) is None
-    refused = await state.reserve([Claim(b, 0, 0.6, 10.0), Claim(a, 0, 0.6, 1.0)])
+    assert (
+        await state.reserve(
+            [Claim(a, 0, 0.6, 1.0), Claim(b, 0, 0.6, 10.0)], await state.generation()
+        )
+        is None
+    )
+    refused = await state.reserve(
+        [Claim(b, 0, 0.6, 10.0), Claim(a, 0, 0.6, 1.0)], await state.generation()
+    )
     assert refused is not None and refused.key == a
     assert await state.usage(b, 0) == (0.0, pytest.approx(0.6))
 
@@ -36,7 +43,7 @@ async def test_all_or_none(state: BudgetState) -> None:
 async def test_settle_moves_reserved_to_spent(state: BudgetState) -> None:
     a = key()
     held = [Claim(a, 0, 0.8, 1.0)]
-    assert await state.reserve(held) is None
+    assert await state.reserve(held, await state.generation()) is None
     await state.settle(held, [0.25])
     spent, reserved = await state.usage(a, 0)
     assert spent == pytest.approx(0.25) and reserved == pytest.approx(0.0, abs=1e-9)
@@ -44,8 +51,8 @@ async def test_settle_moves_reserved_to_spent(state: BudgetState) -> None:
 
 async def test_windows_are_separate(state: BudgetState) -> None:
     a = key()
-    assert await state.reserve([Claim(a, 0, 1.0, 1.0)]) is None
-    assert await state.reserve([Claim(a, 86_400, 1.0, 1.0)]) is None
+    assert await state.reserve([Claim(a, 0, 1.0, 1.0)], await state.generation()) is None
+    assert await state.reserve([Claim(a, 86_400, 1.0, 1.0)], await state.generation()) is None
 
 
 async def test_preload_only_initialises(state: BudgetState) -> None:
@@ -53,12 +60,12 @@ async def test_preload_only_initialises(state: BudgetState) -> None:
     await state.preload(a, 0, 0.5)
     await state.preload(a, 0, 0.1)
     assert (await state.usage(a, 0))[0] == pytest.approx(0.5)
-    assert await state.reserve([Claim(a, 0, 0.6, 1.0)]) is not None
+    assert await state.reserve([Claim(a, 0, 0.6, 1.0)], await state.generation()) is not None
 
 
 async def test_concurrent_reservations_never_pass_the_limit(state: BudgetState) -> None:
-    a = key()
-    results = await asyncio.gather(*(state.reserve([Claim(a, 0, 0.1, 1.0)]) for _ in range(40)))
+    a, g = key(), await state.generation()
+    results = await asyncio.gather(*(state.reserve([Claim(a, 0, 0.1, 1.0)], g) for _ in range(40)))
     assert sum(r is None for r in results) == 10
 
 
@@ -68,6 +75,18 @@ async def test_unreachable_redis_refuses_instead_of_admitting() -> None:
 
     dead = RedisState(f"redis://127.0.0.1:{free_port()}/0")
     with pytest.raises(StateUnavailable) as info:
-        await dead.reserve([Claim(key(), 0, 0.1, 1.0)])
+        await dead.reserve([Claim(key(), 0, 0.1, 1.0)], 0)
     assert info.value.status == 503 and info.value.code == "state_unavailable"
     await dead.aclose()
+
+
+async def test_limits_older_than_the_state_hold_nothing(state: BudgetState) -> None:
+    """After a bump, a reservation made with the limits of before is stale, on every backend."""
+    a = key()
+    before = await state.generation()
+    await state.bump()
+    assert await state.generation() == before + 1
+    assert await state.reserve([Claim(a, 0, 0.5, 1.0)], before) == "stale"
+    assert await state.reserve([], before) == "stale"
+    assert await state.usage(a, 0) == (0.0, 0.0)
+    assert await state.reserve([Claim(a, 0, 0.5, 1.0)], before + 1) is None

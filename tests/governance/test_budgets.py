@@ -13,6 +13,7 @@ from governd.actions import Principal
 from governd.clock import ManualClock
 from governd.errors import BudgetExceeded
 from governd.governance.budgets import BudgetKey, Budgets, Cost, Limit, LocalState, nodes_of
+from governd.testing.budgets import MemoryBudgetSource
 
 WHO = Principal("acme", "t", "p", "key_1")
 
@@ -116,3 +117,22 @@ def test_spend_never_exceeds_the_limit_under_any_interleaving(
         assert spent <= limit + 1e-9 and reserved == pytest.approx(0.0, abs=1e-9)
 
     asyncio.run(run())
+
+
+async def test_a_change_through_one_replica_binds_the_others_at_once() -> None:
+    """Replicas share state and source: B enforces A's change on its very next reservation."""
+    state, source, clock = LocalState(), MemoryBudgetSource(), ManualClock()
+    key = BudgetKey("acme/t", "usd", "day")
+    source.spent[key] = 0.75  # recorded before the budget existed
+    a, b = (Budgets(state, ZoneInfo("UTC"), clock, source) for _ in range(2))
+    await a.sync()
+    await b.sync()
+    await b.reserve(WHO, Cost(5.0, 0))  # no budget yet
+    assert await a.change(key, Limit(1.0)) is None
+    with pytest.raises(BudgetExceeded, match="acme/t usd/day"):
+        await b.reserve(WHO, Cost(0.5, 0))  # 0.75 recorded + 0.5 > 1.0
+    await b.reserve(WHO, Cost(0.25, 0))
+    assert b.limit(key) == Limit(1.0) and b.all() == [key]
+    assert await b.change(key, Limit(2.0)) == Limit(1.0)
+    await a.reserve(WHO, Cost(1.0, 0))
+    assert a.limit(key) == Limit(2.0)

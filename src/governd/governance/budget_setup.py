@@ -36,20 +36,48 @@ def config_budgets(cfg: GovernConfig) -> list[tuple[BudgetKey, Limit]]:
     ]
 
 
-def load_budgets(cfg: GovernConfig, store: BudgetStore, clock: Clock) -> Budgets:
-    """Budgets from config, then operators' changes (which win), on the configured state.
+class StoredBudgets:
+    """The budgets config declares, and operators' changes to them (which win), in the store."""
 
-    Call ``resume_spend`` once the event loop runs, so that windows start at
-    what the ledger recorded in them.
+    def __init__(self, cfg: GovernConfig, store: BudgetStore, clock: Clock) -> None:
+        self._declared = config_budgets(cfg)
+        self._store = store
+        self._clock = clock
+
+    async def limits(self) -> dict[BudgetKey, Limit]:
+        """Config's budgets, then every stored change over them."""
+        out = dict(self._declared)
+        for row in await asyncio.to_thread(self._store.budget_overrides):
+            key = BudgetKey(row["node"], cast(Unit, row["unit"]), cast(Period, row["period"]))
+            out[key] = Limit(row["limit"], row["soft"])
+        return out
+
+    async def save(self, key: BudgetKey, limit: Limit) -> None:
+        """Store an operator's change."""
+        row = {
+            "node": key.node,
+            "unit": key.unit,
+            "period": key.period,
+            "limit": limit.limit,
+            "soft": limit.soft,
+            "updated_at": self._clock.now(),
+        }
+        await asyncio.to_thread(self._store.upsert_budget, row)
+
+    async def spent_since(self, key: BudgetKey, since: float) -> float:
+        """What the ledger recorded against the budget since ``since``."""
+        return await asyncio.to_thread(self._store.spent_since, key.node, key.unit, since)
+
+
+def load_budgets(cfg: GovernConfig, store: BudgetStore, clock: Clock) -> Budgets:
+    """Budgets on the configured state, from config and the store (empty until ``sync``).
+
+    Call ``Budgets.sync`` once the event loop runs: it loads every budget and
+    starts each window at what the ledger recorded in it.
     """
     state = LocalState() if cfg.state == "memory" else _redis_state(cfg.state)
-    budgets = Budgets(state, ZoneInfo(cfg.governance.timezone), clock)
-    for key, limit in config_budgets(cfg):
-        budgets.set(key, limit)
-    for row in store.budget_overrides():
-        key = BudgetKey(row["node"], cast(Unit, row["unit"]), cast(Period, row["period"]))
-        budgets.set(key, Limit(row["limit"], row["soft"]))
-    return budgets
+    source = StoredBudgets(cfg, store, clock)
+    return Budgets(state, ZoneInfo(cfg.governance.timezone), clock, source)
 
 
 def limit_state(cfg: GovernConfig, clock: Clock) -> LimitState:
@@ -91,36 +119,3 @@ def _redis_state(url: str) -> BudgetState:
     except ImportError:
         raise _needs_redis() from None
     return RedisState(url)
-
-
-async def resume_spend(
-    budgets: Budgets, store: BudgetStore, keys: list[BudgetKey] | None = None
-) -> None:
-    """Start each budget's current window at the spend the ledger recorded in it.
-
-    With Redis the first replica to start initialises a window; later ones
-    leave it alone (it already counts everything since).
-    """
-    for key in budgets.all() if keys is None else keys:
-        start, _ = budgets.window(key)
-        spent = await asyncio.to_thread(store.spent_since, key.node, key.unit, start)
-        await budgets.state.preload(key, start, spent)
-
-
-async def set_budget(
-    budgets: Budgets, store: BudgetStore, key: BudgetKey, limit: Limit, now: float
-) -> Limit | None:
-    """An operator's change: stored (it outlives restarts and config edits) and live at once."""
-    row = {
-        "node": key.node,
-        "unit": key.unit,
-        "period": key.period,
-        "limit": limit.limit,
-        "soft": limit.soft,
-        "updated_at": now,
-    }
-    await asyncio.to_thread(store.upsert_budget, row)
-    before = budgets.set(key, limit)
-    if before is None:
-        await resume_spend(budgets, store, [key])
-    return before

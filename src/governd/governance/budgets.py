@@ -6,13 +6,21 @@ afterwards ``Budgets.settle`` charges the real cost and releases the rest. A
 budget is exceeded only if a call's real cost exceeds its bound, so spend stays
 within the limit at any concurrency. The counters live behind ``BudgetState``:
 in process by default, Redis when replicas share budgets.
+
+Which budgets exist is shared too: an operator's change is saved to the store,
+then bumps a generation counter in the state. Every reservation names the
+generation its limits come from, and one made with older limits is refused as
+stale (atomically, in Redis's script), so a replica reloads from its
+``BudgetSource`` and tries again: once ``Budgets.change`` returns, every
+replica enforces the new limit.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
 from governd.actions import Principal
@@ -71,11 +79,23 @@ class Cost:
         return float(self.tokens) if unit == "tokens" else self.device_hours
 
 
-class BudgetState(Protocol):
-    """The counters: spent and reserved per budget and window."""
+#: What ``BudgetState.reserve`` says when the limits it was given are older than the state's.
+Stale = Literal["stale"]
 
-    async def reserve(self, claims: list[Claim]) -> Claim | None:
-        """Hold every claim, or none: return the first claim that does not fit."""
+
+class BudgetState(Protocol):
+    """The counters: spent and reserved per budget and window, and the budgets' generation."""
+
+    async def reserve(self, claims: list[Claim], generation: int) -> Claim | Stale | None:
+        """Hold every claim, or none: the first claim that does not fit, or ``"stale"``."""
+        ...
+
+    async def generation(self) -> int:
+        """How many times the set of budgets has changed (0 when never, or forgotten)."""
+        ...
+
+    async def bump(self) -> None:
+        """Say the set of budgets changed, so that every holder of older limits reloads."""
         ...
 
     async def settle(self, held: list[Claim], actual: list[float]) -> None:
@@ -95,14 +115,33 @@ class BudgetState(Protocol):
         ...
 
 
+class BudgetSource(Protocol):
+    """Where budgets come from: the config and operators' changes, and the spend recorded."""
+
+    async def limits(self) -> dict[BudgetKey, Limit]:
+        """Every budget that exists now."""
+        ...
+
+    async def save(self, key: BudgetKey, limit: Limit) -> None:
+        """Store an operator's change (it outlives restarts and config edits)."""
+        ...
+
+    async def spent_since(self, key: BudgetKey, since: float) -> float:
+        """What the ledger recorded against a budget since ``since``."""
+        ...
+
+
 class LocalState:
     """Counters in this process. Atomic because nothing in ``reserve`` awaits."""
 
     def __init__(self) -> None:
         self._spent: defaultdict[tuple[BudgetKey, float], float] = defaultdict(float)
         self._reserved: defaultdict[tuple[BudgetKey, float], float] = defaultdict(float)
+        self._generation = 0
 
-    async def reserve(self, claims: list[Claim]) -> Claim | None:
+    async def reserve(self, claims: list[Claim], generation: int) -> Claim | Stale | None:
+        if generation != self._generation:
+            return "stale"
         for c in claims:
             slot = (c.key, c.window)
             if self._spent[slot] + self._reserved[slot] + c.amount > c.limit:
@@ -119,6 +158,12 @@ class LocalState:
 
     async def usage(self, key: BudgetKey, window: float) -> tuple[float, float]:
         return self._spent[(key, window)], self._reserved[(key, window)]
+
+    async def generation(self) -> int:
+        return self._generation
+
+    async def bump(self) -> None:
+        self._generation += 1
 
     async def preload(self, key: BudgetKey, window: float, spent: float) -> None:
         """Start a window at ``spent`` (rebuilt from the ledger after a restart)."""
@@ -139,19 +184,65 @@ class Hold:
 class Budgets:
     """The budgets that exist, and reservations against them."""
 
-    def __init__(self, state: BudgetState, tz: ZoneInfo, clock: Clock) -> None:
+    def __init__(
+        self,
+        state: BudgetState,
+        tz: ZoneInfo,
+        clock: Clock,
+        source: BudgetSource | None = None,
+    ) -> None:
         self.state = state
         self._tz = tz
         self._clock = clock
+        self._source = source
         self._limits: dict[BudgetKey, Limit] = {}
         self._by_node: defaultdict[str, list[BudgetKey]] = defaultdict(list)
+        self._generation = 0 if source is None else -1  # -1: never loaded from the source
 
     def set(self, key: BudgetKey, limit: Limit) -> Limit | None:
-        """Create or change a budget; returns the previous limit."""
+        """Create or change a budget here only; returns the previous limit."""
         before = self._limits.get(key)
         if before is None:
             self._by_node[key.node].append(key)
         self._limits[key] = limit
+        return before
+
+    async def sync(self) -> None:
+        """Reload from the source if another replica (or this one) changed the budgets."""
+        if self._source is None:
+            return
+        generation = await self.state.generation()
+        if generation == self._generation:
+            return
+        limits = await self._source.limits()
+        new = [key for key in limits if key not in self._limits]
+        self._limits = {}
+        self._by_node.clear()
+        for key, limit in limits.items():
+            self.set(key, limit)
+        await self.resume(new)
+        self._generation = generation
+
+    async def resume(self, keys: Iterable[BudgetKey]) -> None:
+        """Start each budget's current window at the spend the ledger recorded in it.
+
+        With Redis the first replica to start a window initialises it; later
+        ones leave it alone (it already counts everything since).
+        """
+        if self._source is None:
+            return
+        for key in keys:
+            start, _ = self.window(key)
+            await self.state.preload(key, start, await self._source.spent_since(key, start))
+
+    async def change(self, key: BudgetKey, limit: Limit) -> Limit | None:
+        """An operator's change: saved, then live on every replica; returns the previous limit."""
+        assert self._source is not None, "changes need a source to save them"
+        await self.sync()
+        before = self._limits.get(key)
+        await self._source.save(key, limit)
+        await self.state.bump()
+        await self.sync()
         return before
 
     def limit(self, key: BudgetKey) -> Limit | None:
@@ -172,18 +263,18 @@ class Budgets:
 
     async def reserve(self, principal: Principal, bound: Cost) -> Hold:
         """Hold ``bound`` on every budget of the path; ``BudgetExceeded`` naming the first that cannot."""
-        keys = self.on_path(principal)
-        if not keys:
-            return Hold([])
         now = self._clock.now()
-        claims = []
-        for key in keys:
-            start, _ = window(key.period, now, self._tz)
-            claims.append(Claim(key, start, bound.of(key.unit), self._limits[key].limit))
-        refused = await self.state.reserve(claims)
-        if refused is not None:
-            raise await self._exceeded(refused, now)
-        return Hold(claims)
+        while True:
+            claims = []  # even none: a path without budgets learns of new ones
+            for key in self.on_path(principal):
+                start, _ = window(key.period, now, self._tz)
+                claims.append(Claim(key, start, bound.of(key.unit), self._limits[key].limit))
+            refused = await self.state.reserve(claims, self._generation)
+            if refused is None:
+                return Hold(claims)
+            if refused != "stale":
+                raise await self._exceeded(refused, now)
+            await self.sync()
 
     async def settle(self, hold: Hold, actual: Cost) -> None:
         """Charge the real cost and release the rest of the hold (once)."""

@@ -16,22 +16,28 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from governd.errors import StateUnavailable
-from governd.governance.budgets import BudgetKey, Claim
+from governd.governance.budgets import BudgetKey, Claim, Stale
 
+# KEYS[1] is the budgets' generation, ARGV[1] the one the caller's limits come from: older
+# limits hold nothing (-1), so a replica that missed a change reloads before it reserves.
 _RESERVE = """
-for i = 1, #KEYS do
+if tonumber(redis.call('GET', KEYS[1]) or '0') ~= tonumber(ARGV[1]) then
+  return -1
+end
+for i = 2, #KEYS do
   local spent = tonumber(redis.call('HGET', KEYS[i], 'spent') or '0')
   local reserved = tonumber(redis.call('HGET', KEYS[i], 'reserved') or '0')
-  if spent + reserved + tonumber(ARGV[2 * i - 1]) > tonumber(ARGV[2 * i]) + 1e-12 then
-    return i
+  if spent + reserved + tonumber(ARGV[2 * i - 2]) > tonumber(ARGV[2 * i - 1]) + 1e-12 then
+    return i - 1
   end
 end
-for i = 1, #KEYS do
-  redis.call('HINCRBYFLOAT', KEYS[i], 'reserved', ARGV[2 * i - 1])
-  redis.call('EXPIRE', KEYS[i], ARGV[2 * #KEYS + 1])
+for i = 2, #KEYS do
+  redis.call('HINCRBYFLOAT', KEYS[i], 'reserved', ARGV[2 * i - 2])
+  redis.call('EXPIRE', KEYS[i], ARGV[2 * #KEYS])
 end
 return 0
 """
+_GENERATION = "governd:budgets:generation"
 
 _TTL_S = 40 * 86_400  # longer than the longest period, so a window outlives its own end
 _POOL = 64
@@ -69,11 +75,21 @@ class RedisState:
         self._reserve = self._redis.register_script(_RESERVE)
 
     @guarded
-    async def reserve(self, claims: list[Claim]) -> Claim | None:
-        keys = [window_key(c.key, c.window) for c in claims]
+    async def reserve(self, claims: list[Claim], generation: int) -> Claim | Stale | None:
+        keys = [_GENERATION, *(window_key(c.key, c.window) for c in claims)]
         args: list[Any] = [x for c in claims for x in (repr(c.amount), repr(c.limit))]
-        refused = int(await self._reserve(keys=keys, args=[*args, _TTL_S]))
+        refused = int(await self._reserve(keys=keys, args=[generation, *args, _TTL_S]))
+        if refused < 0:
+            return "stale"
         return claims[refused - 1] if refused else None
+
+    @guarded
+    async def generation(self) -> int:
+        return int(await self._redis.get(_GENERATION) or 0)
+
+    @guarded
+    async def bump(self) -> None:
+        await self._redis.incr(_GENERATION)
 
     @guarded
     async def settle(self, held: list[Claim], actual: list[float]) -> None:

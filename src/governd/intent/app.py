@@ -24,7 +24,7 @@ from governd.execution.upstream import Upstream
 from governd.governance import KeyRing, PrincipalTree
 from governd.governance.admission import Admission
 from governd.governance.approvals import Approvals
-from governd.governance.budget_setup import load_budgets, resume_spend, run_state
+from governd.governance.budget_setup import load_budgets, run_state
 from governd.governance.budgets import Budgets
 from governd.governance.runs import Runs
 from governd.governance.scheduler import Discovered, inventory
@@ -140,7 +140,7 @@ def create_app(cfg: GovernConfig, clock: Clock | None = None) -> Starlette:
         for upstream in services.upstreams.values():
             await upstream.start()
         services.writer.start()
-        await resume_spend(services.budgets, services.storage)
+        await services.budgets.sync()
         await jobs.start()
         refresher = asyncio.create_task(budget_gauges.refresh_forever(services.budgets))
         try:

@@ -12,7 +12,6 @@ from starlette.routing import Route
 
 from governd.config import BudgetUnit
 from governd.errors import InvalidRequest, NotFound
-from governd.governance.budget_setup import set_budget
 from governd.governance.budgets import BudgetKey, Limit, amount
 from governd.intent.http import json_response, read_json
 
@@ -49,6 +48,7 @@ class BudgetRoutes:
     async def show(self, request: Request) -> Response:
         """Budgets on a node and below it, with spent and reserved in the current window."""
         self._admin(request)
+        await self._s.budgets.sync()
         principal = request.query_params.get("principal")
         node = await self._node(principal) if principal else self._s.tree.org
         keys = [k for k in self._s.budgets.all() if k.node == node or k.node.startswith(node + "/")]
@@ -65,7 +65,7 @@ class BudgetRoutes:
             raise InvalidRequest(f"{param}: {first['msg']}", param=param) from None
         key = BudgetKey(await self._node(body.principal), body.unit, body.period)
         limit = Limit(body.limit, body.soft)
-        before = await set_budget(self._s.budgets, self._s.storage, key, limit, self._s.clock.now())
+        before = await self._s.budgets.change(key, limit)
         was = "new" if before is None else amount(key.unit, before.limit)
         await self._s.pipeline.record_control(
             key.node,

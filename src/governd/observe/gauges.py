@@ -22,7 +22,8 @@ class BudgetGauges:
         self.samples: list[Sample] = []
 
     async def refresh(self, budgets: Budgets) -> None:
-        """Read every budget's current window once."""
+        """Read every budget's current window once (after catching up with other replicas)."""
+        await budgets.sync()
         out: list[Sample] = []
         for key in budgets.all():
             limit = budgets.limit(key)
