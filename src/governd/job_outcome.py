@@ -66,3 +66,21 @@ def job_entry(
         cost_usd=round(row["cost_usd"], 9),
         signals=orjson.dumps(signals).decode(),
     )
+
+
+def ended_as_recorded(row: Mapping[str, Any], entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A job's row as its ledger entry says it ended (the process died before saving the row)."""
+    signals = orjson.loads(entry["signals"])
+    status, _, reason = entry["reasons"].partition(": ")
+    return {
+        **row,
+        "status": status,
+        "reason": reason,
+        "finished_at": entry["ts"],
+        "exit_code": signals["exit_code"],
+        "runtime_s": signals["runtime_s"],
+        "device_seconds": signals["device_seconds"],
+        "cost_usd": entry["cost_usd"],
+        "events": orjson.dumps(signals["events"]).decode(),
+        "pid": None,
+    }

@@ -33,11 +33,12 @@ from governd.governance.admission import Admission
 from governd.governance.approvals import Approvals
 from governd.governance.budgets import Budgets, Cost, Hold
 from governd.governance.scheduler import Snapshot, Unit, schedule
-from governd.job_outcome import job_entry
+from governd.job_outcome import ended_as_recorded, job_entry
 from governd.job_state import Live, admit, awaiting_approval, event, job_of
 from governd.job_terms import JobSpec, JobTerms, bound, policy_view, principal_of
 from governd.ledger import LedgerEntry, LedgerWriter
 from governd.ledger.job_store import JobStore
+from governd.ledger.tables import ACTIVE_JOBS
 from governd.observe.metrics import Metrics, Sample
 
 log = logging.getLogger("governd.jobs")
@@ -85,7 +86,11 @@ class Jobs:
     async def start(self) -> None:
         """Requeue what a previous process left unfinished, then start scheduling."""
         rows = await asyncio.to_thread(self.store.list, None, "active", 100_000)
+        ended = await asyncio.to_thread(self.store.recorded, [r["id"] for r in rows])
         for row in rows:
+            if row["id"] in ended:  # its entry was written, its row not yet: it is over
+                await self._save(ended_as_recorded(row, ended[row["id"]]))
+                continue
             if row["status"] in ("admitted", "running"):
                 # governd died under it (kill -9): its process may outlive governd, so kill it
                 # first, and charge nothing for that attempt (its end was never seen).
@@ -140,7 +145,7 @@ class Jobs:
             hold = await self._budgets.reserve(principal, bound(row))
         except GovernError as exc:
             row.update(status="refused", reason=exc.message, finished_at=now)
-            self._record(job_entry(row, self.terms.unit, exc))
+            await self._record(job_entry(row, self.terms.unit, exc))
             raise
         live = Live(row, hold)
         if decision.effect == "require_approval":
@@ -268,6 +273,7 @@ class Jobs:
             units,
             self.log_path(row["id"]),
             tuple(command["env"].items()),
+            tuple(self.cfg.pass_env),
         )
         try:
             live.execution = await self._executor.start(launch)
@@ -356,21 +362,28 @@ class Jobs:
         refused: GovernError | None = None,
     ) -> None:
         row = live.row
+        if row["status"] not in ACTIVE_JOBS:  # already ending (a cancel racing its own end)
+            return
         row.update(
             status=status, reason=why, finished_at=self._clock.now(), exit_code=code, pid=None
         )
         event(row, row["finished_at"], status, why)
+        # The entry first, durable (strict mode) before the row says the job is over: a crash
+        # between the two leaves a row that the next start closes from its entry.
+        await self._record(job_entry(row, self.terms.unit, refused))
         await self._budgets.settle(
             live.hold, Cost(row["cost_usd"], 0, row["device_seconds"] / 3600)
         )
         self._live.pop(row["id"], None)
         await self._save(row)
-        self._record(job_entry(row, self.terms.unit, refused))
         self._wake.set()
 
-    def _record(self, entry: LedgerEntry) -> None:
-        self._writer.append(entry)
+    async def _record(self, entry: LedgerEntry) -> None:
+        """Append a job's entry and wait until it is durable (strict) or has room (batched)."""
+        durable = self._writer.append(entry)
         self._metrics.observe(entry)
+        if durable is not None:
+            await durable
 
     def job_samples(self) -> list[Sample]:
         """Unfinished jobs by queue and status (for ``/metrics``)."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import openai
 import sqlalchemy as sa
 
-from governd.admin_client import AdminClient
+from governd.admin_client import AdminClient, AdminError
 from governd.config import load_config
 from governd.launcher import Served, governd_server
 from governd.ledger.audit import open_ledger, trusted_keys, verify_ledger
@@ -90,3 +90,93 @@ def test_kill_9_loses_no_entry_a_client_saw_complete(tmp_path: Path) -> None:
         client.chat.completions.create(model="m", messages=MSG)  # type: ignore[arg-type]
     after = verify_ledger(open_ledger(url), keys)
     assert after.intact and after.entries > report.entries
+
+
+JOBS_CONFIG = """
+principals: {org: acme, teams: {crash: {}, broke: {budgets: [{unit: usd, period: day, limit: 0}]}}}
+ledger: {durability: strict, flush_ms: 50, checkpoint_every: 50}
+compute:
+  flavors: {h100: {price_per_hour: 1}}
+  nodes: {box: {devices: [{flavor: h100, count: 8}]}}
+  queues: {q: {quotas: {h100: {nominal: 8}}}}
+  default_max_runtime_s: 60
+"""
+
+
+def submit_jobs(served: Served, principal: str, outcomes: list[int], stop: threading.Event) -> None:
+    """Submit one-GPU jobs that exit at once, until told to stop; note each answer's status."""
+    admin = AdminClient(served.url, ADMIN)
+    body = {"queue": "q", "gpus": 1, "command": ["true"], "principal": principal}
+    while not stop.is_set():
+        try:
+            admin.call("POST", "/admin/v1/jobs", body)
+            outcomes.append(201)
+        except AdminError as exc:
+            outcomes.append(exc.status)
+        except OSError:
+            return  # the server is gone
+
+
+def watch_ended(served: Served, ended: set[str], stop: threading.Event) -> None:
+    """Note every job a client could see succeeded."""
+    admin = AdminClient(served.url, ADMIN)
+    while not stop.is_set():
+        try:
+            jobs = admin.call("GET", "/admin/v1/jobs", status="succeeded", limit=1000)["jobs"]
+        except (AdminError, OSError):
+            return
+        ended.update(j["id"] for j in jobs)
+
+
+def test_kill_9_loses_no_entry_of_a_job_a_client_saw_end(tmp_path: Path) -> None:
+    """A job shown as ended, or a submission shown as refused, has its entry after kill -9."""
+    cfg_path = write_yaml(tmp_path / "governd.yaml", JOBS_CONFIG)
+    ended: set[str] = set()
+    refusals: list[int] = []
+    accepted: list[int] = []
+    stop = threading.Event()
+    with governd_server(tmp_path, cfg_path, ADMIN) as served:
+        workers = [
+            threading.Thread(target=submit_jobs, args=(served, "crash", accepted, stop)),
+            threading.Thread(target=submit_jobs, args=(served, "crash", accepted, stop)),
+            threading.Thread(target=submit_jobs, args=(served, "broke", refusals, stop)),
+            threading.Thread(target=watch_ended, args=(served, ended, stop)),
+        ]
+        for w in workers:
+            w.start()
+        deadline = time.monotonic() + 60
+        while len(ended) < 100 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(served.process.pid, signal.SIGKILL)
+        served.process.wait()
+        stop.set()
+        for w in workers:
+            w.join(30)
+    seen = set(ended)
+    refused_seen = refusals.count(429)
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    with open_ledger(url).connect() as conn:
+        recorded = dict(
+            conn.execute(sa.text("SELECT id, status FROM ledger_entries WHERE kind = 'job'")).all()
+        )
+    assert len(seen) >= 100 and refused_seen > 0
+    assert sorted(seen - set(recorded)) == []
+    assert sum(1 for status in recorded.values() if status == 429) >= refused_seen
+
+    # After a restart, no job with an entry runs again or stays unfinished, and all jobs end.
+    with governd_server(tmp_path, cfg_path, ADMIN) as again:
+        admin = AdminClient(again.url, ADMIN)
+        deadline = time.monotonic() + 60
+        while admin.call("GET", "/admin/v1/jobs", status="active", limit=1000)["jobs"]:
+            assert time.monotonic() < deadline, "jobs left unfinished after the restart"
+            time.sleep(0.05)
+    keys = trusted_keys(load_config(cfg_path).model_copy(update={"storage": url}))
+    report = verify_ledger(open_ledger(url), keys)
+    assert report.intact, report.problems
+    with open_ledger(url).connect() as conn:
+        rows = dict(conn.execute(sa.text("SELECT id, status FROM jobs")).all())
+        ran = conn.execute(
+            sa.text("SELECT count(*) FROM ledger_entries WHERE kind = 'job' AND status != 429")
+        ).scalar()
+    assert ran == len(rows), "every job that was queued has exactly one entry"
+    assert {rows[job_id] for job_id in seen} == {"succeeded"}

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
 from governd.ledger.storage import Storage, plain_rows
-from governd.ledger.tables import ACTIVE_JOBS, in_subtree, jobs
+from governd.ledger.tables import ACTIVE_JOBS, entries_named, in_subtree, jobs
 
 
 class JobStore:
@@ -43,3 +44,12 @@ class JobStore:
             q = q.where(jobs.c.status == status)
         with self._engine.connect() as conn:
             return plain_rows(conn.execute(q).mappings().all())
+
+    def recorded(self, job_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The ledger entries of those jobs that have one (a job's entry is its end)."""
+        if not job_ids:
+            return {}
+        c = entries_named.c
+        q = sa.select(entries_named).where(c.id.in_(job_ids), c.kind == "job")
+        with self._engine.connect() as conn:
+            return {r["id"]: r for r in plain_rows(conn.execute(q).mappings().all())}
