@@ -1,13 +1,17 @@
 """Ledger appends per second: batched and strict durability, on SQLite and PostgreSQL.
 
 Usage: python bench/ledger.py [--entries 40000] [--strict-entries 6000] [--writers 64]
+                              [--summary-sizes 10000,100000,1000000]
 
 Batched: one producer appends as fast as it can; the time is until everything
 is stored (and the SQLite file's bytes per entry are reported). Strict: ``--writers`` concurrent callers each append and wait for
 durability before appending again, as requests do (group commit makes them
 share fsyncs). Every append is chained and checkpoints are signed every 1,000
 entries. PostgreSQL runs with fsync off (a throwaway cluster), so its strict
-figure measures the protocol, not a disk. Prints a table and exits 0.
+figure measures the protocol, not a disk. A summary (``/admin/v1/ledger/summary``)
+is timed at each of ``--summary-sizes`` entries on SQLite, as the writer leaves it
+(rollups folded) and as it was before the writer folded them (every entry read).
+Prints tables and exits 0.
 Targets on SQLite: >= 20,000/s batched, >= 3,000/s strict.
 """
 
@@ -20,6 +24,8 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+
+import sqlalchemy as sa
 
 from governd.ledger import LedgerEntry, LedgerWriter, Storage
 from governd.ledger.signing import Signer
@@ -102,6 +108,7 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=40_000)
     parser.add_argument("--strict-entries", type=int, default=6_000)
     parser.add_argument("--writers", type=int, default=64)
+    parser.add_argument("--summary-sizes", default="10000,100000,1000000")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp, postgres_cluster() as pg:
@@ -129,6 +136,53 @@ def main() -> None:
         f"Signing a checkpoint over 1,000 new entries (SQLite): {small:.1f} ms on an empty "
         f"ledger, {large:.1f} ms after {args.entries:,}"
     )
+    with tempfile.TemporaryDirectory() as tmp:
+        sizes = [int(n) for n in args.summary_sizes.split(",") if n]
+        summaries = summary_ms(f"sqlite:///{Path(tmp) / 'summary'}.db", sizes)
+    print(
+        "\n| entries | summary, rollups folded (ms) | entries read | never folded (ms) | entries read |"
+    )
+    print("|--:|--:|--:|--:|--:|")
+    for n, folded, tail, unfolded in summaries:
+        print(f"| {n:,} | {folded:.1f} | {tail:,} | {unfolded:.1f} | {n:,} |")
+
+
+def summary_ms(url: str, sizes: list[int]) -> list[tuple[int, float, int, float]]:
+    """Per size: a summary's ms with rollups as the writer leaves them, the entries it read one
+    by one, and its ms with nothing folded (as before the writer folded rollups)."""
+    storage = Storage(url)
+    out, have = [], 0
+    for size in sizes:
+        while have < size:
+            batch = min(2048, size - have)
+            storage.append(
+                [
+                    replace(
+                        ENTRY, id=f"sum-{have + i}", ts=float(have + i), principal=PRINCIPALS[i % 3]
+                    )
+                    for i in range(batch)
+                ]
+            )
+            have += batch
+        storage.roll_up()
+        storage.append([replace(ENTRY, id=f"tail-{size}-{i}", ts=float(size)) for i in range(100)])
+        have += 100  # a second's worth of traffic not folded yet
+        folded, tail = _timed(storage.summary), storage.unrolled()
+        with storage.engine.begin() as conn:  # forget the rollups: every entry is then read
+            conn.execute(sa.text("DELETE FROM rollups"))
+            conn.execute(sa.text("DELETE FROM ledger_meta WHERE key = 'rollup_seq'"))
+        unfolded = _timed(storage.summary)
+        storage.roll_up()
+        out.append((have, folded, tail, unfolded))
+    storage.close()
+    return out
+
+
+def _timed(fn: object) -> float:
+    assert callable(fn)
+    began = time.perf_counter()
+    fn()
+    return (time.perf_counter() - began) * 1000
 
 
 def checkpoint_ms(url: str, signer: Signer, start: int) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -74,3 +75,22 @@ async def test_a_full_queue_makes_callers_wait_instead_of_dropping(tmp_path: Pat
     assert writer.flush()
     writer.close()
     assert storage.count() == 8
+
+
+def test_the_writer_folds_what_it_stores_into_the_rollups(storage_url: str) -> None:
+    """A summary after traffic reads the rollups, not the whole ledger entry by entry."""
+    storage = Storage(storage_url)
+    writer = LedgerWriter(storage, flush_ms=5)
+    writer.start()
+    for i in range(3000):
+        writer.append(replace(BASE, id=f"req_{i}", principal=f"acme/t{i % 3}"))
+    assert writer.flush()
+    deadline = time.monotonic() + 30
+    while storage.unrolled():  # folded about once a second while the writer runs
+        assert time.monotonic() < deadline, f"{storage.unrolled()} entries never folded"
+        time.sleep(0.05)
+    assert [r["requests"] for r in storage.summary()] == [1000, 1000, 1000]
+    writer.append(replace(BASE, id="last", principal="acme/t0"))
+    writer.close()  # and once more on the way out
+    assert storage.unrolled() == 0
+    assert [r["requests"] for r in storage.summary()] == [1001, 1000, 1000]

@@ -34,9 +34,7 @@ def roll_up_connection(conn: sa.Connection, source: str = "ledger_entries_named"
 
     ``source`` is what entries are read from: migrations older than the named view pass the table.
     """
-    mark = (
-        conn.execute(sa.select(ledger_meta.c.value).where(ledger_meta.c.key == _MARK)).scalar() or 0
-    )
+    mark = _mark(conn)
     top = conn.execute(sa.select(sa.func.max(entries.c.seq))).scalar() or 0
     if top <= mark:
         return 0
@@ -65,6 +63,18 @@ def roll_up_connection(conn: sa.Connection, source: str = "ledger_entries_named"
     return int(top - mark)
 
 
+def _mark(conn: sa.Connection) -> int:
+    found = conn.execute(sa.select(ledger_meta.c.value).where(ledger_meta.c.key == _MARK))
+    return int(found.scalar() or 0)
+
+
+def unrolled(engine: Engine) -> int:
+    """Entries past the mark: what a summary reads one by one, beside the rollups."""
+    with engine.connect() as conn:
+        past = sa.select(sa.func.count()).select_from(entries).where(entries.c.seq > _mark(conn))
+        return int(conn.execute(past).scalar_one())
+
+
 def summary(
     engine: Engine, principal: str | None, since: float | None, by_hour: bool = False
 ) -> list[dict[str, Any]]:
@@ -74,10 +84,7 @@ def summary(
     """
     start = None if since is None else int(-(-since // 3600) * 3600)
     with engine.connect() as conn:
-        mark = (
-            conn.execute(sa.select(ledger_meta.c.value).where(ledger_meta.c.key == _MARK)).scalar()
-            or 0
-        )
+        mark = _mark(conn)
         q = sa.select(rollups)
         if principal:
             q = q.where(in_subtree(rollups.c.principal, principal))

@@ -143,6 +143,10 @@ class Storage:
         with appender.locked_connection(self.engine) as conn:
             return rollups.roll_up_connection(conn)
 
+    def unrolled(self) -> int:
+        """Entries not yet folded into the rollups (what a summary still reads one by one)."""
+        return rollups.unrolled(self.engine)
+
     def run_totals(self, principal: str, run_id: str) -> dict[str, Any] | None:
         """A run's counters (started, steps, tool calls, USD, risk) as its entries record them."""
         return run_queries.run_totals(self.engine, principal, run_id)

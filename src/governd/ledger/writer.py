@@ -13,7 +13,8 @@ commit).
 
 A writer thread drains the queue every ``flush_ms`` (or at once when someone
 waits in ``flush``) and inserts batches of up to 2,048 entries, each in one
-transaction. ``append`` never blocks and never
+transaction. About once a second it folds new entries into the rollups, so a
+summary reads at most a second's worth of unfolded entries. ``append`` never blocks and never
 raises; a failed batch is kept and retried, so entries are not lost while the
 store is briefly unavailable.
 """
@@ -161,6 +162,7 @@ class LedgerWriter:
                 _resolve(waiting)
                 waiting = []
             self._maybe_checkpoint(force=stopping)
+            self._maybe_roll_up(force=stopping)
 
     def _maybe_roll_up(self, force: bool) -> None:
         """Fold new entries into the rollups about once a second."""
