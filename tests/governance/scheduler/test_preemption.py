@@ -133,3 +133,83 @@ def test_already_evicting_jobs_are_counted_before_choosing_new_victims() -> None
         stop_victims=False,
     )
     assert len(plan.evict) == 1, "u1 waits on the evicting job; only u2 needs a new victim"
+
+
+# Kueue's ClusterQueues c1 and c2 of pkg/scheduler/preemption/preemption_test.go, in GPUs: each
+# nominal 6 with a borrowing limit of 6 in one cohort; c1 preempts lower priority within itself
+# and reclaims from lower priority, c2 never preempts within itself and reclaims from any.
+KUEUE_COHORT = """
+flavors: {h100: {}}
+nodes: {n1: {devices: [{flavor: h100, count: 12}]}}
+cohorts: {cohort: {}}
+queues:
+  c1:
+    cohort: cohort
+    quotas: {h100: {nominal: 6, borrowing_limit: 6}}
+    preemption: {within_queue: lower_priority, reclaim_within_cohort: lower_priority}
+  c2:
+    cohort: cohort
+    quotas: {h100: {nominal: 6, borrowing_limit: 6}}
+    preemption: {within_queue: never, reclaim_within_cohort: any}
+"""
+LOW, MID, HIGH = 10, 100, 1000
+
+
+@pytest.mark.parametrize(
+    ("running", "incoming", "evicted"),
+    [
+        pytest.param(
+            [("c1-low", "c1", 3, LOW), ("c2-mid", "c2", 3, MID), ("c2-high", "c2", 6, HIGH)],
+            ("in", "c1", 3, HIGH),
+            {("c2-mid", "reclaim_within_cohort")},
+            id="reclaim quota from borrower",
+        ),
+        pytest.param(
+            [("c1-high", "c1", 4, HIGH), ("c2-low-1", "c2", 4, LOW)],
+            ("in", "c1", 4, HIGH),
+            set(),
+            id="no workloads borrowing",
+        ),
+        pytest.param(
+            [("c1-med", "c1", 4, MID), ("c1-low", "c1", 4, LOW), ("c2-low-1", "c2", 4, LOW)],
+            ("in", "c1", 4, HIGH),
+            {("c1-low", "within_queue")},
+            id="preempting locally and borrowing same resource in cohort",
+        ),
+        pytest.param(
+            # Rule (a): c1 is under nominal (2 of 6). Evicting its own c1-low as well brings
+            # the preemptor within nominal (6 of 6), so it may reclaim from c2, which borrows.
+            [("c2-big", "c2", 6, LOW), ("c2-extra", "c2", 4, LOW), ("c1-low", "c1", 2, LOW)],
+            ("in", "c1", 6, HIGH),
+            {("c2-extra", "reclaim_within_cohort"), ("c1-low", "within_queue")},
+            id="reclaim counting the preemptor's own victims",
+        ),
+        pytest.param(
+            # Rule (b): 8 is beyond c1's nominal 6, so c1 would borrow after preempting: it
+            # may not preempt another queue's jobs for that, only its own.
+            [("c2-a", "c2", 4, LOW), ("c2-b", "c2", 4, LOW), ("c1-low", "c1", 2, LOW)],
+            ("in", "c1", 8, HIGH),
+            set(),
+            id="a request beyond nominal never reclaims",
+        ),
+        pytest.param(
+            [("c2-a", "c2", 4, LOW), ("c1-low", "c1", 4, LOW)],
+            ("in", "c1", 8, HIGH),
+            {("c1-low", "within_queue")},
+            id="a request beyond nominal preempts within its queue and borrows",
+        ),
+    ],
+)
+def test_kueue_classical_preemption(
+    running: list[tuple[str, str, int, int]],
+    incoming: tuple[str, str, int, int],
+    evicted: set[tuple[str, str]],
+) -> None:
+    """Kueue's cases (and two more of its rules): who a job of c1 evicts, and why."""
+    cluster = Cluster(compute(KUEUE_COHORT))
+    for i, (name, queue, count, priority) in enumerate(running):
+        plan = cluster.cycle([job(name, queue, count, priority=priority, at=i)])
+        assert [a.job for a in plan.admit] == [name]
+    name, queue, count, priority = incoming
+    plan = cluster.cycle([job(name, queue, count, priority=priority, at=100)])
+    assert {(e.job, e.reason) for e in plan.evict} == evicted

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from governd.config_compute import CohortConfig, ComputeConfig, QueueConfig, unit_flavor
+from governd.config.compute import CohortConfig, ComputeConfig, QueueConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +50,7 @@ def inventory(cfg: ComputeConfig, discovered: Mapping[str, list[Discovered]]) ->
                         Unit(
                             f"{node}:{index}{suffix}",
                             node,
-                            unit_flavor(group),
+                            group.unit_flavor,
                             index,
                             domain,
                             1.0 / pieces,

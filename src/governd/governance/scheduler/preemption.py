@@ -8,6 +8,12 @@ taken first (they free their units anyway, at no new cost); then jobs of
 other queues (borrowers), lower priority first, most recently admitted
 first. Victims are removed in that order until the job fits, then each is
 put back, last first, if the job still fits without evicting it.
+
+Without fair sharing, which candidates an attempt may use follows Kueue's
+classical preemption: a queue under its nominal quota first tries every
+candidate, on the condition that the job then fits within that nominal quota
+(its own victims counted as they go); a job that would have to borrow after
+preempting may evict only its own queue's jobs (and ones already leaving).
 """
 
 from __future__ import annotations
@@ -31,13 +37,12 @@ def _within_queue(policy: str, job: Job, other: Job) -> bool:
     return False
 
 
-def candidates(state: State, job: Job, flavor: str, count: int) -> list[tuple[Job, str]]:
-    """Running jobs that ``job`` may evict for ``count`` units of ``flavor``, in eviction order."""
+def candidates(state: State, job: Job, flavor: str) -> list[tuple[Job, str]]:
+    """Running jobs of ``flavor`` that ``job`` may evict, in eviction order."""
     queues, quotas = state.snap.queues, state.quotas
     q = queues[job.queue]
     fair = quotas.fair_sharing(job.queue)
     reclaim = q.preemption.reclaim_within_cohort
-    within_nominal = quotas.usage[job.queue][flavor] + count <= quotas.nominal(job.queue, flavor)
     out: list[tuple[Job, str]] = []
     for other in state.running.values():
         if other.id in state.fresh or state.flavor_of(other) != flavor:
@@ -52,7 +57,7 @@ def candidates(state: State, job: Job, flavor: str, count: int) -> list[tuple[Jo
                 continue
             if fair:
                 out.append((other, FAIR_SHARING))
-            elif within_nominal and quotas.borrowing(other.queue, flavor):
+            elif quotas.borrowing(other.queue, flavor):
                 out.append((other, RECLAIM))
     out.sort(
         key=lambda c: (
@@ -77,22 +82,51 @@ def _may_take(state: State, job: Job, flavor: str, count: int, victim: Job, reas
     return True
 
 
-def select(
-    state: State, job: Job, flavor: str, count: int
-) -> tuple[list[tuple[Job, str]], tuple[str, ...]] | None:
+Chosen = tuple[list[tuple[Job, str]], tuple[str, ...]]
+
+
+def select(state: State, job: Job, flavor: str, count: int) -> Chosen | None:
     """The fewest victims (in order) after which ``job`` fits, and its units; None if none suffice.
 
     On success the victims are released from ``state``; on failure ``state``
     is as it was.
     """
+    found = candidates(state, job, flavor)
+    own = [(v, why) for v, why in found if why in (WITHIN_QUEUE, EVICTING)]
+    if state.quotas.fair_sharing(job.queue) or len(own) == len(found):
+        return _fewest(state, job, flavor, count, found, borrow=True)
+    quotas = state.quotas
+    if quotas.usage[job.queue][flavor] < quotas.nominal(job.queue, flavor):
+        chosen = _fewest(state, job, flavor, count, found, borrow=False)
+        if chosen is not None:
+            return chosen
+    return _fewest(state, job, flavor, count, own, borrow=True)
+
+
+def _fits(state: State, job: Job, flavor: str, count: int, borrow: bool) -> tuple[str, ...] | None:
+    """Units for the job now; without ``borrow``, only if it then stays within nominal quota."""
+    quotas = state.quotas
+    if not borrow and quotas.usage[job.queue][flavor] + count > quotas.nominal(job.queue, flavor):
+        return None
+    return state.fit(job.queue, flavor, count)
+
+
+def _fewest(
+    state: State,
+    job: Job,
+    flavor: str,
+    count: int,
+    found: list[tuple[Job, str]],
+    borrow: bool,
+) -> Chosen | None:
     taken: list[tuple[Job, str]] = []
     units = None
-    for victim, reason in candidates(state, job, flavor, count):
+    for victim, reason in found:
         if not _may_take(state, job, flavor, count, victim, reason):
             continue
         state.release(victim)
         taken.append((victim, reason))
-        units = state.fit(job.queue, flavor, count)
+        units = _fits(state, job, flavor, count, borrow)
         if units is not None:
             break
     if units is None:
@@ -102,11 +136,11 @@ def select(
     kept: list[tuple[Job, str]] = []
     for victim, reason in reversed(taken[:-1]):
         state.restore(victim)
-        if state.fit(job.queue, flavor, count) is None:
+        if _fits(state, job, flavor, count, borrow) is None:
             state.release(victim)
             kept.append((victim, reason))
     kept.reverse()
     final = [*kept, taken[-1]]
-    found = state.fit(job.queue, flavor, count)
-    assert found is not None
-    return final, found
+    placed = _fits(state, job, flavor, count, borrow)
+    assert placed is not None
+    return final, placed

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 
-from governd.config_compute import CohortConfig, QueueConfig
+from governd.config.compute import CohortConfig, QueueConfig
 
 #: Kueue's DRS scale: shares are per-mille of the cohort's lendable capacity.
 _SHARE_SCALE = 1000.0
