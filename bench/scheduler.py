@@ -23,7 +23,7 @@ import statistics
 import time
 from dataclasses import dataclass, replace
 
-from governd.config_compute import ComputeConfig
+from governd.config.compute import ComputeConfig
 from governd.governance.scheduler import Job, Snapshot, inventory, schedule
 
 SIZES = (1, 1, 1, 2, 2, 4, 8)

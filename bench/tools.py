@@ -22,7 +22,7 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from governd.admin_client import AdminClient
+from governd.cli.admin_client import AdminClient
 from governd.launcher import free_port, governd_server, serve_process
 
 

@@ -1,4 +1,4 @@
-"""The shared vocabulary of the pipeline: principals, actions, decisions and usage."""
+"""The shared vocabulary of the pipeline: principals, actions, decisions, usage, priorities, risk."""
 
 from __future__ import annotations
 
@@ -7,6 +7,29 @@ from typing import Any, Literal
 
 Effect = Literal["allow", "deny", "degrade", "queue", "require_approval"]
 Operation = Literal["chat", "completion", "embedding", "tool", "job"]
+
+#: Priority classes, most important first.
+Priority = Literal["critical", "standard", "batch", "sheddable"]
+PRIORITIES: tuple[Priority, ...] = ("critical", "standard", "batch", "sheddable")
+
+#: How much harm a tool call can do, least first.
+RiskTier = Literal["read", "write", "external", "destructive"]
+RISK_TIERS: tuple[RiskTier, ...] = ("read", "write", "external", "destructive")
+
+#: What a tool call may have done to the world: nothing, changed state governd's users own,
+#: reached outside (mail, posts, payments), or something that cannot be undone.
+SideEffect = Literal["none", "mutation", "external", "irreversible"]
+SIDE_EFFECT_OF_TIER: dict[str, SideEffect] = {
+    "read": "none",
+    "write": "mutation",
+    "external": "external",
+    "destructive": "irreversible",
+}
+
+#: What raises a run's risk score.
+RiskEvent = Literal[
+    "denied", "approval_denied", "destructive", "quarantined", "injection", "run_limit", "invalid"
+]
 
 
 @dataclass(frozen=True, slots=True)

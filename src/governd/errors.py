@@ -195,6 +195,14 @@ class StateUnavailable(GovernError):
     status = 503
 
 
+class StorageUnavailable(GovernError):
+    """The ledger's database cannot be reached or opened."""
+
+    code = "storage_unavailable"
+    type = "api_error"
+    status = 503
+
+
 class UpstreamTimeout(GovernError):
     """The upstream did not answer within its timeout."""
 

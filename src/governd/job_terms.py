@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from governd.actions import Principal
-from governd.config_compute import ComputeConfig
+from governd.config.compute import ComputeConfig
 from governd.errors import InvalidRequest, PermissionDenied
 from governd.governance.budgets import Cost
 from governd.governance.scheduler import Unit

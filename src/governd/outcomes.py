@@ -9,8 +9,8 @@ from typing import Any
 import mcp_types as types
 import orjson
 
-from governd.actions import Action, Decision
-from governd.config_agents import RiskEvent, ToolConfig
+from governd.actions import Action, Decision, RiskEvent
+from governd.config.agents import ToolConfig
 from governd.errors import GovernError
 from governd.governance import risk
 from governd.ledger import LedgerEntry

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import openai
 import pytest
 
-from governd.admin_client import AdminClient
+from governd.cli.admin_client import AdminClient
 from governd.launcher import Served, free_port, governd_server
 from tests.conftest import FakeUpstreamProc, write_yaml
 

@@ -15,7 +15,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from governd.admin_client import AdminClient
+from governd.cli.admin_client import AdminClient
 from governd.launcher import Served, governd_server
 from tests.conftest import governd_cli, write_yaml
 

@@ -13,7 +13,7 @@ import openai
 import pytest
 
 from governd import tokens
-from governd.admin_client import AdminClient
+from governd.cli.admin_client import AdminClient
 from governd.launcher import Served, governd_server
 from governd.ledger.signing import Signer
 from governd.testing.postgres import PostgresCluster

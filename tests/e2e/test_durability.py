@@ -11,7 +11,7 @@ from pathlib import Path
 import openai
 import sqlalchemy as sa
 
-from governd.admin_client import AdminClient, AdminError
+from governd.cli.admin_client import AdminClient, AdminError
 from governd.config import load_config
 from governd.launcher import Served, governd_server
 from governd.ledger.audit import open_ledger, trusted_keys, verify_ledger

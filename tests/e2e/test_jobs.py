@@ -19,7 +19,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from governd.admin_client import AdminClient, AdminError
+from governd.cli.admin_client import AdminClient, AdminError
 from governd.launcher import Served, free_port, governd_server
 from tests.conftest import RAY_LOOPBACK, alive, governd_cli, write_yaml
 

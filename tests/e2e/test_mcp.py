@@ -13,7 +13,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from governd.admin_client import AdminClient
+from governd.cli.admin_client import AdminClient
 from governd.launcher import Served, free_port, governd_server, serve_process
 from tests.conftest import write_yaml
 

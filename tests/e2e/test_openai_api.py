@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from governd import tokens
-from governd.admin_client import AdminError
+from governd.cli.admin_client import AdminError
 from tests.conftest import FakeUpstreamProc
 from tests.e2e.conftest import Gateway
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import openai
 
-from governd.admin_client import AdminClient
+from governd.cli.admin_client import AdminClient
 from governd.launcher import governd_server
 from governd.ledger.signing import Signer
 from governd.testing.postgres import PostgresCluster

@@ -14,7 +14,7 @@ import openai
 import pytest
 
 from governd import tokens
-from governd.admin_client import AdminClient
+from governd.cli.admin_client import AdminClient
 from governd.launcher import Served, governd_server
 from tests.conftest import write_yaml
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from governd.admin_client import AdminClient
+from governd.cli.admin_client import AdminClient
 from governd.launcher import free_port, governd_server, serve_process
 from tests.conftest import write_yaml
 

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from governd.actions import Action, Principal
-from governd.cel_env import sample_context
 from governd.config import PolicyConfig
+from governd.config.cel_env import sample_context
 from governd.governance.decide import decide
 from governd.governance.policies import Match, PolicySet
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from governd.config_agents import DEFAULT_WEIGHTS
+from governd.config.agents import DEFAULT_WEIGHTS
 from governd.errors import (
     ApprovalDenied,
     InvalidRequest,

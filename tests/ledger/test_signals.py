@@ -6,7 +6,7 @@ import hashlib
 
 import orjson
 
-from governd.config_agents import ToolConfig
+from governd.config.agents import ToolConfig
 from governd.ledger.signals import REDACTED, args_digest, redact, target_of, tool_signals
 
 ARGS = {"path": "/etc/hosts", "body": {"text": "secret", "tags": ["a", "b"]}, "n": 3}

@@ -9,12 +9,40 @@ admin API at ``--url`` / ``GOVERND_URL`` with ``--admin-key`` /
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import click
 
 from governd.cli import admin, agents, jobs, local
+from governd.config import ConfigError
+from governd.errors import GovernError
 
 
-@click.group()
+class _Guarded(click.Group):
+    """The command group: whatever fails, a user reads one line saying what, never a traceback.
+
+    ``GOVERND_DEBUG=1`` lets an unexpected error through with its traceback, for a bug report.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            raise click.ClickException(local.config_report(exc)) from None
+        except GovernError as exc:
+            raise click.ClickException(exc.message) from None
+        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
+            raise
+        except Exception as exc:
+            if os.environ.get("GOVERND_DEBUG"):
+                raise
+            raise click.ClickException(
+                f"{type(exc).__name__}: {exc} (GOVERND_DEBUG=1 shows where)"
+            ) from None
+
+
+@click.group(cls=_Guarded)
 @click.version_option(package_name="governd")
 def main() -> None:
     """governd: govern AI workloads (model calls, tool calls, GPU jobs)."""

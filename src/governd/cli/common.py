@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from governd.admin_client import DEFAULT_URL, AdminClient, AdminError
+from governd.cli.admin_client import DEFAULT_URL, AdminClient, AdminError
 
 
 def emit(data: Any) -> None:

@@ -5,6 +5,12 @@ ledger, creates keys through the admin API, drives chat (streaming and not),
 completions and embeddings with the official ``openai`` SDK (some of them
 refused by policy or with a revoked key, on purpose), and prints a table per
 principal from the ledger.
+
+On the embedded defaults it drives four tenants with a curated mix, then two
+GPU jobs. With ``--config`` it drives that config's own principals (up to four
+projects or teams) with the models each may call: chat, streamed every other
+time, and embeddings. A config in which no principal may call a model is
+refused in one line.
 """
 
 from __future__ import annotations
@@ -24,22 +30,79 @@ from rich.console import Console
 from rich.progress import Progress, TaskID
 from rich.table import Table
 
-from governd.admin_client import AdminClient
-from governd.demo_jobs import run_gpu_jobs
+from governd.cli.admin_client import AdminClient
+from governd.cli.demo_jobs import run_gpu_jobs
+from governd.config import GovernConfig, ProjectConfig, TeamConfig, load_config
+from governd.errors import GovernError
+from governd.governance.principals import PrincipalTree
 from governd.launcher import governd_server
 
 SYSTEM_PROMPT = (
     "You are the support assistant of Acme Corp. Answer briefly and politely. "
     "Never reveal internal information. Escalate billing disputes to a human. " * 8
 )
-TENANTS = ["research/agents", "research/evals", "support/chatbot", "platform"]
 CONCURRENCY = 16
 
 Job = Callable[[openai.AsyncOpenAI, int], Awaitable[None]]
+#: Per tenant (``TEAM[/PROJECT]``): the jobs it runs, each with its weight. Each job is one request.
+Plan = dict[str, list[tuple[Job, int]]]
 
 
-def _jobs(rng: random.Random) -> dict[str, list[tuple[Job, int]]]:
-    """Per tenant: (job, weight). Each job makes one request."""
+class DemoRefused(GovernError):
+    """A config the demo has nothing to drive on."""
+
+    code = "demo_refused"
+
+
+def _chat(model: str) -> Job:
+    async def chat(client: openai.AsyncOpenAI, i: int) -> None:
+        messages: Any = [{"role": "user", "content": f"Request {i}: summarise our week."}]
+        if i % 2:
+            await client.chat.completions.create(model=model, messages=messages, max_tokens=64)
+            return
+        stream = await client.chat.completions.create(
+            model=model, messages=messages, max_tokens=64, stream=True
+        )
+        async for _ in stream:
+            pass
+
+    return chat
+
+
+def _embed(model: str) -> Job:
+    async def embed(client: openai.AsyncOpenAI, i: int) -> None:
+        await client.embeddings.create(model=model, input=[f"document {i}", f"note {i}"])
+
+    return embed
+
+
+def config_plan(cfg: GovernConfig, source: str) -> Plan:
+    """What the demo drives on a config of its own: up to four principals, their models."""
+    tree = PrincipalTree(cfg)
+    leaves = [
+        node.path.split("/", 1)[1]
+        for node in cfg.principals.walk()
+        if isinstance(node.config, ProjectConfig)
+        or (isinstance(node.config, TeamConfig) and not node.config.projects)
+    ]
+    plan: Plan = {}
+    for spec in leaves:
+        allowed = sorted(tree.models_for(tree.resolve(spec)))
+        jobs = [(_embed(m) if cfg.models[m].kind == "embedding" else _chat(m), 1) for m in allowed]
+        if jobs:
+            plan[spec] = jobs
+        if len(plan) == 4:
+            break
+    if not plan:
+        raise DemoRefused(
+            f"{source}: no team or project in it may call a model, so the demo has nothing to "
+            "send; add `models:` and teams, or run `governd demo` on the embedded defaults"
+        )
+    return plan
+
+
+def _jobs(rng: random.Random) -> Plan:
+    """The embedded defaults' plan: agents, evals, a support bot (refused now and then), embeds."""
 
     async def agent_step(client: openai.AsyncOpenAI, i: int) -> None:
         stream = await client.chat.completions.create(
@@ -81,20 +144,22 @@ def _jobs(rng: random.Random) -> dict[str, list[tuple[Job, int]]]:
     }
 
 
-async def _drive(url: str, keys: dict[str, str], revoked: str, total: int, console: Console) -> int:
+async def _drive(
+    url: str, plan: Plan, keys: dict[str, str], revoked: str, total: int, console: Console
+) -> int:
     rng = random.Random(7)
-    jobs = _jobs(rng)
+    tenants = list(plan)
     clients = {
         t: openai.AsyncOpenAI(base_url=url + "/v1", api_key=k, max_retries=0)
         for t, k in keys.items()
     }
     clients["revoked"] = openai.AsyncOpenAI(base_url=url + "/v1", api_key=revoked, max_retries=0)
-    plan: list[tuple[str, Job]] = []
+    order: list[tuple[str, Job]] = []
     for i in range(total):
-        tenant = TENANTS[i % len(TENANTS)]
-        choices, weights = zip(*jobs[tenant], strict=True)
-        plan.append((tenant, rng.choices(choices, weights)[0]))
-    plan[total // 2] = ("revoked", jobs["support/chatbot"][0][0])
+        tenant = tenants[i % len(tenants)]
+        choices, weights = zip(*plan[tenant], strict=True)
+        order.append((tenant, rng.choices(choices, weights)[0]))
+    order[total // 2] = ("revoked", order[total // 2][1])
     gate = asyncio.Semaphore(CONCURRENCY)
     refused = 0
 
@@ -109,7 +174,7 @@ async def _drive(url: str, keys: dict[str, str], revoked: str, total: int, conso
 
     with Progress(console=console, transient=False) as progress:
         task = progress.add_task("requests", total=total)
-        await asyncio.gather(*(one(i, t, j, progress, task) for i, (t, j) in enumerate(plan)))
+        await asyncio.gather(*(one(i, t, j, progress, task) for i, (t, j) in enumerate(order)))
     for client in clients.values():
         await client.close()
     return refused
@@ -160,26 +225,26 @@ def run_demo(config: str | None, total: int) -> int:
     # Piped output (CI logs) would otherwise wrap at 80 columns.
     console = Console() if sys.stdout.isatty() else Console(width=120)
     started = time.monotonic()
+    plan = _jobs(random.Random(7)) if config is None else config_plan(load_config(config), config)
     with tempfile.TemporaryDirectory(prefix="governd-demo-") as tmp:
-        console.print(
-            "[bold]governd demo[/]: starting a server on the embedded defaults (sim upstreams)"
-        )
+        on = config or "the embedded defaults (sim upstreams)"
+        console.print(f"[bold]governd demo[/]: starting a server on {on}")
         admin_key = "adm-" + secrets.token_urlsafe(16)
         with governd_server(Path(tmp), Path(config) if config else None, admin_key) as served:
             url = served.url
             admin = AdminClient(url, admin_key)
             keys = {
                 t: admin.call("POST", "/admin/v1/keys", {"principal": t, "name": "demo"})["key"]
-                for t in TENANTS
+                for t in plan
             }
             spare = admin.call(
-                "POST", "/admin/v1/keys", {"principal": "platform", "name": "to-revoke"}
+                "POST", "/admin/v1/keys", {"principal": next(iter(plan)), "name": "to-revoke"}
             )
             admin.call("DELETE", f"/admin/v1/keys/{spare['id']}")
             console.print(
                 f"server {url}; {len(keys)} keys created, one revoked; sending {total} requests"
             )
-            refused = asyncio.run(_drive(url, keys, spare["key"], total, console))
+            refused = asyncio.run(_drive(url, plan, keys, spare["key"], total, console))
             rows = admin.call("GET", "/admin/v1/ledger/summary")["principals"]
             console.print(_table(rows))
             if config is None:
@@ -189,10 +254,12 @@ def run_demo(config: str | None, total: int) -> int:
                 )
                 console.print(_jobs_table(run_gpu_jobs(admin, str(Path(tmp) / "trained-once"))))
     elapsed = time.monotonic() - started
-    console.print(
-        f"{total} requests in {elapsed:.1f} s; {refused} refused on purpose "
-        "(support may not use gpt-4o: 403 policy_denied; a revoked key: 401)."
+    why = (
+        "support may not use gpt-4o: 403 policy_denied; a revoked key: 401"
+        if config is None
+        else "a revoked key: 401; the rest by your config's policies, budgets and limits"
     )
+    console.print(f"{total} requests in {elapsed:.1f} s; {refused} refused ({why}).")
     console.print(
         "\n[bold]Next[/]: run your own server with [cyan]GOVERND_ADMIN_KEY=secret governd serve[/], "
         "create a key with [cyan]governd keys create --principal research/agents[/], point the openai "

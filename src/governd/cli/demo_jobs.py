@@ -6,7 +6,7 @@ import sys
 import time
 from typing import Any
 
-from governd.admin_client import AdminClient
+from governd.cli.admin_client import AdminClient
 
 #: Prints its devices; a first attempt trains until stopped, a later one finishes at once.
 TRAIN = """

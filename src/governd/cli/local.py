@@ -30,7 +30,7 @@ def serve(config_path: str | None, host: str | None, port: int | None) -> None:
     try:
         cfg = load_config(config_path)
     except ConfigError as exc:
-        raise click.ClickException(_config_report(exc)) from None
+        raise click.ClickException(config_report(exc)) from None
     run(cfg, host or cfg.server.host, port or cfg.server.port)
 
 
@@ -44,7 +44,7 @@ def serve(config_path: str | None, host: str | None, port: int | None) -> None:
 @click.option("--requests", "total", default=240, show_default=True, help="Requests to send.")
 def demo(config_path: str | None, total: int) -> None:
     """Run a short multi-tenant workload end to end and show what it cost."""
-    from governd.demo import run_demo
+    from governd.cli.demo import run_demo
 
     sys.exit(run_demo(config_path, total))
 
@@ -54,7 +54,8 @@ def config() -> None:
     """Check configuration files."""
 
 
-def _config_report(exc: ConfigError) -> str:
+def config_report(exc: ConfigError) -> str:
+    """Every problem of a config, one per line under the file's name."""
     lines = [f"{exc.source}: {len(exc.problems)} problem(s)"]
     lines += [f"  {p}" for p in exc.problems]
     return "\n".join(lines)
@@ -67,7 +68,7 @@ def config_check(file: str) -> None:
     try:
         cfg = load_config(file)
     except ConfigError as exc:
-        raise click.ClickException(_config_report(exc)) from None
+        raise click.ClickException(config_report(exc)) from None
     click.echo(
         f"{file}: ok ({len(cfg.upstreams)} upstreams, {len(cfg.models)} models, "
         f"{len(cfg.principals.teams)} teams)"
@@ -88,7 +89,7 @@ def policy_test(file: str) -> None:
     try:
         outcomes = run_cases(Path(file))
     except ConfigError as exc:
-        raise click.ClickException(_config_report(exc)) from None
+        raise click.ClickException(config_report(exc)) from None
     failed = 0
     for o in outcomes:
         mark = "ok  " if o.passed else "FAIL"
@@ -140,7 +141,7 @@ def _ledger(
     try:
         cfg = load_config(config_path)
     except ConfigError as exc:
-        raise click.ClickException(_config_report(exc)) from None
+        raise click.ClickException(config_report(exc)) from None
     if storage:
         from governd.config import resolve_storage
 

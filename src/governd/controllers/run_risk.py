@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from governd.actions import Action
-from governd.config_agents import RiskLevelConfig
+from governd.config.agents import RiskLevelConfig
 from governd.governance.runs import Runs
 
 #: Records a control entry: (principal, operation, detail, run id) -> entry id.

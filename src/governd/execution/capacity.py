@@ -14,8 +14,8 @@ import asyncio
 import heapq
 import itertools
 
+from governd.actions import PRIORITIES
 from governd.clock import Clock
-from governd.config import PRIORITIES
 from governd.errors import Overloaded
 
 RANK: dict[str, int] = {name: i for i, name in enumerate(PRIORITIES)}

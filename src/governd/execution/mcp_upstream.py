@@ -22,7 +22,7 @@ from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from governd.config_agents import McpServerConfig
+from governd.config.agents import McpServerConfig
 
 log = logging.getLogger("governd.mcp")
 

@@ -17,10 +17,10 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from governd.actions import Action, Decision, Principal
-from governd.cel_env import NO_JOB, NO_RUN
+from governd.actions import PRIORITIES, Action, Decision, Principal
 from governd.clock import Clock
-from governd.config import PRIORITIES, GovernConfig
+from governd.config import GovernConfig
+from governd.config.cel_env import NO_JOB, NO_RUN
 from governd.errors import (
     ApprovalRequired,
     BudgetExceeded,

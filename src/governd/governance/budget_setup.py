@@ -7,7 +7,7 @@ from typing import Any, Protocol, cast
 from zoneinfo import ZoneInfo
 
 from governd.clock import Clock
-from governd.config import ConfigError, ConfigProblem, GovernConfig, NodeConfig
+from governd.config import ConfigError, ConfigProblem, GovernConfig
 from governd.governance.budgets import BudgetKey, Budgets, BudgetState, Limit, LocalState, Unit
 from governd.governance.periods import Period
 from governd.governance.ratelimits import LimitState, LocalLimits
@@ -24,15 +24,10 @@ class BudgetStore(Protocol):
 
 def config_budgets(cfg: GovernConfig) -> list[tuple[BudgetKey, Limit]]:
     """Every budget declared in the principal tree of the config."""
-    org = cfg.principals.org
-    nodes: list[tuple[str, NodeConfig]] = [(org, cfg.principals)]
-    for tname, team in cfg.principals.teams.items():
-        nodes.append((f"{org}/{tname}", team))
-        nodes.extend((f"{org}/{tname}/{pname}", proj) for pname, proj in team.projects.items())
     return [
-        (BudgetKey(path, b.unit, b.period), Limit(b.limit, b.soft))
-        for path, node in nodes
-        for b in node.budgets
+        (BudgetKey(node.path, b.unit, b.period), Limit(b.limit, b.soft))
+        for node in cfg.principals.walk()
+        for b in node.config.budgets
     ]
 
 

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from governd.cel_env import compile_expr, is_error
 from governd.config import PolicyConfig
+from governd.config.cel_env import compile_expr, is_error
 
 _RESTRICTIVE = frozenset({"deny", "require_approval"})
 

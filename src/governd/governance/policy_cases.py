@@ -18,8 +18,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from governd.actions import Action, Decision
-from governd.cel_env import sample_context
 from governd.config import ConfigError, ConfigProblem, load_config
+from governd.config.cel_env import sample_context
 from governd.governance.decide import decide
 from governd.governance.policies import PolicySet
 from governd.governance.principals import PrincipalTree
@@ -71,8 +71,14 @@ def load_cases(path: Path) -> tuple[CaseFile, Path]:
         cases = CaseFile.model_validate(raw)
     except OSError as exc:
         raise ConfigError(str(path), [ConfigProblem("", None, exc.strerror or str(exc))]) from None
-    except (yaml.YAMLError, ValidationError) as exc:
-        raise ConfigError(str(path), [ConfigProblem("", None, str(exc))]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), [ConfigProblem("", None, f"not valid YAML: {exc}")]) from None
+    except ValidationError as exc:
+        problems = [
+            ConfigProblem(".".join(str(p) for p in err["loc"]), None, err["msg"])
+            for err in exc.errors()
+        ]
+        raise ConfigError(str(path), problems) from None
     return cases, (path.parent / cases.config).resolve()
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from governd.actions import Principal
-from governd.config import GovernConfig, NodeConfig, Priority
+from governd.actions import Principal, Priority
+from governd.config import GovernConfig, NodeConfig
 from governd.errors import InvalidRequest
 
 

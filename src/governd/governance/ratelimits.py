@@ -21,7 +21,7 @@ from typing import Literal, Protocol
 
 from governd.actions import Principal
 from governd.clock import Clock
-from governd.config import GovernConfig, NodeConfig
+from governd.config import GovernConfig
 from governd.errors import RateLimited
 from governd.ids import new_id
 
@@ -145,15 +145,10 @@ class RateLimits:
     def __init__(self, cfg: GovernConfig, state: LimitState) -> None:
         self.state = state
         self._limits: dict[str, NodeLimit] = {}
-        org = cfg.principals.org
-        declared: list[tuple[str, NodeConfig]] = [(org, cfg.principals)]
-        for tname, team in cfg.principals.teams.items():
-            declared.append((f"{org}/{tname}", team))
-            declared.extend((f"{org}/{tname}/{p}", proj) for p, proj in team.projects.items())
-        for path, node in declared:
-            lim = node.limits
+        for node in cfg.principals.walk():
+            lim = node.config.limits
             if lim.rpm or lim.tpm or lim.concurrency:
-                self._limits[path] = NodeLimit(path, lim.rpm, lim.tpm, lim.concurrency)
+                self._limits[node.path] = NodeLimit(node.path, lim.rpm, lim.tpm, lim.concurrency)
         self._paths: dict[tuple[str, ...], list[NodeLimit]] = {}
 
     def on_path(self, principal: Principal) -> list[NodeLimit]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from governd.config_agents import RunLimitsConfig
+from governd.config.agents import RunLimitsConfig
 from governd.governance.redis_state import guarded
 from governd.governance.runs import RunTotals, Take
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from governd.config_agents import RiskEvent
+from governd.actions import RiskEvent
 from governd.errors import (
     ApprovalDenied,
     GovernError,

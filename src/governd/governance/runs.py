@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from governd.actions import Action, Principal
 from governd.clock import Clock
 from governd.config import GovernConfig
-from governd.config_agents import RiskLevelConfig, RunLimitsConfig
+from governd.config.agents import RiskLevelConfig, RunLimitsConfig
 from governd.errors import RunLimitExceeded
 from governd.governance.principals import PrincipalTree
 

@@ -12,7 +12,7 @@ import fnmatch
 from collections.abc import Mapping
 from typing import Any
 
-from governd.config_agents import RiskTier
+from governd.actions import RiskTier
 
 SEPARATOR = "__"
 

@@ -15,8 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from governd.actions import Action, Operation, Principal
-from governd.config import PRIORITIES
+from governd.actions import PRIORITIES, Action, Operation, Principal
 from governd.errors import GovernError, InvalidRequest
 from governd.ids import new_id
 from governd.intent.auth import bearer

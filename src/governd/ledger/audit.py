@@ -58,11 +58,15 @@ def trusted_keys(cfg: GovernConfig, extra: Iterable[str] = ()) -> dict[str, str]
 def open_ledger(url: str) -> Engine:
     """An engine on an existing ledger, at the latest schema, never migrating or writing it."""
     from governd.ledger import migrate
+    from governd.ledger.storage import unreachable
 
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         raise ValueError(f"no ledger at {url}")
     engine = sa.create_engine(url)
-    revision = migrate.current(engine)
+    try:
+        revision = migrate.current(engine)
+    except sa.exc.OperationalError as exc:
+        raise unreachable(url, exc) from None
     if revision != migrate.head():
         raise ValueError(
             f"ledger schema is at {revision}, not {migrate.head()}: start governd once to migrate it"

@@ -14,7 +14,8 @@ from typing import Any, Literal
 
 import orjson
 
-from governd.config_agents import SIDE_EFFECT_OF_TIER, SideEffect, ToolConfig
+from governd.actions import SIDE_EFFECT_OF_TIER, SideEffect
+from governd.config.agents import ToolConfig
 
 Outcome = Literal["ok", "tool_error", "refused", "failed"]
 REDACTED = "[redacted]"

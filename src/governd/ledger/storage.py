@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from governd.errors import StorageUnavailable
 from governd.ledger import appender, migrate, rollups, run_queries
 from governd.ledger.entries import LedgerEntry
 from governd.ledger.names import NameIds
@@ -49,6 +50,13 @@ def plain_rows(rows: Sequence[sa.RowMapping]) -> list[dict[str, Any]]:
     return [{str(k): v for k, v in row.items()} for row in rows]
 
 
+def unreachable(url: str, exc: sa.exc.OperationalError) -> StorageUnavailable:
+    """The error a user reads when the ledger's database cannot be opened (no password shown)."""
+    shown = sa.make_url(url).render_as_string(hide_password=True)
+    why = str(exc.orig or exc).strip().splitlines()[0]
+    return StorageUnavailable(f"cannot open the ledger at {shown}: {why}")
+
+
 class Storage:
     """SQLAlchemy-backed store for entries and keys; ``url`` is a SQLAlchemy URL."""
 
@@ -59,7 +67,10 @@ class Storage:
         self.engine: Engine = sa.create_engine(url, future=True)
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas(durable))
-        migrate.upgrade(self.engine)
+        try:
+            migrate.upgrade(self.engine)
+        except sa.exc.OperationalError as exc:
+            raise unreachable(url, exc) from None
         self._names = NameIds()
 
     def close(self) -> None:

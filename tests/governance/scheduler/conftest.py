@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from governd.config_compute import ComputeConfig
+from governd.config.compute import ComputeConfig
 from governd.governance.scheduler import Job, Plan, Snapshot, inventory, schedule
 
 

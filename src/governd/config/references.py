@@ -1,0 +1,97 @@
+"""Cross-references of a config: names that must point at something defined elsewhere in it.
+
+Each check yields its own problem at the path of the offending key (relative
+to the model it checks), so the loader can name its line.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from governd.config import cel_env
+
+if TYPE_CHECKING:
+    from governd.config.compute import ComputeConfig
+    from governd.config.schema import GovernConfig
+
+#: (path below the model checked, what is wrong there)
+Found = list[tuple[tuple[str, ...], str]]
+
+_GLOB = frozenset("*?[")
+
+
+def config_references(cfg: GovernConfig) -> Found:
+    """Every name in ``cfg`` that points nowhere: models, policies, allow-lists, tools."""
+    return [*_models(cfg), *_policies(cfg), *_allow_lists(cfg)]
+
+
+def _models(cfg: GovernConfig) -> Found:
+    out: Found = []
+    for alias, model in cfg.models.items():
+        at = ("models", alias)
+        for i, dep in enumerate(model.deployments):
+            if dep.upstream not in cfg.upstreams:
+                where = (*at, "deployments", str(i), "upstream")
+                out.append((where, f"unknown upstream {dep.upstream!r}"))
+        for i, fb in enumerate(model.fallbacks):
+            if fb == alias or fb not in cfg.models:
+                out.append(((*at, "fallbacks", str(i)), f"{fb!r} is not another model alias"))
+        to = model.degrade_to
+        if to is not None and (to == alias or to not in cfg.models):
+            out.append(((*at, "degrade_to"), f"{to!r} is not another model alias"))
+    return out
+
+
+def _policies(cfg: GovernConfig) -> Found:
+    out: Found = []
+    ids = [p.id for p in cfg.policies]
+    for i, pol in enumerate(cfg.policies):
+        at = ("policies", str(i))
+        why = cel_env.problem(pol.when)
+        if why is not None:
+            out.append(((*at, "when"), f"policy {pol.id!r}: {why.replace('; ', ', ')}"))
+        if ids.index(pol.id) != i:
+            out.append(((*at, "id"), f"duplicate policy id {pol.id!r}"))
+        if pol.degrade_to is not None and pol.degrade_to not in cfg.models:
+            out.append(((*at, "degrade_to"), f"unknown model {pol.degrade_to!r}"))
+    return out
+
+
+def _allow_lists(cfg: GovernConfig) -> Found:
+    """Models a node allows must exist; tools it allows must name a configured MCP server."""
+    out: Found = []
+    for node in cfg.principals.walk():
+        for i, name in enumerate(node.config.models or []):
+            if name not in cfg.models:
+                out.append(((*node.declared_at, "models", str(i)), f"unknown model {name!r}"))
+        for i, pattern in enumerate(node.config.tools or []):
+            server, namespaced, _ = pattern.partition("__")
+            if namespaced and not _GLOB & set(server) and server not in cfg.mcp_servers:
+                where = (*node.declared_at, "tools", str(i))
+                out.append((where, f"unknown MCP server {server!r} (tools are <server>__<tool>)"))
+    return out
+
+
+def compute_references(compute: ComputeConfig) -> Found:
+    """Flavors, cohorts and priority classes that devices, queues and defaults name."""
+    out: Found = []
+    for node, cfg in compute.nodes.items():
+        for i, group in enumerate(cfg.devices):
+            if group.flavor not in compute.flavors:
+                where = ("nodes", node, "devices", str(i), "flavor")
+                out.append((where, f"unknown flavor {group.flavor!r}"))
+    if compute.default_priority not in compute.priority_classes:
+        unknown = f"unknown priority class {compute.default_priority!r}"
+        out.append((("default_priority",), unknown))
+    offered = set(compute.flavors) | {
+        g.unit_flavor for node in compute.nodes.values() for g in node.devices
+    }
+    for name, queue in compute.queues.items():
+        if queue.cohort is not None and queue.cohort not in compute.cohorts:
+            out.append((("queues", name, "cohort"), f"unknown cohort {queue.cohort!r}"))
+        out += [
+            (("queues", name, "quotas", flavor), f"unknown flavor {flavor!r}")
+            for flavor in queue.quotas
+            if flavor not in offered
+        ]
+    return out
