@@ -154,7 +154,11 @@ def test_checkpoints_need_a_trusted_key_and_a_valid_signature(
 ) -> None:
     storage = ledger(storage_url, signer, n=10, checkpoint_at=(10,))
     stranger = Signer.load(tmp_path / "other.pem", create=True)
-    assert "untrusted key" in verify_ledger(storage.engine, keys(stranger)).problems[0]
+    unknown = verify_ledger(storage.engine, keys(stranger))
+    assert unknown.intact and not unknown.verified, "an unknown key is not tampering"
+    assert unknown.unverifiable == [
+        f"checkpoint at 10 entries signed by unknown key {signer.key_id} (pass --public-key)"
+    ]
     run_sql(storage, "UPDATE checkpoints SET ts = ts + 1")
     assert verify_ledger(storage.engine, keys(signer)).problems == [
         "checkpoint at 10 entries: bad signature"
@@ -165,10 +169,12 @@ def test_inclusion_proofs(storage_url: str, tmp_path: Path, signer: Signer) -> N
     storage = ledger(storage_url, signer, n=25)
     proof = inclusion_proof(storage.engine, "req_13")
     assert proof["checkpoint"]["size"] == 20 and proof["leaf_index"] == 13
-    assert verify_proof(proof, keys(signer)) == []
+    assert verify_proof(proof, keys(signer)).verified
     bad = json.loads(json.dumps(proof))
     bad["path"][0] = "00" * 32
-    assert "does not lead to the checkpoint's root" in verify_proof(bad, keys(signer))[0]
+    assert "does not lead to the checkpoint's root" in verify_proof(bad, keys(signer)).problems[0]
+    stranger = verify_proof(proof, {})
+    assert stranger.intact and stranger.unverifiable and not stranger.verified
     with pytest.raises(LookupError, match="not covered"):
         inclusion_proof(storage.engine, "req_22")
     with pytest.raises(LookupError, match="no ledger entry"):
@@ -216,7 +222,13 @@ def test_audit_commands_exit_codes(storage_url: str, tmp_path: Path, signer: Sig
     )
     assert checked.exit_code == 0 and "valid" in checked.output
     untrusted = runner.invoke(main, ["audit", "verify-proof", str(tmp_path / "proof.json")])
-    assert untrusted.exit_code == 1 and "untrusted" in untrusted.output
+    assert untrusted.exit_code == 3 and "unverifiable: checkpoint signed by unknown key" in (
+        untrusted.output
+    )
+    # A faithful copy whose signing key was not copied: unverifiable, never TAMPERED.
+    copied = runner.invoke(main, ["audit", "verify", "--storage", url])
+    assert copied.exit_code == 3 and "TAMPERED" not in copied.output, copied.output
+    assert f"signed by unknown key {signer.key_id} (pass --public-key)" in copied.output
     run_sql(storage, "UPDATE ledger_entries SET status = 500 WHERE id = 'req_2'")
     bad = runner.invoke(
         main, ["audit", "verify", "--storage", url, "--public-key", signer.public_hex]
@@ -249,11 +261,10 @@ def test_key_rotation_is_recorded_and_both_keys_verify(storage_url: str, tmp_pat
     ]
     assert f"replaces {first.key_id}" in rotations[1]["reasons"]
     both = {first.key_id: first.public_hex, second.key_id: second.public_hex}
-    assert verify_ledger(storage.engine, both).intact
+    assert verify_ledger(storage.engine, both).verified
     only_new = verify_ledger(storage.engine, {second.key_id: second.public_hex})
-    assert only_new.problems and all(
-        f"untrusted key {first.key_id}" in p for p in only_new.problems
-    )
+    assert only_new.intact and only_new.unverifiable
+    assert all(f"unknown key {first.key_id}" in p for p in only_new.unverifiable)
 
 
 def test_a_key_is_recorded_once_even_without_a_checkpoint(
@@ -379,3 +390,21 @@ def test_migration_from_every_earlier_schema_keeps_entries_readable_and_verifiab
     assert sum(r["requests"] for r in storage.summary()) == 5
     assert migrate.current(storage.engine) == migrate.head()
     storage.close()
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"leaf_index": 20}, "leaf index 20 is outside a tree of 20 entries"),
+        ({"leaf_index": -1}, "leaf index -1 is outside a tree of 20 entries"),
+        ({"leaf_hash": "ab" * 31}, "leaf_hash is not a 32-byte SHA-256 hash in hex"),
+        ({"leaf_hash": "not hex"}, "leaf_hash is not a 32-byte SHA-256 hash in hex"),
+        ({"path": ["ab" * 33]}, "path[0] is not a 32-byte SHA-256 hash in hex"),
+    ],
+)
+def test_a_proof_the_rfc_refuses_is_invalid(
+    storage_url: str, signer: Signer, change: dict[str, object], problem: str
+) -> None:
+    storage = ledger(storage_url, signer, n=25)
+    proof = {**inclusion_proof(storage.engine, "req_13"), **change}
+    assert verify_proof(proof, keys(signer)).problems == [problem]

@@ -104,6 +104,10 @@ def policy_test(file: str) -> None:
         sys.exit(1)
 
 
+#: ``audit verify``'s exit status when the chain holds but a checkpoint's key is unknown.
+UNVERIFIABLE = 3
+
+
 @click.group()
 def audit() -> None:
     """Verify the ledger's integrity (works on the storage directly; no server needed)."""
@@ -158,7 +162,12 @@ def _ledger(
 def audit_verify(
     config_path: str | None, storage: str | None, public_keys: tuple[str, ...], as_json: bool
 ) -> None:
-    """Check the hash chain and every signed checkpoint; exit 0 only when intact."""
+    """Check the hash chain and every signed checkpoint.
+
+    Exit 0 when intact and every checkpoint's key is trusted; 1 when anything
+    shows tampering (TAMPERED lines); 3 when nothing does but some checkpoint
+    is signed by a key not given (config, the key file, or --public-key).
+    """
     from governd.ledger.audit import verify_ledger
 
     engine, keys = _ledger(config_path, storage, public_keys)
@@ -167,17 +176,21 @@ def audit_verify(
         emit(
             {
                 "intact": report.intact,
+                "verified": report.verified,
                 "entries": report.entries,
                 "checkpoints": report.checkpoints,
                 "problems": report.problems,
+                "unverifiable": report.unverifiable,
             }
         )
-    elif report.intact:
-        click.echo(f"intact: {report.entries} entries, {report.checkpoints} signed checkpoints")
     else:
         for problem in report.problems:
             click.echo(f"TAMPERED: {problem}")
-    sys.exit(0 if report.intact else 1)
+        for unknown in report.unverifiable:
+            click.echo(f"unverifiable: {unknown}")
+        if report.verified:
+            click.echo(f"intact: {report.entries} entries, {report.checkpoints} signed checkpoints")
+    sys.exit(0 if report.verified else 1 if report.problems else UNVERIFIABLE)
 
 
 @audit.command("proof")
@@ -202,7 +215,11 @@ def audit_proof(
 def audit_verify_proof(
     file: Any, config_path: str | None, storage: str | None, public_keys: tuple[str, ...]
 ) -> None:
-    """Check a proof from `audit proof` against its signed checkpoint; exit 0 only when it holds."""
+    """Check a proof from `audit proof` against its signed checkpoint.
+
+    Exit 0 when it holds, 1 when it does not (INVALID lines), 3 when its
+    checkpoint's key is not trusted (as for `audit verify`).
+    """
     from governd.ledger.audit import trusted_keys, verify_proof
 
     try:
@@ -211,14 +228,16 @@ def audit_verify_proof(
     except (ValueError, ConfigError) as exc:
         raise click.ClickException(f"cannot read the proof or config: {exc}") from None
     try:
-        problems = verify_proof(proof, trusted_keys(cfg, public_keys))
+        report = verify_proof(proof, trusted_keys(cfg, public_keys))
     except (KeyError, TypeError, ValueError) as exc:
         raise click.ClickException(f"malformed proof: {exc}") from None
-    if problems:
-        for problem in problems:
-            click.echo(f"INVALID: {problem}")
-        sys.exit(1)
-    click.echo(
-        f"valid: entry {proof['entry_id']} is leaf {proof['leaf_index']} of the signed tree of "
-        f"{proof['checkpoint']['size']} entries"
-    )
+    for problem in report.problems:
+        click.echo(f"INVALID: {problem}")
+    for unknown in report.unverifiable:
+        click.echo(f"unverifiable: {unknown}")
+    if report.verified:
+        click.echo(
+            f"valid: entry {proof['entry_id']} is leaf {proof['leaf_index']} of the signed tree of "
+            f"{proof['checkpoint']['size']} entries"
+        )
+    sys.exit(0 if report.verified else 1 if report.problems else UNVERIFIABLE)

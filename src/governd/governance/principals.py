@@ -18,21 +18,44 @@ class PrincipalTree:
         self._priorities: dict[tuple[str, ...], Priority] = {}
 
     def resolve(self, spec: str) -> Principal:
-        """The principal named ``TEAM[/PROJECT]`` (or the org itself, by its name or ``/``)."""
+        """The node ``spec`` names: a full path ``ORG[/TEAM[/PROJECT]]`` or ``TEAM[/PROJECT]``.
+
+        ``/`` (or nothing) is the org. A spec that starts with the org's name is
+        read as a full path first, as ledger entries, keys and budgets print
+        nodes; if no such node exists it is read as ``TEAM[/PROJECT]``. So a
+        full path always means what it says, whatever the names (an org and a
+        team both called ``bench``: ``bench`` is the org, ``bench/bench`` the
+        team, ``bench/bench/p1`` its project, and ``bench/p1`` that project too
+        unless a team ``p1`` exists).
+        """
         parts = [p for p in spec.strip().strip("/").split("/") if p]
-        if parts and parts[0] == self.org:
-            parts = parts[1:]
         if not parts:
             return Principal(self.org)
+        if parts[0] == self.org:
+            found = self._node(parts[1:])
+            if found is not None:
+                return found
+        found = self._node(parts)
+        if found is not None:
+            return found
+        relative = parts[1:] if parts[0] == self.org and len(parts) > 2 else parts
         teams = self._cfg.principals.teams
-        if len(parts) > 2 or parts[0] not in teams:
+        if len(relative) == 2 and relative[0] in teams:
             raise InvalidRequest(
-                f"unknown principal {spec!r}: expected TEAM[/PROJECT]", param="principal"
+                f"unknown project {relative[1]!r} in team {relative[0]!r}", param="principal"
             )
+        raise InvalidRequest(
+            f"unknown principal {spec!r}: expected TEAM[/PROJECT] or {self.org}/TEAM[/PROJECT]",
+            param="principal",
+        )
+
+    def _node(self, parts: list[str]) -> Principal | None:
+        """The node ``TEAM[/PROJECT]`` under the org, if it exists (the org for no parts)."""
+        teams = self._cfg.principals.teams
+        if len(parts) > 2 or (parts and parts[0] not in teams):
+            return None
         if len(parts) == 2 and parts[1] not in teams[parts[0]].projects:
-            raise InvalidRequest(
-                f"unknown project {parts[1]!r} in team {parts[0]!r}", param="principal"
-            )
+            return None
         return Principal(self.org, *parts)
 
     def models_for(self, principal: Principal) -> frozenset[str]:

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 
 from governd.config import GovernConfig
 from governd.ledger.chain import (
+    HASH_BYTES,
     ZERO,
     canonical,
     inclusion_path,
@@ -80,12 +81,20 @@ class Report:
 
     entries: int = 0
     checkpoints: int = 0
+    #: Signs of tampering: a broken chain, a root that does not match, a bad signature.
     problems: list[str] = field(default_factory=list)
+    #: Checkpoints signed by a key nobody said to trust: neither good nor bad, unknown.
+    unverifiable: list[str] = field(default_factory=list)
 
     @property
     def intact(self) -> bool:
-        """True when nothing is wrong."""
+        """True when nothing shows tampering (some checkpoints may still be unverifiable)."""
         return not self.problems
+
+    @property
+    def verified(self) -> bool:
+        """True when intact and every checkpoint's signature was checked with a trusted key."""
+        return self.intact and not self.unverifiable
 
 
 def _rows(engine: Engine) -> Iterator[tuple[int, str, tuple[Any, ...], str | None]]:
@@ -142,7 +151,9 @@ def verify_ledger(engine: Engine, keys: dict[str, str]) -> Report:
             )
         public = keys.get(kid)
         if public is None:
-            report.problems.append(f"checkpoint at {size} entries: signed by untrusted key {kid}")
+            report.unverifiable.append(
+                f"checkpoint at {size} entries signed by unknown key {kid} (pass --public-key)"
+            )
         elif not verify(public, checkpoint_message(size, root, head, ts), signature):
             report.problems.append(f"checkpoint at {size} entries: bad signature")
     return report
@@ -190,28 +201,44 @@ def inclusion_proof(engine: Engine, entry_id: str) -> dict[str, Any]:
 
 def verify_proof(
     proof: dict[str, Any], keys: dict[str, str], entry: tuple[Any, ...] | None = None
-) -> list[str]:
-    """Problems with a proof (empty when it holds): path to the root, root signed by a trusted key."""
-    problems = []
+) -> Report:
+    """Whether a proof holds: its path leads to the root, the root is signed by a trusted key.
+
+    ``problems`` says what is false; ``unverifiable``, that the checkpoint's key is unknown.
+    """
+    report = Report(entries=1, checkpoints=1)
     cp = proof["checkpoint"]
-    leaf = bytes.fromhex(proof["leaf_hash"])
-    if entry is not None and leaf_hash(canonical(entry)) != leaf:
-        problems.append("the entry does not hash to the proof's leaf")
     try:
-        root = root_from_path(
-            proof["leaf_index"], cp["size"], leaf, [bytes.fromhex(p) for p in proof["path"]]
-        )
+        leaf = hash_of(proof["leaf_hash"], "leaf_hash")
+        path = [hash_of(p, f"path[{i}]") for i, p in enumerate(proof["path"])]
+        if entry is not None and leaf_hash(canonical(entry)) != leaf:
+            report.problems.append("the entry does not hash to the proof's leaf")
+        root = root_from_path(proof["leaf_index"], cp["size"], leaf, path)
     except ValueError as exc:
-        return [*problems, str(exc)]
+        report.problems.append(str(exc))
+        return report
     if root.hex() != cp["root"]:
-        problems.append("the audit path does not lead to the checkpoint's root")
+        report.problems.append("the audit path does not lead to the checkpoint's root")
     public = keys.get(cp["key_id"])
     if public is None:
-        problems.append(f"checkpoint signed by untrusted key {cp['key_id']}")
+        report.unverifiable.append(
+            f"checkpoint signed by unknown key {cp['key_id']} (pass --public-key)"
+        )
     elif not verify(
         public,
         checkpoint_message(cp["size"], cp["root"], cp["chain_head"], cp["ts"]),
         cp["signature"],
     ):
-        problems.append("bad checkpoint signature")
-    return problems
+        report.problems.append("bad checkpoint signature")
+    return report
+
+
+def hash_of(text: object, what: str) -> bytes:
+    """A SHA-256 hash from its hex form; ``ValueError`` naming ``what`` if it is not one."""
+    try:
+        raw = bytes.fromhex(text) if isinstance(text, str) else b""
+    except ValueError:
+        raw = b""
+    if len(raw) != HASH_BYTES:
+        raise ValueError(f"{what} is not a {HASH_BYTES}-byte SHA-256 hash in hex")
+    return raw

@@ -31,7 +31,9 @@ from governd.ledger.entries import FIELDS, FIELDS_V1, LedgerEntry
 
 VERSION = "governd.entry.v1"
 VERSION_2 = "governd.entry.v2"
-ZERO = bytes(32)
+#: SHA-256: every leaf, node and link of the ledger is this long.
+HASH_BYTES = 32
+ZERO = bytes(HASH_BYTES)
 
 _FLOATS = {"ts", "latency_ms", "ttft_ms", "cost_usd"}
 _INTS = {"status", "attempts", "input_tokens", "cached_tokens", "output_tokens"}
@@ -153,9 +155,21 @@ def inclusion_path(index: int, leaves: Sequence[bytes]) -> list[bytes]:
 
 
 def root_from_path(index: int, size: int, leaf: bytes, path: Iterable[bytes]) -> bytes:
-    """The root an audit path leads to (RFC 9162 section 2.1.3.2)."""
+    """The root an audit path leads to (RFC 9162 section 2.1.3.2).
+
+    ``ValueError`` for what the RFC's verifier refuses: a leaf index outside
+    ``[0, size)``, a hash that is not 32 bytes, a path too long or too short.
+    """
+    for what, n in (("leaf index", index), ("tree size", size)):
+        if not isinstance(n, int) or isinstance(n, bool):
+            raise ValueError(f"{what} must be an integer, not {n!r}")
+    if not 0 <= index < size:
+        raise ValueError(f"leaf index {index} is outside a tree of {size} entries")
+    hashes = [leaf, *path]
+    if any(len(h) != HASH_BYTES for h in hashes):
+        raise ValueError(f"every hash of a proof is {HASH_BYTES} bytes")
     fn, sn, r = index, size - 1, leaf
-    for p in path:
+    for p in hashes[1:]:
         if sn == 0:
             raise ValueError("audit path is longer than the tree is deep")
         if fn % 2 == 1 or fn == sn:
