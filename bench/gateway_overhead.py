@@ -21,7 +21,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from governd.launcher import free_port, governd_server, serve_process
+from governd.server.launcher import free_port, governd_server, serve_process
 
 HERE = Path(__file__).resolve().parent
 CONFIG = """

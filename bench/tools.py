@@ -23,7 +23,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from governd.cli.admin_client import AdminClient
-from governd.launcher import free_port, governd_server, serve_process
+from governd.server.launcher import free_port, governd_server, serve_process
 
 
 async def timings(paths: list[tuple[str, dict[str, str], str]], calls: int) -> list[list[float]]:

@@ -27,7 +27,7 @@ import uvloop
 import yarl
 
 from governd.execution.http_client import HttpPool
-from governd.launcher import free_port, serve_process
+from governd.server.launcher import free_port, serve_process
 
 BODY = {"model": "ok", "messages": [{"role": "user", "content": "Say hello."}]}
 HEADERS = {"content-type": "application/json", "authorization": "Bearer sk-bench"}

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from governd.launcher import free_port, serve_process, stop
+from governd.server.launcher import free_port, serve_process, stop
 from governd.testing.postgres import PostgresCluster, postgres_cluster
 
 

@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from governd.cli.admin_client import AdminClient
-from governd.launcher import Served, free_port, governd_server
+from governd.server.launcher import Served, free_port, governd_server
 from tests.conftest import FakeUpstreamProc, write_yaml
 
 ADMIN = "adm-e2e-secret"

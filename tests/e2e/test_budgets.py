@@ -14,7 +14,7 @@ import pytest
 
 from governd import tokens
 from governd.cli.admin_client import AdminClient
-from governd.launcher import Served, governd_server
+from governd.server.launcher import Served, governd_server
 from governd.ledger.signing import Signer
 from governd.testing.postgres import PostgresCluster
 from tests.conftest import governd_cli, write_yaml

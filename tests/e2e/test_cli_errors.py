@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from governd.launcher import Served, governd_server
+from governd.server.launcher import Served, governd_server
 from tests.conftest import governd_cli, write_yaml
 
 ADMIN = "adm-bare"

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from governd.cli.admin_client import AdminClient, AdminError
 from governd.config import load_config
-from governd.launcher import Served, governd_server
+from governd.server.launcher import Served, governd_server
 from governd.ledger.audit import open_ledger, trusted_keys, verify_ledger
 from tests.conftest import write_yaml
 

@@ -20,7 +20,7 @@ import httpx2
 import pytest
 
 from governd.cli.admin_client import AdminClient, AdminError
-from governd.launcher import Served, free_port, governd_server
+from governd.server.launcher import Served, free_port, governd_server
 from tests.conftest import RAY_LOOPBACK, alive, governd_cli, write_yaml
 
 ADMIN = "adm-jobs"

@@ -14,7 +14,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from governd.cli.admin_client import AdminClient
-from governd.launcher import Served, free_port, governd_server, serve_process
+from governd.server.launcher import Served, free_port, governd_server, serve_process
 from tests.conftest import write_yaml
 
 ADMIN = "adm-mcp"

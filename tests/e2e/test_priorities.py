@@ -15,7 +15,7 @@ import pytest
 
 from governd import tokens
 from governd.cli.admin_client import AdminClient
-from governd.launcher import Served, governd_server
+from governd.server.launcher import Served, governd_server
 from tests.conftest import write_yaml
 
 ADMIN = "adm-prio"

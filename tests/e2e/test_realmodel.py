@@ -14,7 +14,7 @@ import openai
 import pytest
 
 from governd.cli.admin_client import AdminClient
-from governd.launcher import free_port, governd_server, serve_process
+from governd.server.launcher import free_port, governd_server, serve_process
 from tests.conftest import write_yaml
 
 MSG = [{"role": "user", "content": "Name one colour."}]

@@ -25,7 +25,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from governd.cli.admin_client import AdminClient
-from governd.launcher import Served, governd_server
+from governd.server.launcher import Served, governd_server
 from tests.conftest import governd_cli, write_yaml
 
 ADMIN = "adm-runs"

@@ -16,7 +16,7 @@ from mcp.client.streamable_http import streamable_http_client
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from governd.cli.admin_client import AdminClient
-from governd.launcher import free_port, governd_server
+from governd.server.launcher import free_port, governd_server
 from tests.conftest import write_yaml
 
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from governd.governance.budgets import BudgetKey, BudgetState, Claim, LocalState
-from governd.governance.redis_state import RedisState
+from governd.governance.state.redis_budgets import RedisState
 
 _NODES = itertools.count()
 
@@ -71,7 +71,7 @@ async def test_concurrent_reservations_never_pass_the_limit(state: BudgetState) 
 
 async def test_unreachable_redis_refuses_instead_of_admitting() -> None:
     from governd.errors import StateUnavailable
-    from governd.launcher import free_port
+    from governd.server.launcher import free_port
 
     dead = RedisState(f"redis://127.0.0.1:{free_port()}/0")
     with pytest.raises(StateUnavailable) as info:

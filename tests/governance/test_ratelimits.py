@@ -9,7 +9,7 @@ from governd.clock import ManualClock
 from governd.config import parse_config
 from governd.errors import RateLimited
 from governd.governance.ratelimits import LocalLimits, RateLimits
-from governd.governance.redis_limits import RedisLimits
+from governd.governance.state.redis_limits import RedisLimits
 
 WHO = Principal("acme", "t", "p", "key_1")
 

@@ -35,7 +35,7 @@ from governd.cli.demo_jobs import run_gpu_jobs
 from governd.config import GovernConfig, ProjectConfig, TeamConfig, load_config
 from governd.errors import GovernError
 from governd.governance.principals import PrincipalTree
-from governd.launcher import governd_server
+from governd.server.launcher import governd_server
 
 SYSTEM_PROMPT = (
     "You are the support assistant of Acme Corp. Answer briefly and politely. "

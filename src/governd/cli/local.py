@@ -25,7 +25,7 @@ from governd.config import ConfigError, load_config
 @click.option("--port", type=int, help="Listen port (default from config: 8420).")
 def serve(config_path: str | None, host: str | None, port: int | None) -> None:
     """Run the gateway."""
-    from governd.serve import run
+    from governd.server.serve import run
 
     try:
         cfg = load_config(config_path)

@@ -33,13 +33,13 @@ from governd.errors import (
 )
 from governd.governance import tools
 from governd.governance.bounds import CostBounds, input_bound
-from governd.governance.budget_setup import limit_state
 from governd.governance.budgets import Budgets, Cost, Hold
 from governd.governance.decide import decide
 from governd.governance.policies import PolicySet
 from governd.governance.principals import PrincipalTree
 from governd.governance.ratelimits import Permit, RateLimits
 from governd.governance.runs import LocalRuns, RunHold, Runs
+from governd.governance.state.setup import limit_state
 
 _MAX_PRINCIPALS = 100_000
 _NO_TOOL = {"name": "", "server": "", "tier": ""}

@@ -10,7 +10,7 @@ unused part is given back after. Every node on the path is checked, then all
 are charged, or none.
 
 The counters live behind ``LimitState``: in this process (on the injected
-clock) or in Redis (``governd.governance.redis_limits``, on Redis's clock, so
+clock) or in Redis (``governd.governance.state.redis_limits``, on Redis's clock, so
 replicas agree).
 """
 

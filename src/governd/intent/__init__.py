@@ -1,8 +1,7 @@
-"""The intent plane: the OpenAI-compatible API, the admin API, authentication.
+"""The intent plane: HTTP and MCP surfaces that turn requests into actions and results back.
 
-Exports ``create_app``, which builds the whole server from a config.
+``openai_api`` (the OpenAI-compatible ``/v1``), ``mcp_gateway`` (``/mcp``),
+``jobs_api``, ``admin_api``, ``budgets_api`` and ``runs_api``; ``auth``,
+``http`` and ``validation`` are what they share. Each route class is given
+only the components it uses; ``governd.server`` wires them together.
 """
-
-from governd.intent.app import Services, create_app
-
-__all__ = ["Services", "create_app"]

@@ -15,7 +15,14 @@ from governd.intent.auth import check_admin
 from governd.intent.http import json_response, read_json
 
 if TYPE_CHECKING:
-    from governd.intent.app import Services
+    from governd.clock import Clock
+    from governd.config import GovernConfig
+    from governd.execution.router import Router
+    from governd.governance.keys import KeyRing
+    from governd.governance.principals import PrincipalTree
+    from governd.ledger.storage import Storage
+    from governd.ledger.writer import LedgerWriter
+    from governd.pipeline.model_calls import Pipeline
 
 _MAX_PAGE = 1000
 
@@ -23,8 +30,26 @@ _MAX_PAGE = 1000
 class AdminRoutes:
     """Handlers of ``/admin/v1``."""
 
-    def __init__(self, services: Services) -> None:
-        self._s = services
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        config: GovernConfig,
+        keyring: KeyRing,
+        pipeline: Pipeline,
+        router: Router,
+        storage: Storage,
+        tree: PrincipalTree,
+        writer: LedgerWriter,
+    ) -> None:
+        self._clock = clock
+        self._config = config
+        self._keyring = keyring
+        self._pipeline = pipeline
+        self._router = router
+        self._storage = storage
+        self._tree = tree
+        self._writer = writer
 
     def routes(self) -> list[Route]:
         """The Starlette routes."""
@@ -44,7 +69,7 @@ class AdminRoutes:
 
     def check(self, request: Request) -> None:
         """Require the admin key."""
-        key = self._s.config.admin_key
+        key = self._config.admin_key
         check_admin(request, key.get_secret_value() if key else None)
 
     async def create_key(self, request: Request) -> Response:
@@ -59,21 +84,21 @@ class AdminRoutes:
         except ValueError as exc:
             raise InvalidRequest(str(exc), param="expires") from None
         assert principal is not None
-        key, secret = await asyncio.to_thread(self._s.keyring.create, principal, name, expires_in)
+        key, secret = await asyncio.to_thread(self._keyring.create, principal, name, expires_in)
         return json_response({**key.as_dict(), "key": secret}, 201)
 
     async def list_keys(self, request: Request) -> Response:
         """Key records (never keys), optionally for one principal's subtree."""
         self.check(request)
         principal = request.query_params.get("principal")
-        path = self._s.tree.resolve(principal).path if principal else None
-        keys = await asyncio.to_thread(self._s.keyring.list, path)
+        path = self._tree.resolve(principal).path if principal else None
+        keys = await asyncio.to_thread(self._keyring.list, path)
         return json_response({"keys": [k.as_dict() for k in keys]})
 
     async def revoke_key(self, request: Request) -> Response:
         """Revoke a key at once."""
         self.check(request)
-        key = await asyncio.to_thread(self._s.keyring.revoke, request.path_params["key_id"])
+        key = await asyncio.to_thread(self._keyring.revoke, request.path_params["key_id"])
         return json_response(key.as_dict())
 
     async def ledger(self, request: Request) -> Response:
@@ -86,7 +111,7 @@ class AdminRoutes:
         newest = q.get("order", "asc") == "desc"
         await self._settled()
         rows = await asyncio.to_thread(
-            self._s.storage.query,
+            self._storage.query,
             **filters,
             run=q.get("run"),
             model=q.get("model"),
@@ -103,7 +128,7 @@ class AdminRoutes:
         self.check(request)
         filters = self._filters(request)
         await self._settled()
-        rows = await asyncio.to_thread(self._s.storage.summary, **filters)
+        rows = await asyncio.to_thread(self._storage.summary, **filters)
         return json_response({"principals": rows})
 
     async def entry(self, request: Request) -> Response:
@@ -111,7 +136,7 @@ class AdminRoutes:
         self.check(request)
         await self._settled()
         entry_id = request.path_params["entry_id"]
-        rows = await asyncio.to_thread(self._s.storage.query, entry_id=entry_id, limit=1)
+        rows = await asyncio.to_thread(self._storage.query, entry_id=entry_id, limit=1)
         if not rows:
             raise NotFound(f"no ledger entry {entry_id!r}", param="id")
         return json_response(rows[0])
@@ -121,7 +146,7 @@ class AdminRoutes:
         self.check(request)
         filters = self._filters(request)
         await self._settled()
-        rows = await asyncio.to_thread(self._s.storage.summary, **filters, by_hour=True)
+        rows = await asyncio.to_thread(self._storage.summary, **filters, by_hour=True)
         return json_response({"usage": rows})
 
     async def list_approvals(self, request: Request) -> Response:
@@ -133,7 +158,7 @@ class AdminRoutes:
                 "status must be pending, approved, denied or expired", param="status"
             )
         principal = self._filters(request)["principal"]
-        rows = await asyncio.to_thread(self._s.storage.approvals, status, principal)
+        rows = await asyncio.to_thread(self._storage.approvals, status, principal)
         return json_response({"approvals": rows})
 
     async def approve(self, request: Request) -> Response:
@@ -152,15 +177,13 @@ class AdminRoutes:
             else {}
         )
         by = _string(body, "by") or "admin"
-        row = await self._s.pipeline.approvals.decide(
-            request.path_params["approval_id"], approve, by
-        )
+        row = await self._pipeline.approvals.decide(request.path_params["approval_id"], approve, by)
         return json_response(row)
 
     async def capacity(self, request: Request) -> Response:
         """Per model with a capacity: slots, slots in use, requests waiting."""
         self.check(request)
-        gates = self._s.router.gates
+        gates = self._router.gates
         return json_response(
             {
                 "models": {
@@ -172,18 +195,18 @@ class AdminRoutes:
 
     async def _settled(self) -> None:
         # Read-your-writes: whatever was recorded before this query is visible to it.
-        await asyncio.to_thread(self._s.writer.flush)
+        await asyncio.to_thread(self._writer.flush)
 
     def _filters(self, request: Request) -> dict[str, Any]:
         q = request.query_params
         principal = q.get("principal")
         since = q.get("since")
         try:
-            since_ts = parse_since(since, self._s.clock.now()) if since else None
+            since_ts = parse_since(since, self._clock.now()) if since else None
         except ValueError as exc:
             raise InvalidRequest(str(exc), param="since") from None
         return {
-            "principal": self._s.tree.resolve(principal).path if principal else None,
+            "principal": self._tree.resolve(principal).path if principal else None,
             "since": since_ts,
         }
 

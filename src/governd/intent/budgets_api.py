@@ -16,7 +16,10 @@ from governd.governance.budgets import BudgetKey, Limit, amount
 from governd.intent.http import json_response, read_json
 
 if TYPE_CHECKING:
-    from governd.intent.app import Services
+    from governd.governance.budgets import Budgets
+    from governd.governance.keys import KeyRing
+    from governd.governance.principals import PrincipalTree
+    from governd.pipeline.model_calls import Pipeline
 
 
 class BudgetChange(BaseModel):
@@ -34,8 +37,19 @@ class BudgetChange(BaseModel):
 class BudgetRoutes:
     """Handlers of ``/admin/v1/budgets``."""
 
-    def __init__(self, services: Services, admin: Any) -> None:
-        self._s = services
+    def __init__(
+        self,
+        *,
+        budgets: Budgets,
+        keyring: KeyRing,
+        pipeline: Pipeline,
+        tree: PrincipalTree,
+        admin: Any,
+    ) -> None:
+        self._budgets = budgets
+        self._keyring = keyring
+        self._pipeline = pipeline
+        self._tree = tree
         self._admin = admin
 
     def routes(self) -> list[Route]:
@@ -48,10 +62,10 @@ class BudgetRoutes:
     async def show(self, request: Request) -> Response:
         """Budgets on a node and below it, with spent and reserved in the current window."""
         self._admin(request)
-        await self._s.budgets.sync()
+        await self._budgets.sync()
         principal = request.query_params.get("principal")
-        node = await self._node(principal) if principal else self._s.tree.org
-        keys = [k for k in self._s.budgets.all() if k.node == node or k.node.startswith(node + "/")]
+        node = await self._node(principal) if principal else self._tree.org
+        keys = [k for k in self._budgets.all() if k.node == node or k.node.startswith(node + "/")]
         return json_response({"budgets": [await self._status(k) for k in sorted(keys, key=_order)]})
 
     async def change(self, request: Request) -> Response:
@@ -65,9 +79,9 @@ class BudgetRoutes:
             raise InvalidRequest(f"{param}: {first['msg']}", param=param) from None
         key = BudgetKey(await self._node(body.principal), body.unit, body.period)
         limit = Limit(body.limit, body.soft)
-        before = await self._s.budgets.change(key, limit)
+        before = await self._budgets.change(key, limit)
         was = "new" if before is None else amount(key.unit, before.limit)
-        await self._s.pipeline.record_control(
+        await self._pipeline.record_control(
             key.node,
             "budget_set",
             f"budget {key.name}: limit {was} -> {amount(key.unit, limit.limit)}, soft {limit.soft}",
@@ -76,18 +90,18 @@ class BudgetRoutes:
 
     async def _node(self, principal: str) -> str:
         if principal.startswith("key_"):
-            keys = await asyncio.to_thread(self._s.keyring.list)
+            keys = await asyncio.to_thread(self._keyring.list)
             found = next((k for k in keys if k.id == principal), None)
             if found is None:
                 raise NotFound(f"no key {principal!r}", param="principal")
             return f"{found.principal}/{found.id}"
-        return self._s.tree.resolve(principal).path
+        return self._tree.resolve(principal).path
 
     async def _status(self, key: BudgetKey) -> dict[str, Any]:
-        limit = self._s.budgets.limit(key)
+        limit = self._budgets.limit(key)
         assert limit is not None
-        start, end = self._s.budgets.window(key)
-        spent, reserved = await self._s.budgets.state.usage(key, start)
+        start, end = self._budgets.window(key)
+        spent, reserved = await self._budgets.state.usage(key, start)
         return {
             "principal": key.node,
             "unit": key.unit,

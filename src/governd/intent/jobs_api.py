@@ -24,11 +24,13 @@ from governd.intent.admin_api import int_param
 from governd.intent.auth import bearer
 from governd.intent.http import json_response, read_json
 from governd.intent.validation import JobRequest, checked
-from governd.job_pipeline import Jobs
-from governd.job_terms import JobSpec
+from governd.pipeline.jobs.pipeline import Jobs
+from governd.pipeline.jobs.terms import JobSpec
 
 if TYPE_CHECKING:
-    from governd.intent.app import Services
+    from governd.config import GovernConfig
+    from governd.governance.keys import KeyRing
+    from governd.governance.principals import PrincipalTree
 
 _MAX_BODY = 256 * 1024
 _MAX_LOG = 4 * 1024 * 1024
@@ -39,8 +41,18 @@ Caller = Callable[[Request], Awaitable[Principal | None]]
 class JobRoutes:
     """Handlers of ``/v1/jobs`` and ``/admin/v1/jobs``."""
 
-    def __init__(self, services: Services, jobs: Jobs, check: Callable[[Request], None]) -> None:
-        self._s = services
+    def __init__(
+        self,
+        *,
+        config: GovernConfig,
+        keyring: KeyRing,
+        tree: PrincipalTree,
+        jobs: Jobs,
+        check: Callable[[Request], None],
+    ) -> None:
+        self._config = config
+        self._keyring = keyring
+        self._tree = tree
         self._jobs = jobs
         self._check = check
 
@@ -70,7 +82,7 @@ class JobRoutes:
         return endpoint
 
     async def _key(self, request: Request) -> Principal | None:
-        return await self._s.keyring.authenticate(bearer(request))
+        return await self._keyring.authenticate(bearer(request))
 
     async def _admin(self, request: Request) -> Principal | None:
         self._check(request)
@@ -96,15 +108,15 @@ class JobRoutes:
 
     def _on_behalf(self, path: str | None) -> Principal:
         if path is None:
-            return Principal(self._s.config.principals.org)
-        return self._s.tree.resolve(path)
+            return Principal(self._config.principals.org)
+        return self._tree.resolve(path)
 
     async def list_jobs(self, request: Request, caller: Principal | None) -> Response:
         """Jobs, newest first (``status``: one status, or ``active``)."""
         q = request.query_params
         limit = int_param(q.get("limit"), "limit", 100, 1, 1000)
         named = q.get("principal")
-        principal = caller.path if caller else (self._s.tree.resolve(named).path if named else None)
+        principal = caller.path if caller else (self._tree.resolve(named).path if named else None)
         rows = await asyncio.to_thread(self._jobs.store.list, principal, q.get("status"), limit)
         return json_response({"jobs": [view(r) for r in rows]})
 

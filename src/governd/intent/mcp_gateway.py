@@ -39,10 +39,15 @@ from governd.governance import pinning, tools
 from governd.ids import new_id
 from governd.intent.auth import bearer
 from governd.intent.http import error_response, json_response, read_json, run_id_of
-from governd.outcomes import ToolTarget
+from governd.pipeline.entries import ToolTarget
 
 if TYPE_CHECKING:
-    from governd.intent.app import Services
+    from governd.clock import Clock
+    from governd.config import GovernConfig
+    from governd.governance.keys import KeyRing
+    from governd.governance.principals import PrincipalTree
+    from governd.ledger.storage import Storage
+    from governd.pipeline.model_calls import Pipeline
 
 _SESSION_HEADER = "mcp-session-id"
 _PRINCIPAL = "governd.principal"
@@ -71,11 +76,23 @@ def _code(exc: GovernError) -> int:
 class McpGateway:
     """The MCP server governd runs, and the ASGI endpoint that puts it at /mcp."""
 
-    def __init__(self, services: Services) -> None:
-        self._s = services
-        self.upstreams = {
-            name: McpUpstream(name, cfg) for name, cfg in services.config.mcp_servers.items()
-        }
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        config: GovernConfig,
+        keyring: KeyRing,
+        pipeline: Pipeline,
+        storage: Storage,
+        tree: PrincipalTree,
+    ) -> None:
+        self._clock = clock
+        self._config = config
+        self._keyring = keyring
+        self._pipeline = pipeline
+        self._storage = storage
+        self._tree = tree
+        self.upstreams = {name: McpUpstream(name, cfg) for name, cfg in config.mcp_servers.items()}
         self._catalog: dict[str, Offered] = {}
         self._down: set[str] = set()
         self._listed_at = float("-inf")
@@ -86,7 +103,7 @@ class McpGateway:
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
         )
-        host = services.config.server.host
+        host = config.server.host
         security = (
             TransportSecuritySettings(
                 enable_dns_rebinding_protection=True,
@@ -98,15 +115,15 @@ class McpGateway:
         )
         pins = {
             tools.namespaced(server, tool): spec.pin
-            for server, cfg in services.config.mcp_servers.items()
+            for server, cfg in config.mcp_servers.items()
             for tool, spec in cfg.tools.items()
             if spec.pin
         }
         self.pins = pinning.ToolPins(
-            services.storage,
-            services.clock,
+            storage,
+            clock,
             pins,
-            lambda op, tool, detail: services.pipeline.record_control("", op, detail),
+            lambda op, tool, detail: pipeline.record_control("", op, detail),
         )
         self.sessions = StreamableHTTPSessionManager(app=self.server, security_settings=security)
         self._asgi = StreamableHTTPASGIApp(self.sessions)
@@ -115,7 +132,7 @@ class McpGateway:
         """ASGI: authenticate the governd key, then hand the request to the MCP server."""
         request = Request(scope, receive)
         try:
-            principal = await self._s.keyring.authenticate(bearer(request))
+            principal = await self._keyring.authenticate(bearer(request))
         except GovernError as err:
             await error_response(err)(scope, receive, send)
             return
@@ -168,8 +185,8 @@ class McpGateway:
 
     async def current(self, refresh: bool = False) -> dict[str, Offered]:
         """The catalog, listed again when older than ``mcp.catalog_ttl_s`` (or when asked)."""
-        age = self._s.clock.monotonic() - self._listed_at
-        if refresh or age >= self._s.config.mcp.catalog_ttl_s or not self._catalog:
+        age = self._clock.monotonic() - self._listed_at
+        if refresh or age >= self._config.mcp.catalog_ttl_s or not self._catalog:
             await self.catalog()
         return self._catalog
 
@@ -190,7 +207,7 @@ class McpGateway:
                 down.add(name)
                 catalog.update({k: v for k, v in self._catalog.items() if v.server == name})
                 continue
-            configured = self._s.config.mcp_servers[name].tools
+            configured = self._config.mcp_servers[name].tools
             for tool in listed:
                 notes = (
                     tool.annotations.model_dump(by_alias=True, exclude_none=True)
@@ -204,7 +221,7 @@ class McpGateway:
                 held = await self.pins.check(ns, digest, tool.description)
                 catalog[ns] = Offered(name, tool, tier, held)
         self._catalog, self._down = catalog, down
-        self._listed_at = self._s.clock.monotonic()
+        self._listed_at = self._clock.monotonic()
         return catalog
 
     def _input_schema(self, name: str) -> dict[str, Any] | None:
@@ -217,7 +234,7 @@ class McpGateway:
         self, ctx: Any, params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         principal = _principal(ctx)
-        lists = self._s.tree.tool_lists(principal)
+        lists = self._tree.tool_lists(principal)
         visible = [
             offered.tool.model_copy(update={"name": name})
             for name, offered in (await self.current()).items()
@@ -249,7 +266,7 @@ class McpGateway:
             offered.server,
             offered.tool.name,
             offered.tier,
-            self._s.config.mcp_servers[offered.server].tools.get(offered.tool.name),
+            self._config.mcp_servers[offered.server].tools.get(offered.tool.name),
         )
         if offered.quarantined is not None:
             return await self._refuse(
@@ -266,14 +283,14 @@ class McpGateway:
                 action, target, InvalidRequest(f"invalid arguments for {params.name}: {problem}")
             )
         try:
-            return await self._s.pipeline.call_tool(action, self.upstreams[offered.server], target)
+            return await self._pipeline.call_tool(action, self.upstreams[offered.server], target)
         except GovernError as exc:
             raise MCPError(_code(exc), exc.message, {"code": exc.code}) from None
 
     async def _refuse(
         self, action: Action, target: ToolTarget, error: GovernError
     ) -> types.CallToolResult:
-        await self._s.pipeline.refuse_tool(action, target, error)
+        await self._pipeline.refuse_tool(action, target, error)
         raise MCPError(_code(error), error.message, {"code": error.code})
 
 

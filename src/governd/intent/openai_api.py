@@ -28,10 +28,14 @@ from governd.intent.http import (
     run_id_of,
 )
 from governd.intent.validation import validate
-from governd.pipeline import ModelCall
+from governd.pipeline.model_calls import ModelCall
 
 if TYPE_CHECKING:
-    from governd.intent.app import Services
+    from governd.config import GovernConfig
+    from governd.governance.keys import KeyRing
+    from governd.governance.principals import PrincipalTree
+    from governd.ledger.writer import LedgerWriter
+    from governd.pipeline.model_calls import Pipeline
 
 PRIORITY_HEADER = "x-governd-priority"
 
@@ -39,8 +43,20 @@ PRIORITY_HEADER = "x-governd-priority"
 class OpenAIRoutes:
     """Handlers of ``/v1``."""
 
-    def __init__(self, services: Services) -> None:
-        self._s = services
+    def __init__(
+        self,
+        *,
+        config: GovernConfig,
+        keyring: KeyRing,
+        pipeline: Pipeline,
+        tree: PrincipalTree,
+        writer: LedgerWriter,
+    ) -> None:
+        self._config = config
+        self._keyring = keyring
+        self._pipeline = pipeline
+        self._tree = tree
+        self._writer = writer
 
     def routes(self) -> list[Route]:
         """The Starlette routes."""
@@ -65,25 +81,25 @@ class OpenAIRoutes:
 
     async def models(self, request: Request) -> Response:
         """``GET /v1/models``: only the models the key may use."""
-        principal = await self._s.keyring.authenticate(bearer(request))
-        allowed = self._s.tree.models_for(principal)
+        principal = await self._keyring.authenticate(bearer(request))
+        allowed = self._tree.models_for(principal)
         data = [
             {"id": name, "object": "model", "created": 0, "owned_by": "governd"}
-            for name in self._s.config.models
+            for name in self._config.models
             if name in allowed
         ]
         return json_response({"object": "list", "data": data})
 
     async def _governed(self, request: Request, operation: Operation) -> Response:
-        pipeline = self._s.pipeline
+        pipeline = self._pipeline
         started = pipeline.clock.monotonic()
         rid = new_id("req_")
         headers = {"x-governd-request-id": rid}
         principal: Principal | None = None
         data: dict[str, Any] = {}
         try:
-            principal = await self._s.keyring.authenticate(bearer(request))
-            data = await read_json(request, self._s.config.server.max_body_bytes)
+            principal = await self._keyring.authenticate(bearer(request))
+            data = await read_json(request, self._config.server.max_body_bytes)
             action = _action(rid, operation, principal, data, request.headers)
         except GovernError as err:
             model = data.get("model")
@@ -108,7 +124,7 @@ class OpenAIRoutes:
         if action.stream:
             return EventStream(_sse(call), headers)  # type: ignore[return-value]
         headers["x-governd-cost-usd"] = f"{call.cost:.8f}"
-        if not self._s.writer.strict:
+        if not self._writer.strict:
             return SettledAfter(call.body, headers, partial(call.finish, None))  # type: ignore[return-value]
         async with call:  # strict durability: the entry is on disk before the reply leaves
             return Response(call.body, 200, headers=headers, media_type="application/json")

@@ -16,7 +16,10 @@ from governd.intent.admin_api import int_param
 from governd.intent.http import json_response
 
 if TYPE_CHECKING:
-    from governd.intent.app import Services
+    from governd.governance.principals import PrincipalTree
+    from governd.ledger.storage import Storage
+    from governd.ledger.writer import LedgerWriter
+    from governd.pipeline.model_calls import Pipeline
 
 _MAX_TIMELINE = 10_000
 
@@ -24,8 +27,19 @@ _MAX_TIMELINE = 10_000
 class RunRoutes:
     """Handlers of ``/admin/v1/runs``."""
 
-    def __init__(self, services: Services, check: Callable[[Request], None]) -> None:
-        self._s = services
+    def __init__(
+        self,
+        *,
+        pipeline: Pipeline,
+        storage: Storage,
+        tree: PrincipalTree,
+        writer: LedgerWriter,
+        check: Callable[[Request], None],
+    ) -> None:
+        self._pipeline = pipeline
+        self._storage = storage
+        self._tree = tree
+        self._writer = writer
         self._check = check
 
     def routes(self) -> list[Route]:
@@ -40,8 +54,8 @@ class RunRoutes:
         self._check(request)
         principal = self._principal(request)
         limit = int_param(request.query_params.get("limit"), "limit", 50, 1, 1000)
-        await asyncio.to_thread(self._s.writer.flush)
-        rows = await asyncio.to_thread(self._s.storage.runs, principal, limit)
+        await asyncio.to_thread(self._writer.flush)
+        rows = await asyncio.to_thread(self._storage.runs, principal, limit)
         return json_response({"runs": rows})
 
     async def show(self, request: Request) -> Response:
@@ -51,9 +65,9 @@ class RunRoutes:
         q = request.query_params
         limit = int_param(q.get("limit"), "limit", 1000, 1, _MAX_TIMELINE)
         after = int_param(q.get("after"), "after", None, 0, None)
-        await asyncio.to_thread(self._s.writer.flush)
+        await asyncio.to_thread(self._writer.flush)
         rows = await asyncio.to_thread(
-            self._s.storage.query,
+            self._storage.query,
             run=run_id,
             principal=self._principal(request),
             after=after,
@@ -72,7 +86,7 @@ class RunRoutes:
         )
 
     async def _state(self, path: str, run_id: str) -> dict[str, Any]:
-        runs = self._s.pipeline.admission.runs
+        runs = self._pipeline.admission.runs
         principal = Principal.from_path(path)
         totals = await runs.totals(principal, run_id)
         level = runs.level_at(totals.risk) if totals else None
@@ -85,4 +99,4 @@ class RunRoutes:
 
     def _principal(self, request: Request) -> str | None:
         principal = request.query_params.get("principal")
-        return self._s.tree.resolve(principal).path if principal else None
+        return self._tree.resolve(principal).path if principal else None

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from governd.launcher import free_port
+from governd.server.launcher import free_port
 
 
 class PostgresCluster:

@@ -80,7 +80,7 @@ def limit_state(cfg: GovernConfig, clock: Clock) -> LimitState:
     if cfg.state == "memory":
         return LocalLimits(clock)
     try:
-        from governd.governance.redis_limits import redis_limits
+        from governd.governance.state.redis_limits import redis_limits
     except ImportError:
         raise _needs_redis() from None
     return redis_limits(cfg.state)
@@ -91,7 +91,7 @@ def run_state(cfg: GovernConfig, clock: Clock) -> RunState:
     if cfg.state == "memory":
         return LocalRuns(clock, cfg.runs.idle_ttl_s)
     try:
-        from governd.governance.redis_runs import RedisRuns
+        from governd.governance.state.redis_runs import RedisRuns
     except ImportError:
         raise _needs_redis() from None
     return RedisRuns(cfg.state, cfg.runs.idle_ttl_s)
@@ -110,7 +110,7 @@ def _needs_redis() -> ConfigError:
 
 def _redis_state(url: str) -> BudgetState:
     try:
-        from governd.governance.redis_state import RedisState
+        from governd.governance.state.redis_budgets import RedisState
     except ImportError:
         raise _needs_redis() from None
     return RedisState(url)

@@ -33,13 +33,13 @@ from governd.governance.admission import Admission
 from governd.governance.approvals import Approvals
 from governd.governance.budgets import Budgets, Cost, Hold
 from governd.governance.scheduler import Snapshot, Unit, schedule
-from governd.job_outcome import ended_as_recorded, job_entry
-from governd.job_state import Live, admit, awaiting_approval, event, job_of
-from governd.job_terms import JobSpec, JobTerms, bound, policy_view, principal_of
 from governd.ledger import LedgerEntry, LedgerWriter
 from governd.ledger.job_store import JobStore
 from governd.ledger.tables import ACTIVE_JOBS
 from governd.observe.metrics import Metrics, Sample
+from governd.pipeline.jobs.entries import ended_as_recorded, job_entry
+from governd.pipeline.jobs.state import Live, admit, awaiting_approval, event, job_of
+from governd.pipeline.jobs.terms import JobSpec, JobTerms, bound, policy_view, principal_of
 
 log = logging.getLogger("governd.jobs")
 

@@ -13,8 +13,8 @@ from typing import Any
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from governd.config.agents import RunLimitsConfig
-from governd.governance.redis_state import guarded
 from governd.governance.runs import RunTotals, Take
+from governd.governance.state.redis_budgets import guarded
 
 # Same checks, in the same order, as ``runs.refusal``.
 _TAKE = """

@@ -7,7 +7,7 @@ import pytest
 from governd.actions import Principal
 from governd.errors import InvalidRequest, PermissionDenied
 from governd.governance.scheduler import inventory
-from governd.job_terms import JobSpec, JobTerms, bound
+from governd.pipeline.jobs.terms import JobSpec, JobTerms, bound
 from tests.governance.scheduler.conftest import compute
 
 CFG = compute(

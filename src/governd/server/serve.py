@@ -10,7 +10,7 @@ import uvicorn
 
 from governd import tokens
 from governd.config import GovernConfig
-from governd.intent import create_app
+from governd.server.app import create_app
 
 
 def tune_gc() -> None:

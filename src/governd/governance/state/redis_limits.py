@@ -12,7 +12,7 @@ from __future__ import annotations
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from governd.governance.ratelimits import WINDOW_S, Kind, LimitState, NodeLimit, Refusal
-from governd.governance.redis_state import guarded
+from governd.governance.state.redis_budgets import guarded
 
 LEASE_S = 900  # the longest a call may hold an in-flight slot of a replica that died
 

@@ -37,9 +37,9 @@ from governd.ledger import LedgerEntry, LedgerWriter, cost_usd
 from governd.ledger.writer import control_entry
 from governd.observe.metrics import Metrics
 from governd.observe.traces import Tracing
-from governd.outcomes import ToolTarget, model_signals, tool_outcome
+from governd.pipeline.entries import ToolTarget, model_signals, tool_outcome
 
-log = logging.getLogger("governd.pipeline")
+log = logging.getLogger("governd.pipeline.model_calls")
 
 
 class Pipeline:

@@ -1,0 +1,108 @@
+"""The components of one governd server, built from its config (the composition root's parts)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from governd.clock import Clock, SystemClock
+from governd.config import GovernConfig
+from governd.execution import Router, build_upstreams
+from governd.execution.executors.choose import executor_for
+from governd.execution.executors.nvml import discover
+from governd.execution.upstream import Upstream
+from governd.governance import KeyRing, PrincipalTree
+from governd.governance.admission import Admission
+from governd.governance.approvals import Approvals
+from governd.governance.budgets import Budgets
+from governd.governance.runs import Runs
+from governd.governance.scheduler import Discovered, inventory
+from governd.governance.state.setup import load_budgets, run_state
+from governd.ledger import LedgerWriter, Storage
+from governd.ledger.audit import signer_for
+from governd.ledger.job_store import JobStore
+from governd.observe.metrics import Metrics
+from governd.observe.traces import Tracing
+from governd.pipeline.jobs.pipeline import Jobs
+from governd.pipeline.model_calls import Pipeline
+
+
+@dataclass
+class Services:
+    """Everything a request handler may use; built once per app."""
+
+    config: GovernConfig
+    clock: Clock
+    storage: Storage
+    writer: LedgerWriter
+    tree: PrincipalTree
+    keyring: KeyRing
+    upstreams: dict[str, Upstream]
+    router: Router
+    budgets: Budgets
+    pipeline: Pipeline
+    metrics: Metrics
+
+
+def build_services(cfg: GovernConfig, clock: Clock | None = None) -> Services:
+    """Construct every component from the config (no I/O beyond opening storage)."""
+    clock = clock or SystemClock()
+    strict = cfg.ledger.durability == "strict"
+    storage = Storage(cfg.storage, durable=strict)
+    writer = LedgerWriter(
+        storage,
+        cfg.ledger.flush_ms,
+        signer_for(cfg),
+        cfg.ledger.checkpoint_every,
+        cfg.ledger.checkpoint_s,
+        strict=strict,
+        max_pending=cfg.ledger.max_pending,
+    )
+    tree = PrincipalTree(cfg)
+    upstreams = build_upstreams(cfg)
+    router = Router(cfg, upstreams, clock)
+    budgets = load_budgets(cfg, storage, clock)
+    metrics = Metrics()
+    return Services(
+        config=cfg,
+        clock=clock,
+        storage=storage,
+        writer=writer,
+        tree=tree,
+        keyring=KeyRing(storage, tree, clock),
+        upstreams=upstreams,
+        router=router,
+        budgets=budgets,
+        pipeline=Pipeline(
+            Admission(
+                cfg, tree, budgets, clock, Runs(cfg, tree, run_state(cfg, clock), clock, storage)
+            ),
+            router,
+            writer,
+            clock,
+            metrics,
+            Approvals(storage, clock, cfg.governance.approval_timeout_s),
+            Tracing(cfg.observe) if cfg.observe.otlp_endpoint else None,
+        ),
+        metrics=metrics,
+    )
+
+
+def build_jobs(services: Services) -> Jobs:
+    """The job pipeline over this machine's executor, with GPUs discovered where a node asks."""
+    cfg = services.config
+    found = discover() if any(n.discover for n in cfg.compute.nodes.values()) else []
+    gpus = [Discovered(g.index, g.uuid, g.flavor) for g in found]
+    discovered = {name: gpus for name, node in cfg.compute.nodes.items() if node.discover}
+    units = inventory(cfg.compute, discovered)
+    return Jobs(
+        cfg,
+        JobStore(services.storage),
+        services.pipeline.admission,
+        services.pipeline.approvals,
+        services.budgets,
+        services.writer,
+        services.clock,
+        executor_for(cfg.compute.executor, len(units)),
+        units,
+        services.metrics,
+    )
