@@ -18,10 +18,10 @@ from governd.actions import Action, Principal
 from governd.clock import SystemClock
 from governd.config import parse_config
 from governd.governance.admission import Admission
-from governd.governance.state.setup import config_budgets
 from governd.governance.budgets import Budgets, LocalState
 from governd.governance.decide import decide
 from governd.governance.principals import PrincipalTree
+from governd.governance.state.setup import config_budgets
 
 CONDITIONS = [
     'request.model == "gpt-4o" && (time.hour < 7 || time.hour >= 20)',

@@ -100,4 +100,4 @@ class Action:
     run_id: str | None = None
     kind: Literal["model_call", "tool_call", "job"] = "model_call"
     include_usage: bool = False
-    priority: str | None = None
+    priority: Priority | None = None

@@ -6,7 +6,7 @@
     ├── AuthenticationFailed         invalid_api_key         401
     ├── PermissionDenied             permission_denied       403
     │   ├── PolicyDenied             policy_denied           403
-    │   │   └── ApprovalDenied       policy_denied           403
+    │   │   └── ApprovalDenied       approval_denied         403
     │   ├── ToolQuarantined          tool_quarantined        403
     │   └── ApprovalRequired         approval_required       403
     ├── NotFound                     not_found               404
@@ -29,7 +29,7 @@ Tests check ``type`` and ``code``, never message text.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 if TYPE_CHECKING:
     from governd.actions import Decision
@@ -41,16 +41,31 @@ class GovernError(Exception):
     code = "internal_error"
     type = "server_error"
     status = 500
-    #: The admission verdict of the action that failed, once it was decided.
-    decision: Decision | None = None
 
     def __init__(
-        self, message: str, *, param: str | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        retry_after: float | None = None,
+        decision: Decision | None = None,
+        status: int | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
         self.retry_after = retry_after
+        #: The admission verdict of the action that failed, once it was decided.
+        self.decision = decision
+        if status is not None:
+            self.status = status
+
+    def refusing(self, decision: Decision) -> Self:
+        """This error as the refusal of ``decision`` (a new error; this one is left as it is)."""
+        refusal = type(self).__new__(type(self))
+        Exception.__init__(refusal, *self.args)
+        refusal.__dict__.update(self.__dict__, decision=decision)
+        return refusal
 
     def envelope(self) -> dict[str, dict[str, str | None]]:
         """The OpenAI error shape: ``{"error": {message, type, code, param}}``."""
@@ -100,13 +115,22 @@ class PolicyDenied(PermissionDenied):
 
     code = "policy_denied"
 
-    def __init__(self, message: str, *, policy: str, param: str | None = None) -> None:
-        super().__init__(message, param=param)
+    def __init__(
+        self,
+        message: str,
+        *,
+        policy: str,
+        param: str | None = None,
+        decision: Decision | None = None,
+    ) -> None:
+        super().__init__(message, param=param, decision=decision)
         self.policy = policy
 
 
 class ApprovalDenied(PolicyDenied):
     """A human denied the approval a policy asked for."""
+
+    code = "approval_denied"
 
 
 class ToolQuarantined(PermissionDenied):
@@ -120,8 +144,8 @@ class ApprovalRequired(PermissionDenied):
 
     code = "approval_required"
 
-    def __init__(self, message: str, *, policy: str) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, policy: str, decision: Decision | None = None) -> None:
+        super().__init__(message, decision=decision)
         self.policy = policy
 
 
@@ -153,7 +177,17 @@ class BudgetExceeded(GovernError):
     code = "budget_exceeded"
     type = "insufficient_quota"
     status = 429
-    budget: str | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        budget: str,
+        retry_after: float | None = None,
+        decision: Decision | None = None,
+    ) -> None:
+        super().__init__(message, retry_after=retry_after, decision=decision)
+        self.budget = budget
 
 
 class RunLimitExceeded(GovernError):
@@ -162,7 +196,10 @@ class RunLimitExceeded(GovernError):
     code = "run_limit_exceeded"
     type = "insufficient_quota"
     status = 429
-    limit: str | None = None
+
+    def __init__(self, message: str, *, limit: str, decision: Decision | None = None) -> None:
+        super().__init__(message, decision=decision)
+        self.limit = limit
 
 
 class UpstreamError(GovernError):

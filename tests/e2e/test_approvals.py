@@ -100,7 +100,7 @@ async def test_a_denied_call_is_refused(server: tuple[Served, str]) -> None:
     await asyncio.to_thread(governd, served, "approvals", "deny", approval["id"], "--by", "bob")
     with pytest.raises(MCPError) as info:
         await asyncio.wait_for(call, 30)
-    assert info.value.code == -32001 and info.value.data == {"code": "policy_denied"}
+    assert info.value.code == -32001 and info.value.data == {"code": "approval_denied"}
     assert "denied by bob" in info.value.message
     entry = entry_of(served, approval["id"])
     assert entry["decision"] == "deny" and "denied by bob" in str(entry["reasons"])

@@ -14,8 +14,8 @@ import pytest
 
 from governd import tokens
 from governd.cli.admin_client import AdminClient
-from governd.server.launcher import Served, governd_server
 from governd.ledger.signing import Signer
+from governd.server.launcher import Served, governd_server
 from governd.testing.postgres import PostgresCluster
 from tests.conftest import governd_cli, write_yaml
 

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 
 from governd.cli.admin_client import AdminClient, AdminError
 from governd.config import load_config
-from governd.server.launcher import Served, governd_server
 from governd.ledger.audit import open_ledger, trusted_keys, verify_ledger
+from governd.server.launcher import Served, governd_server
 from tests.conftest import write_yaml
 
 ADMIN = "adm-crash"

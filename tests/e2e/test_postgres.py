@@ -11,8 +11,8 @@ from pathlib import Path
 import openai
 
 from governd.cli.admin_client import AdminClient
-from governd.server.launcher import governd_server
 from governd.ledger.signing import Signer
+from governd.server.launcher import governd_server
 from governd.testing.postgres import PostgresCluster
 from tests.conftest import write_yaml
 

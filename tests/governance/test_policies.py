@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ from governd.actions import Action, Principal
 from governd.config import PolicyConfig
 from governd.config.cel_env import sample_context
 from governd.governance.decide import decide
-from governd.governance.policies import Match, PolicySet
+from governd.governance.policies import Match, PolicySet, equalities
 
 WHO = Principal("acme", "t", "p")
 
@@ -52,8 +53,8 @@ def test_a_runtime_error_fails_closed_for_restrictive_effects_only() -> None:
 
 
 def test_budget_reading_is_detected() -> None:
-    assert PolicySet([pol("a", "deny", "budget.used > 0.9")]).reads_budget
-    assert not PolicySet([pol("a", "deny", "request.n > 1")]).reads_budget
+    assert PolicySet([pol("a", "deny", "budget.used > 0.9")]).all.reads_budget
+    assert not PolicySet([pol("a", "deny", "request.n > 1")]).all.reads_budget
 
 
 def action(model: str = "m") -> Action:
@@ -122,3 +123,73 @@ def test_model_access_comes_first() -> None:
 def test_errored_match_is_marked_in_the_reason() -> None:
     d = decide(action(), True, [Match.of(pol("d", "deny", message="no"), errored=True)])
     assert d.reasons == ("policy:d: no (errored: failing closed)",)
+
+
+@pytest.mark.parametrize(
+    ("when", "index"),
+    [
+        ('request.model == "o3"', {"request.model": {"o3"}}),
+        ('"o3" == request.model', {"request.model": {"o3"}}),
+        (
+            'request.model == "o3" && principal.team == "t"',
+            {"request.model": {"o3"}, "principal.team": {"t"}},
+        ),
+        ('(request.model == "o3") && request.n > 1', {"request.model": {"o3"}}),
+        ('principal.team in ["a", "b"] && request.stream', {"principal.team": {"a", "b"}}),
+        (
+            'request.model == "a && b" && tool.tier == "write"',
+            {"request.model": {"a && b"}, "tool.tier": {"write"}},
+        ),
+        ('request.model == "a" && request.model == "b"', {"request.model": set()}),
+        # Not plain conjunctions of equalities: indexed by nothing, so always evaluated.
+        ('request.model == "a" || principal.team == "b"', {}),
+        ('request.model != "a"', {}),
+        ('!(request.model == "a" && request.n > 1)', {}),
+        ('request.model == "a" ? true : false', {}),
+        ('request.model == "a\\"b"', {}),
+        ("request.n > 1", {}),
+    ],
+)
+def test_policies_are_indexed_by_the_equalities_they_require(
+    when: str, index: dict[str, set[str]]
+) -> None:
+    assert {f: set(v) for f, v in equalities(when).items()} == index
+
+
+INDEXED_SET = [
+    pol("o3-interns", "deny", 'request.model == "o3" && principal.team == "interns"'),
+    pol(
+        "mini-cap",
+        "set",
+        'request.model == "mini" && request.max_tokens > 10',
+        set={"max_tokens": 5},
+    ),
+    pol("teams", "deny", 'principal.team in ["a", "interns"] && request.n > 2'),
+    pol("either", "deny", 'request.model == "mini" || principal.team == "a"'),
+    pol("any", "deny", "request.n > 3"),
+]
+
+
+def test_a_selection_matches_exactly_what_every_policy_would() -> None:
+    """Over every combination of values: the indexed evaluation equals evaluating all policies."""
+    ps = PolicySet(INDEXED_SET)
+    for model, team, n, max_tokens in itertools.product(
+        ["o3", "mini", "other"], ["interns", "a", "z"], [1, 3, 4], [5, 20]
+    ):
+        context = sample_context()
+        context["principal"].update(team=team)
+        context["request"].update(model=model, n=n, max_tokens=max_tokens)
+        values = {"request.model": model, "principal.team": team}
+        chosen = [m.policy.id for m in ps.select(values).evaluate(context)]
+        assert chosen == [m.policy.id for m in ps.evaluate(context)], (model, team, n)
+
+
+def test_a_request_no_policy_can_match_selects_none() -> None:
+    ps = PolicySet(INDEXED_SET[:3])
+    assert not ps.select({"request.model": "other", "principal.team": "z"})
+    assert [
+        p.id for p in ps.select({"request.model": "o3", "principal.team": "interns"}).policies
+    ] == [
+        "o3-interns",
+        "teams",
+    ]

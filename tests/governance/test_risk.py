@@ -20,7 +20,7 @@ def test_events_name_the_tier_the_refusal_and_an_injection() -> None:
     assert events("write", PolicyDenied("x", policy="p"), False) == ["denied"]
     assert events("write", ApprovalDenied("x", policy="p"), False) == ["approval_denied"]
     assert events("destructive", ToolQuarantined("x"), False) == ["destructive", "quarantined"]
-    assert events(None, RunLimitExceeded("x"), False) == ["run_limit"]
+    assert events(None, RunLimitExceeded("x", limit="steps"), False) == ["run_limit"]
     assert events(None, InvalidRequest("x"), False) == ["invalid"]
     assert events("read", UpstreamUnavailable("x"), True) == ["injection"]
 

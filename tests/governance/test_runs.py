@@ -14,8 +14,8 @@ from governd.clock import ManualClock
 from governd.config import parse_config
 from governd.errors import RunLimitExceeded
 from governd.governance.principals import PrincipalTree
-from governd.governance.state.redis_runs import RedisRuns
 from governd.governance.runs import LocalRuns, Runs, RunState, RunTotals
+from governd.governance.state.redis_runs import RedisRuns
 
 CONFIG = """
 principals:

@@ -69,15 +69,16 @@ class CostBounds:
             return default
         return cap if cap is not None and asked > cap else None
 
-    def bound(self, action: Action, served: str) -> Cost:
-        """The most the call can cost, in USD and tokens."""
+    def bound(self, action: Action, served: str, imposed: int | None = None) -> Cost:
+        """The most the call can cost, in USD and tokens (``imposed``: governd's output limit)."""
         alias = self._aliases[served]
         inputs = input_bound(action, exact=alias.exact)
         outputs = 0
         if action.operation != "embedding":
             body = action.body
             limit = (
-                body.get("max_completion_tokens")
+                imposed
+                or body.get("max_completion_tokens")
                 or body.get("max_tokens")
                 or alias.default_max_tokens
             )

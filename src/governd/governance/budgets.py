@@ -30,6 +30,7 @@ from governd.errors import BudgetExceeded
 from governd.governance.periods import Period, window
 
 Unit = BudgetUnit
+_MAX_PATHS = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,21 @@ class Limit:
 
     limit: float
     soft: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetUse:
+    """How full one budget is now: its limit, what was spent and what is held in its window."""
+
+    key: BudgetKey
+    limit: Limit
+    spent: float
+    reserved: float
+
+    @property
+    def fraction(self) -> float:
+        """Spent and held as a share of the limit (1.0 for a zero limit)."""
+        return (self.spent + self.reserved) / self.limit.limit if self.limit.limit else 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +102,9 @@ Stale = Literal["stale"]
 class BudgetState(Protocol):
     """The counters: spent and reserved per budget and window, and the budgets' generation."""
 
+    #: Whether other processes share it (then another replica may add a budget at any time).
+    shared: bool
+
     async def reserve(self, claims: list[Claim], generation: int) -> Claim | Stale | None:
         """Hold every claim, or none: the first claim that does not fit, or ``"stale"``."""
         ...
@@ -104,6 +123,10 @@ class BudgetState(Protocol):
 
     async def usage(self, key: BudgetKey, window: float) -> tuple[float, float]:
         """``(spent, reserved)`` of a budget in a window."""
+        ...
+
+    async def usages(self, slots: list[tuple[BudgetKey, float]]) -> list[tuple[float, float]]:
+        """``(spent, reserved)`` of each ``(budget, window)``, read together."""
         ...
 
     async def preload(self, key: BudgetKey, window: float, spent: float) -> None:
@@ -134,6 +157,8 @@ class BudgetSource(Protocol):
 class LocalState:
     """Counters in this process. Atomic because nothing in ``reserve`` awaits."""
 
+    shared = False
+
     def __init__(self) -> None:
         self._spent: defaultdict[tuple[BudgetKey, float], float] = defaultdict(float)
         self._reserved: defaultdict[tuple[BudgetKey, float], float] = defaultdict(float)
@@ -158,6 +183,9 @@ class LocalState:
 
     async def usage(self, key: BudgetKey, window: float) -> tuple[float, float]:
         return self._spent[(key, window)], self._reserved[(key, window)]
+
+    async def usages(self, slots: list[tuple[BudgetKey, float]]) -> list[tuple[float, float]]:
+        return [(self._spent[slot], self._reserved[slot]) for slot in slots]
 
     async def generation(self) -> int:
         return self._generation
@@ -198,12 +226,16 @@ class Budgets:
         self._limits: dict[BudgetKey, Limit] = {}
         self._by_node: defaultdict[str, list[BudgetKey]] = defaultdict(list)
         self._generation = 0 if source is None else -1  # -1: never loaded from the source
+        self._paths: dict[Principal, list[BudgetKey]] = {}
+        # The current window of each period: recomputed when time leaves it, not per request.
+        self._windows: dict[Period, tuple[float, float]] = {}
 
     def set(self, key: BudgetKey, limit: Limit) -> Limit | None:
         """Create or change a budget here only; returns the previous limit."""
         before = self._limits.get(key)
         if before is None:
             self._by_node[key.node].append(key)
+            self._paths.clear()
         self._limits[key] = limit
         return before
 
@@ -218,6 +250,7 @@ class Budgets:
         new = [key for key in limits if key not in self._limits]
         self._limits = {}
         self._by_node.clear()
+        self._paths.clear()
         for key, limit in limits.items():
             self.set(key, limit)
         await self.resume(new)
@@ -255,11 +288,37 @@ class Budgets:
 
     def on_path(self, principal: Principal) -> list[BudgetKey]:
         """Budgets on the principal's path, from the org down to its key."""
-        return [k for node in nodes_of(principal) for k in self._by_node.get(node, ())]
+        found = self._paths.get(principal)
+        if found is None:
+            if len(self._paths) >= _MAX_PATHS:
+                self._paths.clear()
+            found = [k for node in nodes_of(principal) for k in self._by_node.get(node, ())]
+            self._paths[principal] = found
+        return found
 
     def window(self, key: BudgetKey, ts: float | None = None) -> tuple[float, float]:
-        """The current ``[start, end)`` of a budget's period."""
-        return window(key.period, self._clock.now() if ts is None else ts, self._tz)
+        """The ``[start, end)`` of a budget's period at ``ts`` (default: now)."""
+        if ts is not None:
+            return window(key.period, ts, self._tz)
+        return self._window(key.period, self._clock.now())
+
+    def _window(self, period: Period, now: float) -> tuple[float, float]:
+        found = self._windows.get(period)
+        if found is None or not found[0] <= now < found[1]:
+            found = self._windows[period] = window(period, now, self._tz)
+        return found
+
+    async def usage(self, keys: list[BudgetKey]) -> list[BudgetUse]:
+        """How full each of ``keys`` is in its current window (read in one go)."""
+        if not keys:
+            return []
+        now = self._clock.now()
+        slots = [(key, self._window(key.period, now)[0]) for key in keys]
+        found = await self.state.usages(slots)
+        return [
+            BudgetUse(key, self._limits[key], spent, max(0.0, reserved))
+            for key, (spent, reserved) in zip(keys, found, strict=True)
+        ]
 
     async def reserve(self, principal: Principal, bound: Cost) -> Hold:
         """Hold ``bound`` on every budget of the path; ``BudgetExceeded`` naming the first that cannot."""
@@ -267,7 +326,7 @@ class Budgets:
         while True:
             claims = []  # even none: a path without budgets learns of new ones
             for key in self.on_path(principal):
-                start, _ = window(key.period, now, self._tz)
+                start, _ = self._window(key.period, now)
                 claims.append(Claim(key, start, bound.of(key.unit), self._limits[key].limit))
             refused = await self.state.reserve(claims, self._generation)
             if refused is None:
@@ -286,16 +345,15 @@ class Budgets:
 
     async def _exceeded(self, claim: Claim, now: float) -> BudgetExceeded:
         spent, reserved = await self.state.usage(claim.key, claim.window)
-        _, end = window(claim.key.period, now, self._tz)
+        _, end = self._window(claim.key.period, now)
         unit = claim.key.unit
-        err = BudgetExceeded(
+        return BudgetExceeded(
             f"budget {claim.key.name} exceeded: limit {amount(unit, claim.limit)}, spent "
             f"{amount(unit, spent)}, reserved {amount(unit, reserved)}; this request may cost up "
             f"to {amount(unit, claim.amount)}",
             retry_after=max(1.0, end - now),
+            budget=claim.key.name,
         )
-        err.budget = claim.key.name
-        return err
 
 
 def nodes_of(principal: Principal) -> list[str]:

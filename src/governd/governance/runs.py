@@ -288,6 +288,4 @@ def _exceeded(
         )
     else:
         what = f"its {getattr(limits, limit)} {limit.replace('_', ' ')}"
-    err = RunLimitExceeded(f"run {run_id!r} reached {what}")
-    err.limit = limit
-    return err
+    return RunLimitExceeded(f"run {run_id!r} reached {what}", limit=limit)

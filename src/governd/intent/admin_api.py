@@ -18,11 +18,11 @@ if TYPE_CHECKING:
     from governd.clock import Clock
     from governd.config import GovernConfig
     from governd.execution.router import Router
+    from governd.governance.approvals import Approvals
     from governd.governance.keys import KeyRing
     from governd.governance.principals import PrincipalTree
     from governd.ledger.storage import Storage
     from governd.ledger.writer import LedgerWriter
-    from governd.pipeline.model_calls import Pipeline
 
 _MAX_PAGE = 1000
 
@@ -36,7 +36,7 @@ class AdminRoutes:
         clock: Clock,
         config: GovernConfig,
         keyring: KeyRing,
-        pipeline: Pipeline,
+        approvals: Approvals,
         router: Router,
         storage: Storage,
         tree: PrincipalTree,
@@ -45,7 +45,7 @@ class AdminRoutes:
         self._clock = clock
         self._config = config
         self._keyring = keyring
-        self._pipeline = pipeline
+        self._approvals = approvals
         self._router = router
         self._storage = storage
         self._tree = tree
@@ -177,7 +177,7 @@ class AdminRoutes:
             else {}
         )
         by = _string(body, "by") or "admin"
-        row = await self._pipeline.approvals.decide(request.path_params["approval_id"], approve, by)
+        row = await self._approvals.decide(request.path_params["approval_id"], approve, by)
         return json_response(row)
 
     async def capacity(self, request: Request) -> Response:

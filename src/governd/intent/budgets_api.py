@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from governd.governance.budgets import Budgets
     from governd.governance.keys import KeyRing
     from governd.governance.principals import PrincipalTree
-    from governd.pipeline.model_calls import Pipeline
+    from governd.pipeline.recorder import Recorder
 
 
 class BudgetChange(BaseModel):
@@ -42,13 +42,13 @@ class BudgetRoutes:
         *,
         budgets: Budgets,
         keyring: KeyRing,
-        pipeline: Pipeline,
+        recorder: Recorder,
         tree: PrincipalTree,
         admin: Any,
     ) -> None:
         self._budgets = budgets
         self._keyring = keyring
-        self._pipeline = pipeline
+        self._recorder = recorder
         self._tree = tree
         self._admin = admin
 
@@ -81,7 +81,7 @@ class BudgetRoutes:
         limit = Limit(body.limit, body.soft)
         before = await self._budgets.change(key, limit)
         was = "new" if before is None else amount(key.unit, before.limit)
-        await self._pipeline.record_control(
+        await self._recorder.record_control(
             key.node,
             "budget_set",
             f"budget {key.name}: limit {was} -> {amount(key.unit, limit.limit)}, soft {limit.soft}",

@@ -96,8 +96,7 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         err: GovernError = NotFound(f"no route {request.method} {request.url.path}")
     else:
-        err = InvalidRequest(str(exc.detail))
-        err.status = exc.status_code
+        err = InvalidRequest(str(exc.detail), status=exc.status_code)
     return error_response(err, exc.headers)
 
 

@@ -47,7 +47,8 @@ if TYPE_CHECKING:
     from governd.governance.keys import KeyRing
     from governd.governance.principals import PrincipalTree
     from governd.ledger.storage import Storage
-    from governd.pipeline.model_calls import Pipeline
+    from governd.pipeline.recorder import Recorder
+    from governd.pipeline.tool_calls import ToolCalls
 
 _SESSION_HEADER = "mcp-session-id"
 _PRINCIPAL = "governd.principal"
@@ -82,14 +83,15 @@ class McpGateway:
         clock: Clock,
         config: GovernConfig,
         keyring: KeyRing,
-        pipeline: Pipeline,
+        tool_calls: ToolCalls,
+        recorder: Recorder,
         storage: Storage,
         tree: PrincipalTree,
     ) -> None:
         self._clock = clock
         self._config = config
         self._keyring = keyring
-        self._pipeline = pipeline
+        self._tool_calls = tool_calls
         self._storage = storage
         self._tree = tree
         self.upstreams = {name: McpUpstream(name, cfg) for name, cfg in config.mcp_servers.items()}
@@ -123,7 +125,7 @@ class McpGateway:
             storage,
             clock,
             pins,
-            lambda op, tool, detail: pipeline.record_control("", op, detail),
+            lambda op, tool, detail: recorder.record_control("", op, detail),
         )
         self.sessions = StreamableHTTPSessionManager(app=self.server, security_settings=security)
         self._asgi = StreamableHTTPASGIApp(self.sessions)
@@ -283,14 +285,14 @@ class McpGateway:
                 action, target, InvalidRequest(f"invalid arguments for {params.name}: {problem}")
             )
         try:
-            return await self._pipeline.call_tool(action, self.upstreams[offered.server], target)
+            return await self._tool_calls.call(action, self.upstreams[offered.server], target)
         except GovernError as exc:
             raise MCPError(_code(exc), exc.message, {"code": exc.code}) from None
 
     async def _refuse(
         self, action: Action, target: ToolTarget, error: GovernError
     ) -> types.CallToolResult:
-        await self._pipeline.refuse_tool(action, target, error)
+        await self._tool_calls.refuse(action, target, error)
         raise MCPError(_code(error), error.message, {"code": error.code})
 
 

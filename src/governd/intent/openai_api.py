@@ -28,14 +28,13 @@ from governd.intent.http import (
     run_id_of,
 )
 from governd.intent.validation import validate
-from governd.pipeline.model_calls import ModelCall
+from governd.pipeline.model_calls import ModelCall, ModelCalls
 
 if TYPE_CHECKING:
     from governd.config import GovernConfig
     from governd.governance.keys import KeyRing
     from governd.governance.principals import PrincipalTree
     from governd.ledger.writer import LedgerWriter
-    from governd.pipeline.model_calls import Pipeline
 
 PRIORITY_HEADER = "x-governd-priority"
 
@@ -48,13 +47,13 @@ class OpenAIRoutes:
         *,
         config: GovernConfig,
         keyring: KeyRing,
-        pipeline: Pipeline,
+        model_calls: ModelCalls,
         tree: PrincipalTree,
         writer: LedgerWriter,
     ) -> None:
         self._config = config
         self._keyring = keyring
-        self._pipeline = pipeline
+        self._calls = model_calls
         self._tree = tree
         self._writer = writer
 
@@ -91,8 +90,8 @@ class OpenAIRoutes:
         return json_response({"object": "list", "data": data})
 
     async def _governed(self, request: Request, operation: Operation) -> Response:
-        pipeline = self._pipeline
-        started = pipeline.clock.monotonic()
+        calls = self._calls
+        started = calls.clock.monotonic()
         rid = new_id("req_")
         headers = {"x-governd-request-id": rid}
         principal: Principal | None = None
@@ -110,10 +109,10 @@ class OpenAIRoutes:
                 model if isinstance(model, str) else "",
                 {},
             )
-            await pipeline.reject(refused, err, started)
+            await calls.reject(refused, err, started)
             return error_response(err, {**headers, "x-governd-decision": "deny"})
         try:
-            call = await pipeline.begin(action)
+            call = await calls.begin(action)
         except GovernError as err:
             effect = err.decision.effect if err.decision else "deny"
             return error_response(err, {**headers, "x-governd-decision": effect})

@@ -17,9 +17,9 @@ from governd.intent.http import json_response
 
 if TYPE_CHECKING:
     from governd.governance.principals import PrincipalTree
+    from governd.governance.runs import Runs
     from governd.ledger.storage import Storage
     from governd.ledger.writer import LedgerWriter
-    from governd.pipeline.model_calls import Pipeline
 
 _MAX_TIMELINE = 10_000
 
@@ -30,13 +30,13 @@ class RunRoutes:
     def __init__(
         self,
         *,
-        pipeline: Pipeline,
+        runs: Runs,
         storage: Storage,
         tree: PrincipalTree,
         writer: LedgerWriter,
         check: Callable[[Request], None],
     ) -> None:
-        self._pipeline = pipeline
+        self._runs = runs
         self._storage = storage
         self._tree = tree
         self._writer = writer
@@ -86,7 +86,7 @@ class RunRoutes:
         )
 
     async def _state(self, path: str, run_id: str) -> dict[str, Any]:
-        runs = self._pipeline.admission.runs
+        runs = self._runs
         principal = Principal.from_path(path)
         totals = await runs.totals(principal, run_id)
         level = runs.level_at(totals.risk) if totals else None

@@ -7,13 +7,15 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class LedgerEntry:
     """What was asked, what was decided, where it ran, what it consumed and cost.
 
     ``signals`` is JSON text of the behaviour signals of the action (a tool
     call's tier, argument digest, target, side-effect class; risk events),
     kept as the exact text stored so that it hashes the same everywhere.
+    Each kind of action sets the fields it has; the rest keep their defaults
+    (the field order is the storage and hash order, and never changes).
     """
 
     id: str
@@ -21,24 +23,24 @@ class LedgerEntry:
     kind: str
     operation: str
     principal: str
-    key_id: str | None
-    run_id: str | None
-    model: str | None
-    served_model: str | None
-    deployment: str | None
-    decision: str
-    reasons: str
-    status: int
-    error_code: str | None
-    stream: bool
-    attempts: int
-    latency_ms: float
-    ttft_ms: float | None
-    input_tokens: int
-    cached_tokens: int
-    output_tokens: int
-    usage_source: str
-    cost_usd: float
+    key_id: str | None = None
+    run_id: str | None = None
+    model: str | None = None
+    served_model: str | None = None
+    deployment: str | None = None
+    decision: str = "allow"
+    reasons: str = ""
+    status: int = 200
+    error_code: str | None = None
+    stream: bool = False
+    attempts: int = 0
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None
+    input_tokens: int = 0
+    cached_tokens: int = 0
+    output_tokens: int = 0
+    usage_source: str = "none"
+    cost_usd: float = 0.0
     signals: str | None = None
 
     def as_dict(self) -> dict[str, Any]:

@@ -1,4 +1,9 @@
-"""What an action's outcome records: its ledger entry, behaviour signals and risk points."""
+"""What an action's outcome records: its ledger entry, behaviour signals and risk points.
+
+``model_entry`` and ``tool_entry`` build the entry of a model call and of a
+tool call once everything about it is known (timing included), setting only
+the fields that kind of action has.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,10 @@ from typing import Any
 import mcp_types as types
 import orjson
 
-from governd.actions import Action, Decision, RiskEvent
+from governd.actions import Action, Decision, RiskEvent, Usage
 from governd.config.agents import ToolConfig
 from governd.errors import GovernError
+from governd.execution import Routed
 from governd.governance import risk
 from governd.ledger import LedgerEntry
 from governd.ledger.signals import Outcome, tool_signals
@@ -48,15 +54,64 @@ def model_signals(
     return orjson.dumps({"risk": part}).decode(), part["points"]
 
 
-def tool_outcome(
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """When an action ended (epoch seconds) and how long it took."""
+
+    ts: float
+    latency_ms: float
+    ttft_ms: float | None = None
+
+
+def model_entry(
+    action: Action,
+    decision: Decision | None,
+    error: GovernError | None,
+    routed: Routed | None,
+    usage: Usage,
+    cost: float,
+    timing: Timing,
+    signals: str | None,
+) -> LedgerEntry:
+    """The entry of a model call: served, failed or refused."""
+    return LedgerEntry(
+        id=action.id,
+        ts=timing.ts,
+        kind=action.kind,
+        operation=action.operation,
+        principal=action.principal.path,
+        key_id=action.principal.key_id,
+        run_id=action.run_id,
+        model=action.model or None,
+        served_model=routed.target.alias if routed else None,
+        deployment=routed.target.name if routed else None,
+        decision=decision.effect if decision else "deny",
+        reasons="; ".join(decision.reasons) if decision else (error.code if error else ""),
+        status=error.status if error else 200,
+        error_code=error.code if error else None,
+        stream=action.stream,
+        attempts=routed.attempts if routed else 0,
+        latency_ms=timing.latency_ms,
+        ttft_ms=timing.ttft_ms,
+        input_tokens=usage.input_tokens,
+        cached_tokens=usage.cached_tokens,
+        output_tokens=usage.output_tokens,
+        usage_source=usage.source,
+        cost_usd=cost,
+        signals=signals,
+    )
+
+
+def tool_entry(
     action: Action,
     target: ToolTarget,
     decision: Decision | None,
     error: GovernError | None,
     result: types.CallToolResult | None,
     weights: Mapping[RiskEvent, float],
+    timing: Timing,
 ) -> tuple[LedgerEntry, float]:
-    """The entry of a tool call (timing left to the caller), with its signals, and its risk points."""
+    """The entry of a tool call, with its signals, and its risk points."""
     failed = error is not None or (result is not None and result.is_error)
     reasons = "; ".join(decision.reasons) if decision else (error.code if error else "")
     tier = target.tier or "unknown"
@@ -72,7 +127,7 @@ def tool_outcome(
     signals = {**tool_signals(target.spec, tier, action.body, outcome), "risk": part}
     entry = LedgerEntry(
         id=action.id,
-        ts=0.0,
+        ts=timing.ts,
         kind="tool_call",
         operation="tool",
         principal=action.principal.path,
@@ -85,15 +140,8 @@ def tool_outcome(
         reasons=f"tier:{tier}" + (f"; {reasons}" if reasons else ""),
         status=error.status if error else (200 if not failed else 502),
         error_code=error.code if error else ("tool_error" if failed else None),
-        stream=False,
         attempts=0 if decision is None or decision.effect != "allow" else 1,
-        latency_ms=0.0,
-        ttft_ms=None,
-        input_tokens=0,
-        cached_tokens=0,
-        output_tokens=0,
-        usage_source="none",
-        cost_usd=0.0,
+        latency_ms=timing.latency_ms,
         signals=orjson.dumps(signals).decode(),
     )
     return entry, part["points"]

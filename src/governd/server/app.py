@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -26,121 +27,128 @@ from governd.intent.openai_api import OpenAIRoutes
 from governd.intent.runs_api import RunRoutes
 from governd.observe.gauges import BudgetGauges, live_sources
 from governd.observe.metrics import CONTENT_TYPE
+from governd.pipeline.jobs.pipeline import Jobs
 from governd.server.services import Services, build_jobs, build_services
 
 
 def create_app(cfg: GovernConfig, clock: Clock | None = None) -> Starlette:
     """The governd ASGI application for ``cfg``."""
-    services = build_services(cfg, clock)
-    s = services
+    s = build_services(cfg, clock)
     gateway = McpGateway(
         config=cfg,
         keyring=s.keyring,
         tree=s.tree,
         storage=s.storage,
         clock=s.clock,
-        pipeline=s.pipeline,
+        tool_calls=s.tool_calls,
+        recorder=s.recorder,
     )
-    jobs = build_jobs(services)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await asyncio.to_thread(tokens.warm)
-        for upstream in services.upstreams.values():
-            await upstream.start()
-        services.writer.start()
-        await services.budgets.sync()
-        await jobs.start()
-        refresher = asyncio.create_task(budget_gauges.refresh_forever(services.budgets))
-        try:
-            async with gateway.sessions.run():
-                yield
-        finally:
-            refresher.cancel()
-            await jobs.aclose()
-            await gateway.aclose()
-            for upstream in services.upstreams.values():
-                await upstream.aclose()
-            await asyncio.to_thread(services.writer.close)
-            await asyncio.to_thread(services.pipeline.close)
-            await services.budgets.state.aclose()
-            await services.pipeline.admission.limits.state.aclose()
-            await services.pipeline.admission.runs.state.aclose()
-            services.storage.close()
-
-    async def healthz(request: Request) -> Response:
-        return json_response({"status": "ok"})
-
-    budget_gauges = BudgetGauges()
-    services.metrics.live(
+    jobs = build_jobs(s)
+    gauges = BudgetGauges()
+    s.metrics.live(
         {
-            **live_sources(services.router, cfg.models, services.writer, budget_gauges),
+            **live_sources(s.router, cfg.models, s.writer, gauges),
             "governd_jobs": ("Unfinished jobs by queue and status", jobs.job_samples),
-            "governd_devices_in_use": (
-                "Accelerator units held by running jobs",
-                jobs.unit_samples,
-            ),
+            "governd_devices_in_use": ("Accelerator units held by running jobs", jobs.unit_samples),
         }
     )
-
-    async def metrics(request: Request) -> Response:
-        if not cfg.server.public_metrics:
-            key = cfg.admin_key
-            check_admin(request, key.get_secret_value() if key else None)
-        return Response(services.metrics.render(), media_type=CONTENT_TYPE)
-
-    async def readyz(request: Request) -> Response:
-        try:
-            await asyncio.to_thread(services.storage.count)
-        except Exception:
-            return json_response({"status": "unavailable", "storage": "unreachable"}, 503)
-        return json_response({"status": "ready", "ledger_lag": services.writer.lag})
-
-    routes = [
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
-        Route("/mcp", gateway),
-        *OpenAIRoutes(
-            config=cfg, keyring=s.keyring, tree=s.tree, pipeline=s.pipeline, writer=s.writer
-        ).routes(),
-        *(admin := _admin_routes(s)).routes(),
-        *BudgetRoutes(
-            budgets=s.budgets,
-            keyring=s.keyring,
-            tree=s.tree,
-            pipeline=s.pipeline,
-            admin=admin.check,
-        ).routes(),
-        *gateway.admin_routes(admin.check),
-        *RunRoutes(
-            storage=s.storage, tree=s.tree, pipeline=s.pipeline, writer=s.writer, check=admin.check
-        ).routes(),
-        *JobRoutes(
-            config=cfg, keyring=s.keyring, tree=s.tree, jobs=jobs, check=admin.check
-        ).routes(),
-    ]
     app = Starlette(
-        routes=routes,
-        lifespan=lifespan,
+        routes=_routes(s, gateway, jobs),
+        lifespan=_lifespan(s, gateway, jobs, gauges),
         exception_handlers={
             HTTPException: on_http_exception,
             GovernError: on_govern_error,
             Exception: on_unexpected,
         },
     )
-    app.state.services = services
+    app.state.services = s
     return app
 
 
-def _admin_routes(s: Services) -> AdminRoutes:
-    return AdminRoutes(
-        config=s.config,
+def _lifespan(
+    s: Services, gateway: McpGateway, jobs: Jobs, gauges: BudgetGauges
+) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """Start what needs the event loop, in order; stop it in the reverse order, whatever fails."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            await asyncio.to_thread(tokens.warm)
+            stack.callback(s.storage.close)
+            for state in (s.admission.runs.state, s.admission.limits.state, s.budgets.state):
+                stack.push_async_callback(state.aclose)
+            stack.push_async_callback(asyncio.to_thread, s.recorder.close)
+            s.writer.start()
+            stack.push_async_callback(asyncio.to_thread, s.writer.close)
+            for upstream in s.upstreams.values():
+                await upstream.start()
+                stack.push_async_callback(upstream.aclose)
+            stack.push_async_callback(gateway.aclose)
+            await s.budgets.sync()
+            await jobs.start()
+            stack.push_async_callback(jobs.aclose)
+            refresher = asyncio.create_task(gauges.refresh_forever(s.budgets))
+            stack.callback(refresher.cancel)
+            await stack.enter_async_context(gateway.sessions.run())
+            yield
+
+    return lifespan
+
+
+def _routes(s: Services, gateway: McpGateway, jobs: Jobs) -> list[Route]:
+    cfg = s.config
+    admin = AdminRoutes(
+        config=cfg,
         keyring=s.keyring,
         tree=s.tree,
         storage=s.storage,
         router=s.router,
         writer=s.writer,
         clock=s.clock,
-        pipeline=s.pipeline,
+        approvals=s.approvals,
     )
+
+    async def healthz(request: Request) -> Response:
+        return json_response({"status": "ok"})
+
+    async def metrics(request: Request) -> Response:
+        if not cfg.server.public_metrics:
+            key = cfg.admin_key
+            check_admin(request, key.get_secret_value() if key else None)
+        return Response(s.metrics.render(), media_type=CONTENT_TYPE)
+
+    async def readyz(request: Request) -> Response:
+        try:
+            await asyncio.to_thread(s.storage.count)
+        except Exception:
+            return json_response({"status": "unavailable", "storage": "unreachable"}, 503)
+        return json_response({"status": "ready", "ledger_lag": s.writer.lag})
+
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/mcp", gateway),
+        *OpenAIRoutes(
+            config=cfg, keyring=s.keyring, tree=s.tree, model_calls=s.model_calls, writer=s.writer
+        ).routes(),
+        *admin.routes(),
+        *BudgetRoutes(
+            budgets=s.budgets,
+            keyring=s.keyring,
+            tree=s.tree,
+            recorder=s.recorder,
+            admin=admin.check,
+        ).routes(),
+        *gateway.admin_routes(admin.check),
+        *RunRoutes(
+            storage=s.storage,
+            tree=s.tree,
+            runs=s.admission.runs,
+            writer=s.writer,
+            check=admin.check,
+        ).routes(),
+        *JobRoutes(
+            config=cfg, keyring=s.keyring, tree=s.tree, jobs=jobs, check=admin.check
+        ).routes(),
+    ]

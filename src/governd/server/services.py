@@ -23,7 +23,9 @@ from governd.ledger.job_store import JobStore
 from governd.observe.metrics import Metrics
 from governd.observe.traces import Tracing
 from governd.pipeline.jobs.pipeline import Jobs
-from governd.pipeline.model_calls import Pipeline
+from governd.pipeline.model_calls import ModelCalls
+from governd.pipeline.recorder import Recorder
+from governd.pipeline.tool_calls import ToolCalls
 
 
 @dataclass
@@ -39,7 +41,11 @@ class Services:
     upstreams: dict[str, Upstream]
     router: Router
     budgets: Budgets
-    pipeline: Pipeline
+    admission: Admission
+    approvals: Approvals
+    recorder: Recorder
+    model_calls: ModelCalls
+    tool_calls: ToolCalls
     metrics: Metrics
 
 
@@ -62,6 +68,11 @@ def build_services(cfg: GovernConfig, clock: Clock | None = None) -> Services:
     router = Router(cfg, upstreams, clock)
     budgets = load_budgets(cfg, storage, clock)
     metrics = Metrics()
+    runs = Runs(cfg, tree, run_state(cfg, clock), clock, storage)
+    admission = Admission(cfg, tree, budgets, clock, runs)
+    approvals = Approvals(storage, clock, cfg.governance.approval_timeout_s)
+    tracing = Tracing(cfg.observe) if cfg.observe.otlp_endpoint else None
+    recorder = Recorder(writer, metrics, clock, runs, tracing)
     return Services(
         config=cfg,
         clock=clock,
@@ -72,17 +83,11 @@ def build_services(cfg: GovernConfig, clock: Clock | None = None) -> Services:
         upstreams=upstreams,
         router=router,
         budgets=budgets,
-        pipeline=Pipeline(
-            Admission(
-                cfg, tree, budgets, clock, Runs(cfg, tree, run_state(cfg, clock), clock, storage)
-            ),
-            router,
-            writer,
-            clock,
-            metrics,
-            Approvals(storage, clock, cfg.governance.approval_timeout_s),
-            Tracing(cfg.observe) if cfg.observe.otlp_endpoint else None,
-        ),
+        admission=admission,
+        approvals=approvals,
+        recorder=recorder,
+        model_calls=ModelCalls(admission, router, recorder, clock),
+        tool_calls=ToolCalls(admission, approvals, recorder, clock),
         metrics=metrics,
     )
 
@@ -97,8 +102,8 @@ def build_jobs(services: Services) -> Jobs:
     return Jobs(
         cfg,
         JobStore(services.storage),
-        services.pipeline.admission,
-        services.pipeline.approvals,
+        services.admission,
+        services.approvals,
         services.budgets,
         services.writer,
         services.clock,

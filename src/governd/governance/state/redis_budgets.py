@@ -68,6 +68,8 @@ def window_key(key: BudgetKey, window: float) -> str:
 class RedisState:
     """``BudgetState`` over a Redis server (``state: redis://...``)."""
 
+    shared = True
+
     def __init__(self, url: str) -> None:
         # Callers wait for a connection rather than fail when all are busy.
         pool = BlockingConnectionPool.from_url(url, max_connections=_POOL, timeout=5)
@@ -104,6 +106,14 @@ class RedisState:
     async def usage(self, key: BudgetKey, window: float) -> tuple[float, float]:
         spent, reserved = await self._redis.hmget(window_key(key, window), ["spent", "reserved"])
         return float(spent or 0.0), max(0.0, float(reserved or 0.0))
+
+    @guarded
+    async def usages(self, slots: list[tuple[BudgetKey, float]]) -> list[tuple[float, float]]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key, window in slots:
+                pipe.hmget(window_key(key, window), ["spent", "reserved"])
+            found = await pipe.execute()
+        return [(float(s or 0.0), max(0.0, float(r or 0.0))) for s, r in found]
 
     @guarded
     async def preload(self, key: BudgetKey, window: float, spent: float) -> None:
