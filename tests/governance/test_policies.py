@@ -193,3 +193,29 @@ def test_a_request_no_policy_can_match_selects_none() -> None:
         "o3-interns",
         "teams",
     ]
+
+
+@pytest.mark.parametrize(
+    ("when", "request_fields"),
+    [
+        ("request.n > 8", {"n": 9}),
+        ("request.n > 8", {"n": 8}),
+        ("request.n >= 8 && !request.stream", {"n": 8, "stream": False}),
+        ("8 < request.n", {"n": 9}),
+        ('request.user == ""', {"user": ""}),
+        ('request.user != "bob"', {"user": "bob"}),
+        ("request.max_tokens > 1.5", {"max_tokens": 2}),
+        ("request.stream", {"stream": True}),
+        ("request.n == 1", {"n": True}),  # a bool is not a number for CEL
+        ("request.n > 1", {"n": "3"}),  # no ordering between a string and a number: CEL errors
+        ("request.stream", {"stream": 1}),  # not a bool: CEL errors
+        ("request.n == 2", {"n": 2.0}),
+    ],
+)
+def test_plain_conditions_judge_as_cel_does(when: str, request_fields: dict[str, Any]) -> None:
+    """The Python path and CEL agree on every value, odd ones included (errors fail closed)."""
+    context = ctx(**request_fields)
+    policies = [pol("p", "deny", when)]
+    fast = PolicySet(policies).all.evaluate(context)
+    by_cel = PolicySet(policies).all._by_cel(context)
+    assert [(m.policy.id, m.errored) for m in fast] == [(m.policy.id, m.errored) for m in by_cel]

@@ -50,7 +50,7 @@ from governd.governance.state.setup import limit_state
 from governd.governance.terms import Terms, TermsBook
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Admitted:
     """An admitted call: its verdict, the alias to serve, its output limit, and what it holds.
 

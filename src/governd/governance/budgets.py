@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from dataclasses import dataclass, field
+from typing import Literal, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
 from governd.actions import Principal
@@ -40,6 +40,14 @@ class BudgetKey:
     node: str
     unit: Unit
     period: Period
+    # Hashed on every reservation and settlement of every budget of a path: once is enough.
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.node, self.unit, self.period)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @property
     def name(self) -> str:
@@ -55,8 +63,7 @@ class Limit:
     soft: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class BudgetUse:
+class BudgetUse(NamedTuple):
     """How full one budget is now: its limit, what was spent and what is held in its window."""
 
     key: BudgetKey
@@ -70,8 +77,7 @@ class BudgetUse:
         return (self.spent + self.reserved) / self.limit.limit if self.limit.limit else 1.0
 
 
-@dataclass(frozen=True, slots=True)
-class Claim:
+class Claim(NamedTuple):
     """An amount held (or charged) against one budget in one period window."""
 
     key: BudgetKey
@@ -154,38 +160,54 @@ class BudgetSource(Protocol):
         ...
 
 
+class _Slot:
+    """One budget window's counters."""
+
+    __slots__ = ("reserved", "spent")
+
+    def __init__(self, spent: float = 0.0) -> None:
+        self.spent = spent
+        self.reserved = 0.0
+
+
 class LocalState:
     """Counters in this process. Atomic because nothing in ``reserve`` awaits."""
 
     shared = False
 
     def __init__(self) -> None:
-        self._spent: defaultdict[tuple[BudgetKey, float], float] = defaultdict(float)
-        self._reserved: defaultdict[tuple[BudgetKey, float], float] = defaultdict(float)
+        self._slots: dict[tuple[BudgetKey, float], _Slot] = {}
         self._generation = 0
+
+    def _slot(self, key: BudgetKey, window: float) -> _Slot:
+        found = self._slots.get((key, window))
+        if found is None:
+            found = self._slots[(key, window)] = _Slot()
+        return found
 
     async def reserve(self, claims: list[Claim], generation: int) -> Claim | Stale | None:
         if generation != self._generation:
             return "stale"
-        for c in claims:
-            slot = (c.key, c.window)
-            if self._spent[slot] + self._reserved[slot] + c.amount > c.limit:
+        slots = [self._slot(c.key, c.window) for c in claims]
+        for c, slot in zip(claims, slots, strict=True):
+            if slot.spent + slot.reserved + c.amount > c.limit:
                 return c
-        for c in claims:
-            self._reserved[(c.key, c.window)] += c.amount
+        for c, slot in zip(claims, slots, strict=True):
+            slot.reserved += c.amount
         return None
 
     async def settle(self, held: list[Claim], actual: list[float]) -> None:
         for c, used in zip(held, actual, strict=True):
-            slot = (c.key, c.window)
-            self._reserved[slot] = max(0.0, self._reserved[slot] - c.amount)
-            self._spent[slot] += used
+            slot = self._slot(c.key, c.window)
+            slot.reserved = max(0.0, slot.reserved - c.amount)
+            slot.spent += used
 
     async def usage(self, key: BudgetKey, window: float) -> tuple[float, float]:
-        return self._spent[(key, window)], self._reserved[(key, window)]
+        slot = self._slot(key, window)
+        return slot.spent, slot.reserved
 
     async def usages(self, slots: list[tuple[BudgetKey, float]]) -> list[tuple[float, float]]:
-        return [(self._spent[slot], self._reserved[slot]) for slot in slots]
+        return [(s.spent, s.reserved) for s in (self._slot(k, w) for k, w in slots)]
 
     async def generation(self) -> int:
         return self._generation
@@ -195,7 +217,7 @@ class LocalState:
 
     async def preload(self, key: BudgetKey, window: float, spent: float) -> None:
         """Start a window at ``spent`` (rebuilt from the ledger after a restart)."""
-        self._spent.setdefault((key, window), spent)
+        self._slots.setdefault((key, window), _Slot(spent))
 
     async def aclose(self) -> None:
         """Nothing to release."""

@@ -23,25 +23,9 @@ from typing import Any
 
 from governd.config import PolicyConfig
 from governd.config.cel_env import compile_expr, is_error
+from governd.governance.conditions import INDEXED, Unsure, equalities, plain
 
 _RESTRICTIVE = frozenset({"deny", "require_approval"})
-#: Fields a policy may be indexed by: known for every action before its context is built.
-INDEXED = (
-    "request.model",
-    "request.operation",
-    "principal.org",
-    "principal.team",
-    "principal.project",
-    "principal.path",
-    "principal.key",
-    "tool.name",
-    "tool.server",
-    "tool.tier",
-)
-_STRING = r'"[^"\\]*"|\'[^\'\\]*\''
-_FIELD = "|".join(re.escape(f) for f in INDEXED)
-_EQUALS = re.compile(rf"^(?:({_FIELD})\s*==\s*({_STRING})|({_STRING})\s*==\s*({_FIELD}))$")
-_IN = re.compile(rf"^({_FIELD})\s+in\s+\[\s*((?:{_STRING})(?:\s*,\s*(?:{_STRING}))*)\s*,?\s*\]$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,30 +45,57 @@ class Match:
 
 
 class Selection:
-    """The policies that can hold for one combination of indexed values, compiled together."""
+    """The policies that can hold for one combination of indexed values, compiled together.
+
+    Policies with a ``plain`` form are evaluated in Python; the others in one
+    CEL program. Should Python be unsure of a value, CEL decides for all.
+    """
 
     def __init__(self, policies: Sequence[PolicyConfig]) -> None:
         self.policies = list(policies)
         self._each = [compile_expr(p.when) for p in self.policies]
         # Built once: a request only picks the ones that hold.
         self._matches = [Match.of(p) for p in self.policies]
-        joined = "[" + ", ".join(f"({p.when})" for p in self.policies) + "]"
-        self._all = compile_expr(joined) if self.policies else None
+        forms = [plain(p.when) for p in self.policies]
+        self._plain = [(m, f) for m, f in zip(self._matches, forms, strict=True) if f is not None]
+        self._cel = [m for m, f in zip(self._matches, forms, strict=True) if f is None]
+        self._some = _joined([m.policy for m in self._cel])
+        self._all = _joined(self.policies)
         self.reads_budget = _reads(self.policies, r"\bbudget\b")
         self.reads_run = _reads(self.policies, r"\brun\.")
         self.reads_prompt = _reads(self.policies, r"\bprompt_tokens\b")
 
     def __bool__(self) -> bool:
-        return self._all is not None
+        return bool(self.policies)
 
     def evaluate(self, context: dict[str, Any]) -> list[Match]:
         """The policies whose conditions hold for ``context``, in config order."""
-        if self._all is None:
+        if not self.policies:
             return []
+        try:
+            held = {id(m) for m, form in self._plain if form.holds(context)}
+        except (Unsure, LookupError):  # a field missing or odd: CEL decides all
+            return self._by_cel(context)
+        if self._some is not None:
+            result = self._some.eval(data=context)
+            if is_error(result):
+                return self._one_by_one(context)
+            held.update(
+                id(m) for m, hit in zip(self._cel, result.plain_value(), strict=True) if hit is True
+            )
+        return [m for m in self._matches if id(m) in held]
+
+    def _by_cel(self, context: dict[str, Any]) -> list[Match]:
+        assert self._all is not None
         result = self._all.eval(data=context)
-        if not is_error(result):
-            hits = result.plain_value()
-            return [m for m, hit in zip(self._matches, hits, strict=True) if hit is True]
+        if is_error(result):
+            return self._one_by_one(context)
+        return [
+            m for m, hit in zip(self._matches, result.plain_value(), strict=True) if hit is True
+        ]
+
+    def _one_by_one(self, context: dict[str, Any]) -> list[Match]:
+        """Each policy alone: one that errors matches if it restricts (fails closed)."""
         out = []
         for policy, program in zip(self.policies, self._each, strict=True):
             one = program.eval(data=context)
@@ -94,6 +105,13 @@ class Selection:
             elif one.value() is True:
                 out.append(Match.of(policy))
         return out
+
+
+def _joined(policies: Sequence[PolicyConfig]) -> Any:
+    """One list-valued program over every condition, or None for none."""
+    if not policies:
+        return None
+    return compile_expr("[" + ", ".join(f"({p.when})" for p in policies) + "]")
 
 
 class PolicySet:
@@ -133,79 +151,3 @@ _MAX_SELECTIONS = 10_000
 
 def _reads(policies: Sequence[PolicyConfig], pattern: str) -> bool:
     return any(re.search(pattern, p.when) for p in policies)
-
-
-def equalities(when: str) -> dict[str, frozenset[str]]:
-    """The values each indexed field must have for ``when`` to hold (from its top-level ``&&``s).
-
-    Conservative: a condition that is not a plain conjunction at the top (an
-    ``||`` or ``?:`` outside parentheses) is indexed by nothing.
-    """
-    if '"""' in when or "'''" in when or "\\" in when:
-        return {}  # triple quotes and escapes: not worth parsing, so index nothing
-    parts = _top_level_conjuncts(when)
-    if parts is None:
-        return {}
-    need: dict[str, frozenset[str]] = {}
-    for part in parts:
-        term = _unwrap(part.strip())
-        found = _EQUALS.match(term)
-        if found:
-            field = found.group(1) or found.group(4)
-            values = frozenset({_literal(found.group(2) or found.group(3))})
-        else:
-            inside = _IN.match(term)
-            if not inside:
-                continue
-            field = inside.group(1)
-            values = frozenset(_literal(v) for v in re.findall(_STRING, inside.group(2)))
-        need[field] = need[field] & values if field in need else values
-    return need
-
-
-def _top_level_conjuncts(text: str) -> list[str] | None:
-    """``text`` split at its top-level ``&&``; None if it has a top-level ``||`` or ``?``."""
-    parts, depth, start, i, quote = [], 0, 0, 0, ""
-    while i < len(text):
-        ch = text[i]
-        if quote:
-            if ch == quote:
-                quote = ""
-        elif ch in "\"'":
-            quote = ch
-        elif ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif depth == 0 and text.startswith("&&", i):
-            parts.append(text[start:i])
-            start, i = i + 2, i + 1
-        elif depth == 0 and (text.startswith("||", i) or ch == "?"):
-            return None
-        i += 1
-    parts.append(text[start:])
-    return parts
-
-
-def _unwrap(term: str) -> str:
-    """A term without the parentheses that enclose all of it."""
-    while term.startswith("(") and term.endswith(")") and _top_level_conjuncts(term[1:-1]):
-        inner = term[1:-1].strip()
-        if _balanced(inner):
-            term = inner
-        else:
-            break
-    return term
-
-
-def _balanced(text: str) -> bool:
-    depth = 0
-    for ch in text:
-        depth += (ch == "(") - (ch == ")")
-        if depth < 0:
-            return False
-    return depth == 0
-
-
-def _literal(quoted: str) -> str:
-    return quoted[1:-1]

@@ -7,7 +7,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass's __init__ costs ~4 µs for 24 fields, on every request.
+@dataclass(slots=True)
 class LedgerEntry:
     """What was asked, what was decided, where it ran, what it consumed and cost.
 

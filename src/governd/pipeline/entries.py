@@ -54,7 +54,7 @@ def model_signals(
     return orjson.dumps({"risk": part}).decode(), part["points"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Timing:
     """When an action ended (epoch seconds) and how long it took."""
 

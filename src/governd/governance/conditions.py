@@ -1,0 +1,204 @@
+"""What a policy's condition says before it is evaluated: the values it requires, or its plain form.
+
+CEL's ``&&`` is false when any side is false (errors included), so a term
+``FIELD == "v"`` at the top of a conjunction is a value the whole condition
+requires: ``equalities`` finds them, for the index. A condition made only of
+comparisons of context fields with literals (``request.n > 8 &&
+!request.stream``) has a ``plain`` form that Python evaluates exactly as CEL
+would for well-typed values; anything it is unsure of (a value of another
+type) it hands back to CEL.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+#: Fields a policy may be indexed by: known for every action before its context is built.
+INDEXED = (
+    "request.model",
+    "request.operation",
+    "principal.org",
+    "principal.team",
+    "principal.project",
+    "principal.path",
+    "principal.key",
+    "tool.name",
+    "tool.server",
+    "tool.tier",
+)
+_STRING = r'"[^"\\]*"|\'[^\'\\]*\''
+_FIELD = "|".join(re.escape(f) for f in INDEXED)
+_EQUALS = re.compile(rf"^(?:({_FIELD})\s*==\s*({_STRING})|({_STRING})\s*==\s*({_FIELD}))$")
+_IN = re.compile(rf"^({_FIELD})\s+in\s+\[\s*((?:{_STRING})(?:\s*,\s*(?:{_STRING}))*)\s*,?\s*\]$")
+
+
+_PATH = r"(request|budget|time|principal|run|tool)\.([a-z_]+)"
+_NUMBER = r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
+_LITERAL = rf"{_STRING}|{_NUMBER}|true|false"
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+_COMPARE = re.compile(rf"^{_PATH}\s*(==|!=|<=|>=|<|>)\s*({_LITERAL})$")
+_COMPARE_BACK = re.compile(rf"^({_LITERAL})\s*(==|!=|<=|>=|<|>)\s*{_PATH}$")
+_TRUTH = re.compile(rf"^(!?)\s*{_PATH}$")
+
+
+class Unsure(Exception):
+    """A value whose comparison CEL might judge otherwise than Python: ask CEL."""
+
+
+#: The kind of a value as CEL compares it: bools, numbers, strings (others: no plain compare).
+_KIND: dict[type, str] = {bool: "bool", int: "number", float: "number", str: "string"}
+_TRUTH_OP = "truth"
+#: (section, field, operator or ``_TRUTH_OP``, literal, literal's kind)
+Term = tuple[str, str, Any, Any, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Plain:
+    """A condition as a conjunction of comparisons Python can evaluate."""
+
+    terms: tuple[Term, ...]
+
+    def holds(self, context: Mapping[str, Mapping[str, Any]]) -> bool:
+        """Whether it holds; ``Unsure`` when CEL should decide (``KeyError``: a field missing)."""
+        for section, field, op, literal, kind in self.terms:
+            value = context[section][field]
+            found = _KIND.get(type(value))
+            if op is _TRUTH_OP:
+                if found != "bool":
+                    raise Unsure
+                if value is not literal:
+                    return False
+            elif found != kind:  # CEL: values of different types are never equal, not ordered
+                if op is operator.eq:
+                    return False
+                if op is not operator.ne:
+                    raise Unsure
+            elif not op(value, literal):
+                return False
+        return True
+
+
+def plain(when: str) -> Plain | None:
+    """The plain form of ``when``, if it has one."""
+    if '"""' in when or "'''" in when or "\\" in when:
+        return None
+    parts = _top_level_conjuncts(when)
+    if parts is None:
+        return None
+    terms = []
+    for part in parts:
+        term = _term(_unwrap(part.strip()))
+        if term is None:
+            return None
+        terms.append(term)
+    return Plain(tuple(terms))
+
+
+def _term(text: str) -> Term | None:
+    found = _COMPARE.match(text)
+    if found:
+        section, field, op, literal = found.group(1, 2, 3, 4)
+    elif found := _COMPARE_BACK.match(text):
+        literal, op, section, field = found.group(1), _FLIP[found.group(2)], *found.group(3, 4)
+    elif found := _TRUTH.match(text):
+        return found.group(2), found.group(3), _TRUTH_OP, not found.group(1), "bool"
+    else:
+        return None
+    value = _value(literal)
+    return section, field, _OPS[op], value, _KIND[type(value)]
+
+
+def _value(literal: str) -> Any:
+    if literal in ("true", "false"):
+        return literal == "true"
+    if literal[0] in "\"'":
+        return literal[1:-1]
+    return float(literal) if any(c in literal for c in ".eE") else int(literal)
+
+
+def equalities(when: str) -> dict[str, frozenset[str]]:
+    """The values each indexed field must have for ``when`` to hold (from its top-level ``&&``s).
+
+    Conservative: a condition that is not a plain conjunction at the top (an
+    ``||`` or ``?:`` outside parentheses) is indexed by nothing.
+    """
+    if '"""' in when or "'''" in when or "\\" in when:
+        return {}  # triple quotes and escapes: not worth parsing, so index nothing
+    parts = _top_level_conjuncts(when)
+    if parts is None:
+        return {}
+    need: dict[str, frozenset[str]] = {}
+    for part in parts:
+        term = _unwrap(part.strip())
+        found = _EQUALS.match(term)
+        if found:
+            field = found.group(1) or found.group(4)
+            values = frozenset({_literal(found.group(2) or found.group(3))})
+        else:
+            inside = _IN.match(term)
+            if not inside:
+                continue
+            field = inside.group(1)
+            values = frozenset(_literal(v) for v in re.findall(_STRING, inside.group(2)))
+        need[field] = need[field] & values if field in need else values
+    return need
+
+
+def _top_level_conjuncts(text: str) -> list[str] | None:
+    """``text`` split at its top-level ``&&``; None if it has a top-level ``||`` or ``?``."""
+    parts, depth, start, i, quote = [], 0, 0, 0, ""
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif depth == 0 and text.startswith("&&", i):
+            parts.append(text[start:i])
+            start, i = i + 2, i + 1
+        elif depth == 0 and (text.startswith("||", i) or ch == "?"):
+            return None
+        i += 1
+    parts.append(text[start:])
+    return parts
+
+
+def _unwrap(term: str) -> str:
+    """A term without the parentheses that enclose all of it."""
+    while term.startswith("(") and term.endswith(")") and _top_level_conjuncts(term[1:-1]):
+        inner = term[1:-1].strip()
+        if _balanced(inner):
+            term = inner
+        else:
+            break
+    return term
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for ch in text:
+        depth += (ch == "(") - (ch == ")")
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def _literal(quoted: str) -> str:
+    return quoted[1:-1]
