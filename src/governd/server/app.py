@@ -28,6 +28,7 @@ from governd.intent.runs_api import RunRoutes
 from governd.observe.gauges import BudgetGauges, live_sources
 from governd.observe.metrics import CONTENT_TYPE
 from governd.pipeline.jobs.pipeline import Jobs
+from governd.pipeline.jobs.samples import job_samples, unit_samples
 from governd.server.services import Services, build_jobs, build_services
 
 
@@ -48,8 +49,14 @@ def create_app(cfg: GovernConfig, clock: Clock | None = None) -> Starlette:
     s.metrics.live(
         {
             **live_sources(s.router, cfg.models, s.writer, gauges),
-            "governd_jobs": ("Unfinished jobs by queue and status", jobs.job_samples),
-            "governd_devices_in_use": ("Accelerator units held by running jobs", jobs.unit_samples),
+            "governd_jobs": (
+                "Unfinished jobs by queue and status",
+                lambda: job_samples(jobs.unfinished),
+            ),
+            "governd_devices_in_use": (
+                "Accelerator units held by running jobs",
+                lambda: unit_samples(jobs.unfinished, jobs.terms.unit),
+            ),
         }
     )
     app = Starlette(

@@ -17,8 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
-from dataclasses import replace
+from collections.abc import Coroutine, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +35,17 @@ from governd.governance.scheduler import Snapshot, Unit, schedule
 from governd.ledger import LedgerEntry, LedgerWriter
 from governd.ledger.job_store import JobStore
 from governd.ledger.tables import ACTIVE_JOBS
-from governd.observe.metrics import Metrics, Sample
+from governd.observe.metrics import Metrics
 from governd.pipeline.jobs.entries import ended_as_recorded, job_entry
-from governd.pipeline.jobs.state import Live, admit, awaiting_approval, event, job_of
-from governd.pipeline.jobs.terms import JobSpec, JobTerms, bound, policy_view, principal_of
+from governd.pipeline.jobs.state import (
+    Live,
+    admit,
+    awaiting_approval,
+    event,
+    requeue_after_restart,
+    snapshot_of,
+)
+from governd.pipeline.jobs.terms import JobSpec, JobTerms, bound, log_dir, policy_view, principal_of
 
 log = logging.getLogger("governd.jobs")
 
@@ -74,7 +80,7 @@ class Jobs:
         self._metrics = metrics
         self.units = units
         self.terms = JobTerms(cfg.compute, units)
-        self._log_dir = Path(self.cfg.log_dir or _default_log_dir(cfg.storage))
+        self._log_dir = log_dir(cfg.compute, cfg.storage)
         self._live: dict[str, Live] = {}
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
@@ -98,10 +104,7 @@ class Jobs:
                     log.warning(
                         "job %s: killed the attempt left running (pid %s)", row["id"], row["pid"]
                     )
-                event(row, self._clock.now(), "requeued", "governd restarted")
-                row.update(
-                    status="queued", units="[]", pid=None, reason="requeued: governd restarted"
-                )
+                requeue_after_restart(row, self._clock.now())
             try:
                 hold = await self._budgets.reserve(principal_of(row), bound(row))
             except GovernError as exc:
@@ -219,21 +222,7 @@ class Jobs:
 
     def snapshot(self) -> Snapshot:
         """Capacity, queues and every unfinished job now (what a cycle decides over)."""
-        admitted, pending = [], []
-        now = self._clock.now()
-        for live in self._live.values():
-            job = job_of(live)
-            if live.holds_units:
-                admitted.append(replace(job, evicting=live.stopping is not None))
-            elif (
-                live.row["status"] in ("queued", "preempted")
-                and live.not_before <= now
-                and live.approval is None
-            ):
-                pending.append(job)
-        return Snapshot(
-            self.units, self.cfg.queues, self.cfg.cohorts, tuple(admitted), tuple(pending), now
-        )
+        return snapshot_of(self._live.values(), self.units, self.cfg, self._clock.now())
 
     async def _cycle(self) -> None:
         snap = self.snapshot()
@@ -385,22 +374,10 @@ class Jobs:
         if durable is not None:
             await durable
 
-    def job_samples(self) -> list[Sample]:
-        """Unfinished jobs by queue and status (for ``/metrics``)."""
-        counts: dict[tuple[str, str], int] = {}
-        for live in self._live.values():
-            key = (live.row["queue"], live.row["status"])
-            counts[key] = counts.get(key, 0) + 1
-        return [({"queue": q, "status": st}, float(n)) for (q, st), n in sorted(counts.items())]
-
-    def unit_samples(self) -> list[Sample]:
-        """Units held by running jobs, by flavor (for ``/metrics``)."""
-        in_use = dict.fromkeys((u.flavor for u in self.units), 0)
-        for live in self._live.values():
-            if live.execution is not None:
-                for uid in orjson.loads(live.row["units"]):
-                    in_use[self.terms.unit[uid].flavor] += 1
-        return [({"flavor": f}, float(n)) for f, n in sorted(in_use.items())]
+    @property
+    def unfinished(self) -> Iterable[Live]:
+        """The jobs this process holds (queued, admitted, running, preempted)."""
+        return self._live.values()
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
@@ -411,9 +388,3 @@ class Jobs:
         """Write rows as they are when the write runs: writes never overtake one another."""
         async with self._writing:
             await asyncio.to_thread(self.store.put, *(dict(r) for r in rows))
-
-
-def _default_log_dir(storage: str) -> str:
-    if storage.startswith("sqlite:///") and not storage.endswith(":memory:"):
-        return str(Path(storage.removeprefix("sqlite:///")).parent / "job-logs")
-    return "job-logs"

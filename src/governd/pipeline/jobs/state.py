@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
 
+from governd.config.compute import ComputeConfig
 from governd.execution.executors import Execution
 from governd.governance.budgets import Hold
-from governd.governance.scheduler import Job
+from governd.governance.scheduler import Job, Snapshot, Unit
 
 
 @dataclass(slots=True)
@@ -79,3 +81,27 @@ def admit(live: Live, flavor: str, units: tuple[str, ...], now: float) -> None:
         finished_at=None,
         queue_wait_s=row["queue_wait_s"] + (now - waited_since),
     )
+
+
+def requeue_after_restart(row: dict[str, Any], now: float) -> None:
+    """Queue again a job governd died under (that attempt's end was never seen: no charge)."""
+    event(row, now, "requeued", "governd restarted")
+    row.update(status="queued", units="[]", pid=None, reason="requeued: governd restarted")
+
+
+def snapshot_of(
+    jobs: Iterable[Live], units: tuple[Unit, ...], compute: ComputeConfig, now: float
+) -> Snapshot:
+    """What a scheduling cycle decides over: capacity, queues, and every unfinished job now."""
+    admitted, pending = [], []
+    for live in jobs:
+        job = job_of(live)
+        if live.holds_units:
+            admitted.append(replace(job, evicting=live.stopping is not None))
+        elif (
+            live.row["status"] in ("queued", "preempted")
+            and live.not_before <= now
+            and live.approval is None
+        ):
+            pending.append(job)
+    return Snapshot(units, compute.queues, compute.cohorts, tuple(admitted), tuple(pending), now)

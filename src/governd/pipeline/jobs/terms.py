@@ -9,6 +9,7 @@ in USD and in device-hours.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -161,3 +162,12 @@ def policy_view(row: dict[str, Any]) -> dict[str, Any]:
         "priority": row["priority_class"],
         "max_runtime_s": row["max_runtime_s"],
     }
+
+
+def log_dir(compute: ComputeConfig, storage: str) -> Path:
+    """Where job logs go: ``compute.log_dir``, else beside a SQLite ledger, else ./job-logs."""
+    if compute.log_dir:
+        return Path(compute.log_dir)
+    if storage.startswith("sqlite:///") and not storage.endswith(":memory:"):
+        return Path(storage.removeprefix("sqlite:///")).parent / "job-logs"
+    return Path("job-logs")
