@@ -6,6 +6,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import openai
@@ -51,6 +52,25 @@ def drive(
         completed.append(rid)
 
 
+def kill_9_under_load(
+    served: Served,
+    workers: list[threading.Thread],
+    stop: threading.Event,
+    enough: Callable[[], bool],
+) -> None:
+    """Start the workers, kill -9 the server once ``enough()`` (or after 60 s), stop them."""
+    for w in workers:
+        w.start()
+    deadline = time.monotonic() + 60
+    while not enough() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(served.process.pid, signal.SIGKILL)
+    served.process.wait()
+    stop.set()
+    for w in workers:
+        w.join(30)
+
+
 def test_kill_9_loses_no_entry_a_client_saw_complete(tmp_path: Path) -> None:
     cfg_path = write_yaml(tmp_path / "governd.yaml", CONFIG)
     completed: list[str] = []
@@ -63,16 +83,7 @@ def test_kill_9_loses_no_entry_a_client_saw_complete(tmp_path: Path) -> None:
             threading.Thread(target=drive, args=(served, key, completed, stop, i % 2 == 0))
             for i in range(8)
         ]
-        for w in workers:
-            w.start()
-        deadline = time.monotonic() + 60
-        while len(completed) < 300 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        os.kill(served.process.pid, signal.SIGKILL)
-        served.process.wait()
-        stop.set()
-        for w in workers:
-            w.join(30)
+        kill_9_under_load(served, workers, stop, lambda: len(completed) >= 300)
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     with open_ledger(url).connect() as conn:
         recorded = {row[0] for row in conn.execute(sa.text("SELECT id FROM ledger_entries"))}
@@ -142,16 +153,7 @@ def test_kill_9_loses_no_entry_of_a_job_a_client_saw_end(tmp_path: Path) -> None
             threading.Thread(target=submit_jobs, args=(served, "broke", refusals, stop)),
             threading.Thread(target=watch_ended, args=(served, ended, stop)),
         ]
-        for w in workers:
-            w.start()
-        deadline = time.monotonic() + 60
-        while len(ended) < 100 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        os.kill(served.process.pid, signal.SIGKILL)
-        served.process.wait()
-        stop.set()
-        for w in workers:
-            w.join(30)
+        kill_9_under_load(served, workers, stop, lambda: len(ended) >= 100)
     seen = set(ended)
     refused_seen = refusals.count(429)
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
