@@ -53,10 +53,19 @@ class Principal:
         """``org/team/project`` down to the deepest node set (the key is not part of it)."""
         return "/".join(p for p in (self.org, self.team, self.project) if p)
 
+    def contains(self, path: str) -> bool:
+        """Whether the node at ``path`` is this principal's node or below it (its subtree)."""
+        return within(path, self.path)
+
     @property
     def scope(self) -> tuple[str, ...]:
         """The (team, project) part of the path, as far as it is set."""
         return tuple(p for p in (self.team, self.project) if p)
+
+
+def within(path: str, node: str) -> bool:
+    """Whether ``path`` is ``node`` or below it: ``acme/t`` holds ``acme/t/p``, not ``acme/tx``."""
+    return path == node or path.startswith(node + "/")
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,53 +8,45 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from governd.ledger import Storage
+from governd.ledger.job_record import JobEvent, JobStatus
 from governd.ledger.job_store import JobStore
 from governd.ledger.tables import metadata
-
-
-def row(job_id: str, principal: str, status: str, at: float) -> dict[str, Any]:
-    return {
-        "id": job_id,
-        "principal": principal,
-        "key_id": None,
-        "queue": "q",
-        "flavor": "h100",
-        "gpus": 2,
-        "priority": 100,
-        "priority_class": "standard",
-        "max_runtime_s": 60.0,
-        "command": '{"argv": ["true"], "env": {}}',
-        "status": status,
-        "reason": status,
-        "submitted_at": at,
-        "admitted_at": None,
-        "finished_at": None,
-        "units": "[]",
-        "events": "[]",
-        "preemptions": 0,
-        "queue_wait_s": 0.0,
-        "runtime_s": 0.0,
-        "device_seconds": 0.0,
-        "cost_usd": 0.0,
-        "reserved_usd": 1.0,
-        "reserved_device_hours": 0.5,
-        "exit_code": None,
-        "pid": None,
-    }
+from governd.testing.jobs import job_record
 
 
 def test_rows_by_id_subtree_and_status(storage_url: str) -> None:
     storage = Storage(storage_url)
     store = JobStore(storage)
-    store.put(row("j1", "acme/a", "running", 1))
-    store.put(row("j2", "acme/a/p", "succeeded", 2))
-    store.put(row("j3", "acme/ab", "queued", 3))
-    store.put({**row("j1", "acme/a", "preempted", 1), "preemptions": 1})
-    assert store.get("j1") is not None and store.get("j1")["preemptions"] == 1  # type: ignore[index]
+    store.put(job_record("j1", "acme/a", "running", 1))
+    store.put(job_record("j2", "acme/a/p", "succeeded", 2))
+    store.put(job_record("j3", "acme/ab", "queued", 3))
+    store.put(job_record("j1", "acme/a", "preempted", 1, preemptions=1))
+    found = store.get("j1")
+    assert found is not None and (found.status, found.preemptions) == (JobStatus.PREEMPTED, 1)
     assert store.get("nope") is None
-    assert [r["id"] for r in store.list("acme/a")] == ["j2", "j1"]
-    assert [r["id"] for r in store.list(status="active")] == ["j3", "j1"]
-    assert [r["id"] for r in store.list(status="succeeded")] == ["j2"]
+    assert [r.id for r in store.list("acme/a")] == ["j2", "j1"]
+    assert [r.id for r in store.list(status="active")] == ["j3", "j1"]
+    assert [r.id for r in store.list(status="succeeded")] == ["j2"]
+
+
+def test_a_record_comes_back_as_it_was_saved(storage_url: str) -> None:
+    """Command, environment, units and events are typed in the record, JSON only in the table."""
+    storage = Storage(storage_url)
+    store = JobStore(storage)
+    saved = job_record(
+        "j1",
+        "acme/a",
+        "running",
+        1,
+        argv=("python", "train.py", "--lr", "0.1"),
+        env=(("HF_HOME", "/data"), ("SEED", "7")),
+        units=("box:0", "box:1"),
+        events=[JobEvent(1.5, "started", "box:0,box:1"), JobEvent(2.0, "preempted", "x by y")],
+        pid=4242,
+    )
+    store.put(saved)
+    assert store.get("j1") == saved
+    storage.close()
     storage.close()
 
 
@@ -69,12 +61,12 @@ def test_the_migrations_build_the_declared_schema(storage_url: str) -> None:
 def test_device_hours_spent_count_finished_jobs_of_the_subtree(storage_url: str) -> None:
     storage = Storage(storage_url)
     store = JobStore(storage)
-    done = {"device_seconds": 5400.0, "finished_at": 100.0}
-    store.put({**row("j1", "acme/a", "succeeded", 1), **done})
-    store.put({**row("j2", "acme/a/p", "failed", 2), **done, "key_id": "key_k"})
-    store.put({**row("j3", "acme/a", "preempted", 3), **done})  # not ended: still held
-    store.put({**row("j4", "acme/b", "succeeded", 4), **done})
-    store.put({**row("j5", "acme/a", "succeeded", 5), **done, "finished_at": 10.0})
+    done: dict[str, Any] = {"device_seconds": 5400.0, "finished_at": 100.0}
+    store.put(job_record("j1", "acme/a", "succeeded", 1, **done))
+    store.put(job_record("j2", "acme/a/p", "failed", 2, **done, key_id="key_k"))
+    store.put(job_record("j3", "acme/a", "preempted", 3, **done))  # not ended: still held
+    store.put(job_record("j4", "acme/b", "succeeded", 4, **done))
+    store.put(job_record("j5", "acme/a", "succeeded", 5, **{**done, "finished_at": 10.0}))
     assert storage.spent_since("acme/a", "device_hours", 50.0) == 3.0
     assert storage.spent_since("acme/a/p/key_k", "device_hours", 50.0) == 1.5
     assert storage.spent_since("acme", "device_hours", 0.0) == 6.0

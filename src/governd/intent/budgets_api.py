@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from governd.actions import within
 from governd.config import BudgetUnit
 from governd.errors import InvalidRequest, NotFound
 from governd.governance.budgets import BudgetKey, Limit, amount
@@ -65,7 +66,7 @@ class BudgetRoutes:
         await self._budgets.sync()
         principal = request.query_params.get("principal")
         node = await self._node(principal) if principal else self._tree.org
-        keys = [k for k in self._budgets.all() if k.node == node or k.node.startswith(node + "/")]
+        keys = [k for k in self._budgets.all() if within(k.node, node)]
         return json_response({"budgets": [await self._status(k) for k in sorted(keys, key=_order)]})
 
     async def change(self, request: Request) -> Response:

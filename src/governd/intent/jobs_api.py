@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -24,6 +23,7 @@ from governd.intent.admin_api import int_param
 from governd.intent.auth import bearer
 from governd.intent.http import json_response, read_json
 from governd.intent.validation import JobRequest, checked
+from governd.ledger.job_record import JobRecord
 from governd.pipeline.jobs.pipeline import Jobs
 from governd.pipeline.jobs.terms import JobSpec
 
@@ -128,13 +128,13 @@ class JobRoutes:
         """Cancel a job (a finished one is returned as it is)."""
         row = await self._row(request, caller)
         by = caller.path if caller else "admin"
-        return json_response(view(await self._jobs.cancel(row["id"], by)))
+        return json_response(view(await self._jobs.cancel(row.id, by)))
 
     async def logs(self, request: Request, caller: Principal | None) -> Response:
         """The job's output so far (its last 4 MiB), as ``{"id", "log"}``."""
         row = await self._row(request, caller)
-        text = await asyncio.to_thread(_tail, self._jobs.log_path(row["id"]))
-        return json_response({"id": row["id"], "log": text.decode(errors="replace")})
+        text = await asyncio.to_thread(_tail, self._jobs.log_path(row.id))
+        return json_response({"id": row.id, "log": text.decode(errors="replace")})
 
     async def compute(self, request: Request) -> Response:
         """Quotas and use per queue and flavor, and every device unit with the job holding it."""
@@ -142,27 +142,21 @@ class JobRoutes:
         snap = self._jobs.snapshot()
         return json_response({"queues": queue_report(snap), "units": unit_report(snap)})
 
-    async def _row(self, request: Request, caller: Principal | None) -> dict[str, Any]:
+    async def _row(self, request: Request, caller: Principal | None) -> JobRecord:
         job_id = request.path_params["job_id"]
         row = self._jobs.get(job_id) or await asyncio.to_thread(self._jobs.store.get, job_id)
-        visible = row is not None and (
-            caller is None
-            or row["principal"] == caller.path
-            or row["principal"].startswith(caller.path + "/")
-        )
-        if row is None or not visible:
+        if row is None or (caller is not None and not caller.contains(row.principal)):
             raise NotFound(f"no job {job_id}", param="job_id")
         return row
 
 
-def view(row: dict[str, Any]) -> dict[str, Any]:
-    """A job as the API shows it: JSON fields parsed, environment values withheld."""
-    command = orjson.loads(row["command"])
-    out = {k: v for k, v in row.items() if k not in ("command", "units", "events")}
-    out["command"] = command["argv"]
-    out["env"] = sorted(command["env"])  # names only: values may be secrets
-    out["units"] = orjson.loads(row["units"])
-    out["events"] = orjson.loads(row["events"])
+def view(row: JobRecord) -> dict[str, Any]:
+    """A job as the API shows it: its record, environment values withheld."""
+    out = {f: getattr(row, f) for f in row.__dataclass_fields__ if f not in ("argv", "env")}
+    out["command"] = list(row.argv)
+    out["env"] = sorted(name for name, _ in row.env)  # names only: values may be secrets
+    out["units"] = list(row.units)
+    out["events"] = [{"at": e.at, "event": e.event, "detail": e.detail} for e in row.events]
     return out
 
 

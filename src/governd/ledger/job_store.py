@@ -1,12 +1,18 @@
-"""The jobs table: every accelerator job's current state, written as it changes."""
+"""The jobs table: every accelerator job's current state, written as it changes.
+
+The only place a ``JobRecord`` becomes a row and back: its command and
+environment, units and events are JSON columns.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
+from governd.ledger.job_record import JobEvent, JobRecord, JobStatus
 from governd.ledger.storage import Storage, plain_rows
 from governd.ledger.tables import ACTIVE_JOBS, entries_named, in_subtree, jobs
 
@@ -17,23 +23,23 @@ class JobStore:
     def __init__(self, storage: Storage) -> None:
         self._engine = storage.engine
 
-    def put(self, *rows: dict[str, Any]) -> None:
-        """Create or replace job rows, in one transaction."""
-        if not rows:
+    def put(self, *records: JobRecord) -> None:
+        """Create or replace jobs, in one transaction."""
+        if not records:
             return
         with self._engine.begin() as conn:
-            conn.execute(jobs.delete().where(jobs.c.id.in_([r["id"] for r in rows])))
-            conn.execute(jobs.insert(), list(rows))
+            conn.execute(jobs.delete().where(jobs.c.id.in_([r.id for r in records])))
+            conn.execute(jobs.insert(), [row_of(r) for r in records])
 
-    def get(self, job_id: str) -> dict[str, Any] | None:
+    def get(self, job_id: str) -> JobRecord | None:
         """One job."""
         with self._engine.connect() as conn:
             row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).mappings().first()
-        return plain_rows([row])[0] if row else None
+        return record_of(plain_rows([row])[0]) if row else None
 
     def list(
         self, principal: str | None = None, status: str | None = None, limit: int = 100
-    ) -> list[dict[str, Any]]:
+    ) -> list[JobRecord]:
         """Jobs, newest first, optionally by principal subtree and status (``active``: not done)."""
         q = sa.select(jobs).order_by(jobs.c.submitted_at.desc()).limit(limit)
         if principal:
@@ -43,7 +49,7 @@ class JobStore:
         elif status:
             q = q.where(jobs.c.status == status)
         with self._engine.connect() as conn:
-            return plain_rows(conn.execute(q).mappings().all())
+            return [record_of(r) for r in plain_rows(conn.execute(q).mappings().all())]
 
     def recorded(self, job_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The ledger entries of those jobs that have one (a job's entry is its end)."""
@@ -53,3 +59,35 @@ class JobStore:
         q = sa.select(entries_named).where(c.id.in_(job_ids), c.kind == "job")
         with self._engine.connect() as conn:
             return {r["id"]: r for r in plain_rows(conn.execute(q).mappings().all())}
+
+
+def row_of(record: JobRecord) -> dict[str, Any]:
+    """A record as a row of the ``jobs`` table."""
+    row = {f: getattr(record, f) for f in _COLUMNS}
+    row["status"] = str(record.status)
+    row["command"] = orjson.dumps({"argv": record.argv, "env": dict(record.env)}).decode()
+    row["units"] = orjson.dumps(record.units).decode()
+    row["events"] = orjson.dumps(
+        [{"at": e.at, "event": e.event, "detail": e.detail} for e in record.events]
+    ).decode()
+    return row
+
+
+def record_of(row: dict[str, Any]) -> JobRecord:
+    """A row of the ``jobs`` table as a record."""
+    command = orjson.loads(row["command"])
+    events = [JobEvent(e["at"], e["event"], e["detail"]) for e in orjson.loads(row["events"])]
+    return JobRecord(
+        **{f: row[f] for f in _COLUMNS if f != "status"},
+        status=JobStatus(row["status"]),
+        argv=tuple(command["argv"]),
+        env=tuple(command["env"].items()),
+        units=tuple(orjson.loads(row["units"])),
+        events=events,
+    )
+
+
+#: Columns stored as they are.
+_COLUMNS = tuple(
+    f for f in JobRecord.__dataclass_fields__ if f not in ("argv", "env", "units", "events")
+)

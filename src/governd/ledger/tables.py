@@ -6,6 +6,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from governd.ledger.job_record import ACTIVE
+
 metadata = sa.MetaData()
 
 entries = sa.Table(
@@ -161,7 +163,7 @@ tool_pins = sa.Table(
 )
 
 #: Statuses of a job that has not ended.
-ACTIVE_JOBS = ("queued", "admitted", "running", "preempted")
+ACTIVE_JOBS = tuple(sorted(str(s) for s in ACTIVE))
 
 jobs = sa.Table(
     "jobs",

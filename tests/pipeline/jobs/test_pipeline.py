@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 from governd.actions import Principal
 from governd.clock import SystemClock
@@ -17,6 +16,7 @@ from governd.governance.principals import PrincipalTree
 from governd.governance.scheduler import inventory
 from governd.governance.state.setup import load_budgets
 from governd.ledger import LedgerWriter, Storage
+from governd.ledger.job_record import JobRecord
 from governd.ledger.job_store import JobStore
 from governd.observe.metrics import Metrics
 from governd.pipeline.jobs.pipeline import Jobs
@@ -75,8 +75,8 @@ def spec(gpus: int, priority: str = "standard", max_runtime_s: float | None = No
     return JobSpec("research", gpus, ("train",), None, max_runtime_s, priority)
 
 
-def stored(jobs: Jobs, job_id: str) -> dict[str, Any]:
-    """A job's row as saved (after the pipeline closed: every task of it has ended)."""
+def stored(jobs: Jobs, job_id: str) -> JobRecord:
+    """A job's record as saved (after the pipeline closed: every task of it has ended)."""
     row = jobs.store.get(job_id)
     assert row is not None
     return row
@@ -85,27 +85,27 @@ def stored(jobs: Jobs, job_id: str) -> dict[str, Any]:
 async def test_a_critical_job_preempts_and_the_victim_runs_again(tmp_path: Path) -> None:
     executor = FakeExecutor()
     async with asyncio.timeout(30), pipeline(tmp_path, executor) as (jobs, _, _):
-        batch = (await jobs.submit(WHO, spec(6, "batch")))["id"]
+        batch = (await jobs.submit(WHO, spec(6, "batch"))).id
         first = await executor.attempt(batch)
-        urgent = (await jobs.submit(WHO, spec(4, "critical")))["id"]
+        urgent = (await jobs.submit(WHO, spec(4, "critical"))).id
         await first.stopped.wait()  # the batch job makes room for the critical one
         (await executor.attempt(urgent)).exit(0)
         (await executor.attempt(batch, 2)).exit(0)
     row = stored(jobs, batch)
-    assert (row["status"], row["preemptions"]) == ("succeeded", 1)
-    assert stored(jobs, urgent)["status"] == "succeeded"
+    assert (row.status, row.preemptions) == ("succeeded", 1)
+    assert stored(jobs, urgent).status == "succeeded"
 
 
 async def test_a_graceful_restart_requeues_and_runs_the_job_again(tmp_path: Path) -> None:
     executor, again = FakeExecutor(), FakeExecutor()
     async with asyncio.timeout(30):
         async with pipeline(tmp_path, executor) as (jobs, _, _):
-            job = (await jobs.submit(WHO, spec(2)))["id"]
+            job = (await jobs.submit(WHO, spec(2))).id
             first = await executor.attempt(job)
-        assert first.stopped.is_set() and stored(jobs, job)["status"] == "preempted"
+        assert first.stopped.is_set() and stored(jobs, job).status == "preempted"
         async with pipeline(tmp_path, again) as (jobs, storage, _):
             (await again.attempt(job)).exit(0)
-    assert stored(jobs, job)["status"] == "succeeded"
+    assert stored(jobs, job).status == "succeeded"
     assert [e["id"] for e in storage.query(entry_id=job)] == [job], "one entry, after its end"
 
 
@@ -113,18 +113,18 @@ async def test_a_job_a_policy_holds_starts_once_approved(tmp_path: Path) -> None
     executor = FakeExecutor()
     async with asyncio.timeout(30), pipeline(tmp_path, executor) as (jobs, _, approvals):
         job = await jobs.submit(WHO, spec(8))
-        assert job["status"] == "queued" and "awaiting approval" in job["reason"]
-        assert job["id"] not in executor.attempts
-        approval = job["reason"].split()[2]  # "awaiting approval apr_... (policy ...)"
+        assert job.status == "queued" and "awaiting approval" in job.reason
+        assert job.id not in executor.attempts
+        approval = job.reason.split()[2]  # "awaiting approval apr_... (policy ...)"
         await approvals.decide(approval, True, "alice")
-        (await executor.attempt(job["id"])).exit(0)
-    assert stored(jobs, job["id"])["status"] == "succeeded"
+        (await executor.attempt(job.id)).exit(0)
+    assert stored(jobs, job.id).status == "succeeded"
 
 
 async def test_a_job_is_stopped_at_its_budgets_end(tmp_path: Path) -> None:
     executor = FakeExecutor()
     async with asyncio.timeout(30), pipeline(tmp_path, executor) as (jobs, _, _):
-        job = (await jobs.submit(WHO, spec(1, max_runtime_s=0.05)))["id"]
+        job = (await jobs.submit(WHO, spec(1, max_runtime_s=0.05))).id
         await (await executor.attempt(job)).stopped.wait()
     row = stored(jobs, job)
-    assert row["status"] == "failed" and "its budget's end" in row["reason"]
+    assert row.status == "failed" and "its budget's end" in row.reason

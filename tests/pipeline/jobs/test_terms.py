@@ -75,19 +75,19 @@ def test_checks(
 
 
 def test_a_job_holds_devices_times_max_runtime_of_its_dearest_flavor() -> None:
-    row = TERMS.new_row(Principal("acme", "research"), JobSpec("train", 2, ("x",)), 100.0)
+    row = TERMS.new_record(Principal("acme", "research"), JobSpec("train", 2, ("x",)), 100.0)
     held = bound(row)
     assert held.usd == pytest.approx(2 * 3.5 * 2)  # h100 is dearer than a10g/share; 2 h default
     assert held.device_hours == pytest.approx(2 * 2)
-    share = TERMS.new_row(
+    share = TERMS.new_record(
         Principal("acme", "research"), JobSpec("train", 2, ("x",), "a10g/share", 3600), 100.0
     )
     assert bound(share).usd == pytest.approx(2 * 0.25) and bound(share).device_hours == 0.5
 
 
 def test_charge_counts_device_seconds_by_fraction() -> None:
-    row = TERMS.new_row(Principal("acme", "research"), JobSpec("train", 2, ("x",)), 0.0)
-    row["units"] = '["n1:4/0", "n1:4/1"]'  # two shares of the a10g
+    row = TERMS.new_record(Principal("acme", "research"), JobSpec("train", 2, ("x",)), 0.0)
+    row.units = ("n1:4/0", "n1:4/1")  # two shares of the a10g
     TERMS.charge(row, 3600.0)
-    assert (row["device_seconds"], row["cost_usd"]) == (pytest.approx(1800.0), pytest.approx(0.5))
+    assert (row.device_seconds, row.cost_usd) == (pytest.approx(1800.0), pytest.approx(0.5))
     assert TERMS.visible(("n1:4/0", "n1:4/1")) == ("4",)

@@ -18,10 +18,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Coroutine, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
-
-import orjson
 
 from governd.actions import Action, Principal
 from governd.clock import Clock
@@ -33,15 +32,14 @@ from governd.governance.approvals import Approvals
 from governd.governance.budgets import Budgets, Cost, Hold
 from governd.governance.scheduler import Snapshot, Unit, schedule
 from governd.ledger import LedgerEntry, LedgerWriter
+from governd.ledger.job_record import JobRecord, JobStatus
 from governd.ledger.job_store import JobStore
-from governd.ledger.tables import ACTIVE_JOBS
 from governd.observe.metrics import Metrics
 from governd.pipeline.jobs.entries import ended_as_recorded, job_entry
 from governd.pipeline.jobs.state import (
     Live,
     admit,
     awaiting_approval,
-    event,
     requeue_after_restart,
     snapshot_of,
 )
@@ -92,18 +90,16 @@ class Jobs:
     async def start(self) -> None:
         """Requeue what a previous process left unfinished, then start scheduling."""
         rows = await asyncio.to_thread(self.store.list, None, "active", 100_000)
-        ended = await asyncio.to_thread(self.store.recorded, [r["id"] for r in rows])
+        ended = await asyncio.to_thread(self.store.recorded, [r.id for r in rows])
         for row in rows:
-            if row["id"] in ended:  # its entry was written, its row not yet: it is over
-                await self._save(ended_as_recorded(row, ended[row["id"]]))
+            if row.id in ended:  # its entry was written, its row not yet: it is over
+                await self._save(ended_as_recorded(row, ended[row.id]))
                 continue
-            if row["status"] in ("admitted", "running"):
+            if row.status in (JobStatus.ADMITTED, JobStatus.RUNNING):
                 # governd died under it (kill -9): its process may outlive governd, so kill it
                 # first, and charge nothing for that attempt (its end was never seen).
-                if row["pid"] is not None and self._executor.reap(row["id"], row["pid"]):
-                    log.warning(
-                        "job %s: killed the attempt left running (pid %s)", row["id"], row["pid"]
-                    )
+                if row.pid is not None and self._executor.reap(row.id, row.pid):
+                    log.warning("job %s: killed the attempt left running (pid %s)", row.id, row.pid)
                 requeue_after_restart(row, self._clock.now())
             try:
                 hold = await self._budgets.reserve(principal_of(row), bound(row))
@@ -112,7 +108,7 @@ class Jobs:
                     Live(row, Hold([])), "failed", f"at restart: {exc.message}", None
                 )
                 continue
-            live = self._live[row["id"]] = Live(row, hold)
+            live = self._live[row.id] = Live(row, hold)
             awaiting = awaiting_approval(row)
             if awaiting is not None:  # still waiting for a human: keep waiting
                 live.approval, policy = awaiting
@@ -130,34 +126,36 @@ class Jobs:
         for live in self._live.values():
             if live.holds_units:
                 live.stopping = ("preempted", "governd stopped")
-                event(live.row, self._clock.now(), "preempted", "governd stopped")
+                live.row.happened(self._clock.now(), "preempted", "governd stopped")
                 self._spawn(self._stop(live))
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # intent
 
-    async def submit(self, principal: Principal, spec: JobSpec) -> dict[str, Any]:
+    async def submit(self, principal: Principal, spec: JobSpec) -> JobRecord:
         """Queue a job, holding its budget bound; refusals are recorded, then raised."""
         now = self._clock.now()
-        row = self.terms.new_row(principal, spec, now)
+        row = self.terms.new_record(principal, spec, now)
         view = policy_view(row)
-        action = Action(row["id"], "job", principal, spec.queue, view, kind="job")
+        action = Action(row.id, "job", principal, spec.queue, view, kind="job")
         try:
             self.terms.check(principal, spec)
             decision = await self._admission.admit_job(action, view)
             hold = await self._budgets.reserve(principal, bound(row))
         except GovernError as exc:
-            row.update(status="refused", reason=exc.message, finished_at=now)
+            row.status = JobStatus.REFUSED
+            row.reason = exc.message
+            row.finished_at = now
             await self._record(job_entry(row, self.terms.unit, exc))
             raise
         live = Live(row, hold)
         if decision.effect == "require_approval":
             policy = decision.policy or ""
             live.approval = await self._approvals.request(action, "job", policy)
-            row["reason"] = f"awaiting approval {live.approval} (policy {policy})"
-            event(row, now, "awaiting_approval", f"{live.approval} {policy}")
+            row.reason = f"awaiting approval {live.approval} (policy {policy})"
+            row.happened(now, "awaiting_approval", f"{live.approval} {policy}")
             self._spawn(self._await_approval(live, live.approval, policy))
-        self._live[row["id"]] = live
+        self._live[row.id] = live
         await self._save(row)
         self._wake.set()
         return row
@@ -165,13 +163,13 @@ class Jobs:
     async def _await_approval(self, live: Live, approval_id: str, policy: str) -> None:
         """Schedule the job once a human approves it; end it if they deny it or never answer."""
         verdict = await self._approvals.wait(approval_id)
-        if live.row["id"] not in self._live:  # cancelled meanwhile
+        if live.row.id not in self._live:  # cancelled meanwhile
             return
         now = self._clock.now()
         if verdict.status == "approved":
             live.approval = None
-            live.row["reason"] = f"approved by {verdict.by}"
-            event(live.row, now, "approved", f"{approval_id} by {verdict.by}")
+            live.row.reason = f"approved by {verdict.by}"
+            live.row.happened(now, "approved", f"{approval_id} by {verdict.by}")
             await self._save(live.row)
             self._wake.set()
             return
@@ -182,7 +180,7 @@ class Jobs:
         )
         await self._finish(live, "cancelled", denied, None, ApprovalDenied(denied, policy=policy))
 
-    async def cancel(self, job_id: str, by: str) -> dict[str, Any]:
+    async def cancel(self, job_id: str, by: str) -> JobRecord:
         """Cancel a job: a queued one ends now, a running one is stopped first."""
         live = self._live.get(job_id)
         if live is None:
@@ -200,7 +198,7 @@ class Jobs:
                 await self._approvals.decide(live.approval, False, by)
         return live.row
 
-    def get(self, job_id: str) -> dict[str, Any] | None:
+    def get(self, job_id: str) -> JobRecord | None:
         """A live job's row (finished ones are in the store)."""
         live = self._live.get(job_id)
         return live.row if live else None
@@ -228,20 +226,20 @@ class Jobs:
         snap = self.snapshot()
         now = snap.now
         plan = schedule(snap)
-        changed: dict[str, dict[str, Any]] = {}
+        changed: dict[str, JobRecord] = {}
         for ev in plan.evict:
             live = self._live[ev.job]
             if live.stopping is None:
                 live.stopping = ("preempted", f"{ev.reason}: by {ev.by}")
-                event(live.row, now, "preempted", f"{ev.reason} by {ev.by}")
+                live.row.happened(now, "preempted", f"{ev.reason} by {ev.by}")
                 changed[ev.job] = live.row
         for a in plan.admit:
             admit(self._live[a.job], a.flavor, a.units, now)
             changed[a.job] = self._live[a.job].row
         for job_id, why in plan.waiting.items():
             row = self._live[job_id].row
-            if row["reason"] != why:
-                row["reason"] = why
+            if row.reason != why:
+                row.reason = why
                 changed[job_id] = row
         # One transaction for the whole plan, before anything it decided starts or stops.
         await self._save(*changed.values())
@@ -254,14 +252,13 @@ class Jobs:
 
     async def _start(self, live: Live, units: tuple[str, ...]) -> None:
         row = live.row
-        command = orjson.loads(row["command"])
         launch = Launch(
-            row["id"],
-            tuple(command["argv"]),
+            row.id,
+            row.argv,
             self.terms.visible(units),
             units,
-            self.log_path(row["id"]),
-            tuple(command["env"].items()),
+            self.log_path(row.id),
+            row.env,
             tuple(self.cfg.pass_env),
         )
         try:
@@ -274,11 +271,11 @@ class Jobs:
             return
         now = self._clock.now()
         live.started = now
-        row.update(
-            status="running", reason=f"running on {', '.join(units)}", pid=live.execution.pid
-        )
-        event(row, now, "started", ",".join(units))
-        left = row["max_runtime_s"] - row["runtime_s"]
+        row.status = JobStatus.RUNNING
+        row.reason = f"running on {', '.join(units)}"
+        row.pid = live.execution.pid
+        row.happened(now, "started", ",".join(units))
+        left = row.max_runtime_s - row.runtime_s
         live.timer = asyncio.get_running_loop().call_later(
             max(0.0, left), self._out_of_budget, live
         )
@@ -295,17 +292,18 @@ class Jobs:
         now = self._clock.now()
         live.stopping = None
         live.not_before = now + _EXECUTOR_RETRY_S
-        event(live.row, now, "requeued", why)
-        live.row.update(
-            status="queued", reason=f"waiting for the executor: {why}", units="[]", finished_at=now
-        )
+        live.row.happened(now, "requeued", why)
+        live.row.status = JobStatus.QUEUED
+        live.row.reason = f"waiting for the executor: {why}"
+        live.row.units = ()
+        live.row.finished_at = now
         await self._save(live.row)
         asyncio.get_running_loop().call_later(_EXECUTOR_RETRY_S, self._wake.set)
         self._wake.set()
 
     def _out_of_budget(self, live: Live) -> None:
         if live.stopping is None and live.execution is not None:
-            bound = live.row["max_runtime_s"]
+            bound = live.row.max_runtime_s
             live.stopping = (
                 "failed",
                 f"stopped: reached its max runtime of {bound:g} s (its budget's end)",
@@ -329,14 +327,12 @@ class Jobs:
         )
         live.stopping = None
         if status == "preempted":
-            row.update(
-                status="preempted",
-                reason=f"requeued after preemption ({why})",
-                units="[]",
-                pid=None,
-                finished_at=now,
-                preemptions=row["preemptions"] + 1,
-            )
+            row.status = JobStatus.PREEMPTED
+            row.reason = f"requeued after preemption ({why})"
+            row.units = ()
+            row.pid = None
+            row.finished_at = now
+            row.preemptions = row.preemptions + 1
             await self._save(row)
         else:
             await self._finish(live, status, why, code)
@@ -351,19 +347,19 @@ class Jobs:
         refused: GovernError | None = None,
     ) -> None:
         row = live.row
-        if row["status"] not in ACTIVE_JOBS:  # already ending (a cancel racing its own end)
+        if not row.status.active:  # already ending (a cancel racing its own end)
             return
-        row.update(
-            status=status, reason=why, finished_at=self._clock.now(), exit_code=code, pid=None
-        )
-        event(row, row["finished_at"], status, why)
+        row.status = JobStatus(status)
+        row.reason = why
+        row.finished_at = self._clock.now()
+        row.exit_code = code
+        row.pid = None
+        row.happened(row.finished_at, status, why)
         # The entry first, durable (strict mode) before the row says the job is over: a crash
         # between the two leaves a row that the next start closes from its entry.
         await self._record(job_entry(row, self.terms.unit, refused))
-        await self._budgets.settle(
-            live.hold, Cost(row["cost_usd"], 0, row["device_seconds"] / 3600)
-        )
-        self._live.pop(row["id"], None)
+        await self._budgets.settle(live.hold, Cost(row.cost_usd, 0, row.device_seconds / 3600))
+        self._live.pop(row.id, None)
         await self._save(row)
         self._wake.set()
 
@@ -384,7 +380,9 @@ class Jobs:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _save(self, *rows: dict[str, Any]) -> None:
+    async def _save(self, *rows: JobRecord) -> None:
         """Write rows as they are when the write runs: writes never overtake one another."""
         async with self._writing:
-            await asyncio.to_thread(self.store.put, *(dict(r) for r in rows))
+            await asyncio.to_thread(
+                self.store.put, *(replace(r, events=list(r.events)) for r in rows)
+            )

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-import orjson
-
 from governd.governance.scheduler import Unit
 from governd.observe.metrics import Sample
 from governd.pipeline.jobs.state import Live
@@ -15,7 +13,7 @@ def job_samples(jobs: Iterable[Live]) -> list[Sample]:
     """Unfinished jobs by queue and status."""
     counts: dict[tuple[str, str], int] = {}
     for live in jobs:
-        key = (live.row["queue"], live.row["status"])
+        key = (live.row.queue, live.row.status)
         counts[key] = counts.get(key, 0) + 1
     return [({"queue": q, "status": st}, float(n)) for (q, st), n in sorted(counts.items())]
 
@@ -25,6 +23,6 @@ def unit_samples(jobs: Iterable[Live], units: Mapping[str, Unit]) -> list[Sample
     in_use = dict.fromkeys((u.flavor for u in units.values()), 0)
     for live in jobs:
         if live.execution is not None:
-            for uid in orjson.loads(live.row["units"]):
+            for uid in live.row.units:
                 in_use[units[uid].flavor] += 1
     return [({"flavor": f}, float(n)) for f, n in sorted(in_use.items())]

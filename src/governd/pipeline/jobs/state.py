@@ -1,25 +1,23 @@
-"""An unfinished job as this process holds it: its row, its event history, its scheduler view."""
+"""An unfinished job as this process holds it: its record, its scheduler view."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Any
-
-import orjson
 
 from governd.config.compute import ComputeConfig
 from governd.execution.executors import Execution
 from governd.governance.budgets import Hold
 from governd.governance.scheduler import Job, Snapshot, Unit
+from governd.ledger.job_record import JobRecord, JobStatus
 
 
 @dataclass(slots=True)
 class Live:
-    """An unfinished job: its row, and what this process holds for it."""
+    """An unfinished job: its record, and what this process holds for it."""
 
-    row: dict[str, Any]
+    row: JobRecord
     hold: Hold
     execution: Execution | None = None
     started: float = 0.0
@@ -31,24 +29,17 @@ class Live:
     @property
     def holds_units(self) -> bool:
         """Admitted (starting) or running: its units are taken."""
-        return self.execution is not None or self.row["status"] == "admitted"
+        return self.execution is not None or self.row.status is JobStatus.ADMITTED
 
 
-def event(row: dict[str, Any], at: float, what: str, detail: str) -> None:
-    """Append an event (started, preempted and why, requeued, approved, ...) to the row's history."""
-    events = orjson.loads(row["events"])
-    events.append({"at": round(at, 3), "event": what, "detail": detail})
-    row["events"] = orjson.dumps(events).decode()
-
-
-def awaiting_approval(row: dict[str, Any]) -> tuple[str, str] | None:
+def awaiting_approval(row: JobRecord) -> tuple[str, str] | None:
     """(approval id, policy) of a job asked to wait for approval and not yet approved, else None."""
     asked = None
-    for happened in orjson.loads(row["events"]):
-        if happened["event"] == "awaiting_approval":
-            approval_id, _, policy = happened["detail"].partition(" ")
+    for happened in row.events:
+        if happened.event == "awaiting_approval":
+            approval_id, _, policy = happened.detail.partition(" ")
             asked = (approval_id, policy)
-        elif happened["event"] == "approved":
+        elif happened.event == "approved":
             asked = None
     return asked
 
@@ -57,36 +48,37 @@ def job_of(live: Live) -> Job:
     """The job as the scheduler sees it."""
     row = live.row
     return Job(
-        row["id"],
-        row["queue"],
-        row["gpus"],
-        row["priority"],
-        row["submitted_at"],
-        row["flavor"],
-        tuple(orjson.loads(row["units"])),
-        row["admitted_at"],
+        row.id,
+        row.queue,
+        row.gpus,
+        row.priority,
+        row.submitted_at,
+        row.flavor,
+        row.units,
+        row.admitted_at,
     )
 
 
 def admit(live: Live, flavor: str, units: tuple[str, ...], now: float) -> None:
     """Mark the job admitted on ``units`` (it starts once the plan is saved)."""
     row = live.row
-    waited_since = max(row["submitted_at"], row["finished_at"] or 0.0)
-    row.update(
-        status="admitted",
-        reason=f"starting on {', '.join(units)}",
-        flavor=flavor,
-        units=orjson.dumps(units).decode(),
-        admitted_at=now,
-        finished_at=None,
-        queue_wait_s=row["queue_wait_s"] + (now - waited_since),
-    )
+    waited_since = max(row.submitted_at, row.finished_at or 0.0)
+    row.status = JobStatus.ADMITTED
+    row.reason = f"starting on {', '.join(units)}"
+    row.flavor = flavor
+    row.units = units
+    row.admitted_at = now
+    row.finished_at = None
+    row.queue_wait_s = row.queue_wait_s + (now - waited_since)
 
 
-def requeue_after_restart(row: dict[str, Any], now: float) -> None:
+def requeue_after_restart(row: JobRecord, now: float) -> None:
     """Queue again a job governd died under (that attempt's end was never seen: no charge)."""
-    event(row, now, "requeued", "governd restarted")
-    row.update(status="queued", units="[]", pid=None, reason="requeued: governd restarted")
+    row.happened(now, "requeued", "governd restarted")
+    row.status = JobStatus.QUEUED
+    row.units = ()
+    row.pid = None
+    row.reason = "requeued: governd restarted"
 
 
 def snapshot_of(
@@ -99,7 +91,7 @@ def snapshot_of(
         if live.holds_units:
             admitted.append(replace(job, evicting=live.stopping is not None))
         elif (
-            live.row["status"] in ("queued", "preempted")
+            live.row.status in (JobStatus.QUEUED, JobStatus.PREEMPTED)
             and live.not_before <= now
             and live.approval is None
         ):

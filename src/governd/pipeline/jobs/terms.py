@@ -2,7 +2,7 @@
 
 Checks a submission against the queues and the inventory (400/403 naming the
 field), prices it (a piece of a device costs its part of the device), and
-writes its first row with the budget bound it holds: devices x max runtime,
+makes its first record with the budget bound it holds: devices x max runtime,
 in USD and in device-hours.
 """
 
@@ -12,14 +12,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from governd.actions import Principal
+from governd.actions import Principal, within
 from governd.config.compute import ComputeConfig
 from governd.errors import InvalidRequest, PermissionDenied
 from governd.governance.budgets import Cost
 from governd.governance.scheduler import Unit
 from governd.ids import new_id
+from governd.ledger.job_record import JobRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,75 +91,62 @@ class JobTerms:
             seen[u.uuid or str(u.device)] = None
         return tuple(seen)
 
-    def charge(self, row: dict[str, Any], seconds: float) -> None:
-        """Add an attempt of ``seconds`` on the row's units to its runtime, device-seconds and cost."""
-        units = [self.unit[u] for u in orjson.loads(row["units"])]
-        row["runtime_s"] += seconds
-        row["device_seconds"] += seconds * sum(u.fraction for u in units)
-        row["cost_usd"] += seconds / 3600 * sum(self.unit_price(u.flavor) for u in units)
+    def charge(self, row: JobRecord, seconds: float) -> None:
+        """Add an attempt of ``seconds`` on the job's units to its runtime, device-seconds and cost."""
+        units = [self.unit[u] for u in row.units]
+        row.runtime_s += seconds
+        row.device_seconds += seconds * sum(u.fraction for u in units)
+        row.cost_usd += seconds / 3600 * sum(self.unit_price(u.flavor) for u in units)
 
-    def new_row(self, principal: Principal, spec: JobSpec, now: float) -> dict[str, Any]:
-        """The job's first row: queued, holding devices x max runtime of the dearest flavor."""
+    def new_record(self, principal: Principal, spec: JobSpec, now: float) -> JobRecord:
+        """The job's first record: queued, holding devices x max runtime of the dearest flavor."""
         flavors = self._flavors(spec)
         max_runtime = spec.max_runtime_s or self.cfg.default_max_runtime_s
         price = max((self.unit_price(f) for f in flavors), default=0.0)
         fraction = max((self.fraction(f) for f in flavors), default=1.0)
         klass = spec.priority or self.cfg.default_priority
-        return {
-            "id": new_id("job_"),
-            "principal": principal.path,
-            "key_id": principal.key_id,
-            "queue": spec.queue,
-            "flavor": spec.flavor,
-            "gpus": spec.gpus,
-            "priority": self.cfg.priority_classes.get(klass, 0),
-            "priority_class": klass,
-            "max_runtime_s": max_runtime,
-            "command": orjson.dumps({"argv": spec.command, "env": dict(spec.env)}).decode(),
-            "status": "queued",
-            "reason": "queued",
-            "submitted_at": now,
-            "admitted_at": None,
-            "finished_at": None,
-            "units": "[]",
-            "events": "[]",
-            "preemptions": 0,
-            "queue_wait_s": 0.0,
-            "runtime_s": 0.0,
-            "device_seconds": 0.0,
-            "cost_usd": 0.0,
-            "reserved_usd": round(price * spec.gpus * max_runtime / 3600, 9),
-            "reserved_device_hours": round(fraction * spec.gpus * max_runtime / 3600, 9),
-            "exit_code": None,
-            "pid": None,
-        }
+        return JobRecord(
+            id=new_id("job_"),
+            principal=principal.path,
+            key_id=principal.key_id,
+            queue=spec.queue,
+            flavor=spec.flavor,
+            gpus=spec.gpus,
+            priority=self.cfg.priority_classes.get(klass, 0),
+            priority_class=klass,
+            max_runtime_s=max_runtime,
+            argv=spec.command,
+            env=spec.env,
+            submitted_at=now,
+            reserved_usd=round(price * spec.gpus * max_runtime / 3600, 9),
+            reserved_device_hours=round(fraction * spec.gpus * max_runtime / 3600, 9),
+        )
 
 
-def bound(row: dict[str, Any]) -> Cost:
+def bound(row: JobRecord) -> Cost:
     """What a job holds on its budgets: its USD bound, and devices x max runtime in device-hours."""
-    return Cost(row["reserved_usd"], 0, row["reserved_device_hours"])
+    return Cost(row.reserved_usd, 0, row.reserved_device_hours)
 
 
-def principal_of(row: dict[str, Any]) -> Principal:
-    """The principal (with its key) a job row belongs to."""
-    return replace(Principal.from_path(row["principal"]), key_id=row["key_id"])
+def principal_of(row: JobRecord) -> Principal:
+    """The principal (with its key) a job belongs to."""
+    return replace(Principal.from_path(row.principal), key_id=row.key_id)
 
 
 def _under(principal: Principal, entry: str) -> bool:
     """Whether the principal is the node ``entry`` names (with or without the org) or below it."""
     org = principal.org
-    path = entry if entry == org or entry.startswith(org + "/") else f"{org}/{entry}"
-    return principal.path == path or principal.path.startswith(path + "/")
+    return within(principal.path, entry if within(entry, org) else f"{org}/{entry}")
 
 
-def policy_view(row: dict[str, Any]) -> dict[str, Any]:
+def policy_view(row: JobRecord) -> dict[str, Any]:
     """What CEL policies see of a submission as ``job``."""
     return {
-        "queue": row["queue"],
-        "gpus": row["gpus"],
-        "flavor": row["flavor"] or "",
-        "priority": row["priority_class"],
-        "max_runtime_s": row["max_runtime_s"],
+        "queue": row.queue,
+        "gpus": row.gpus,
+        "flavor": row.flavor or "",
+        "priority": row.priority_class,
+        "max_runtime_s": row.max_runtime_s,
     }
 
 
