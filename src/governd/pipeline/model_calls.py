@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -95,30 +96,18 @@ class ModelCalls:
             await self.admission.release(done.admitted, cost, used)
 
 
+@dataclass(slots=True)
 class Settlement:
     """Everything a call's settlement needs, once it is over."""
 
-    __slots__ = ("action", "admitted", "decision", "error", "routed", "started", "ttft_ms", "usage")
-
-    def __init__(
-        self,
-        action: Action,
-        started: float,
-        decision: Decision | None,
-        admitted: Admitted | None = None,
-        routed: Routed | None = None,
-        usage: Usage | None = None,
-        error: GovernError | None = None,
-        ttft_ms: float | None = None,
-    ) -> None:
-        self.action = action
-        self.started = started
-        self.decision = decision
-        self.admitted = admitted
-        self.routed = routed
-        self.usage = usage
-        self.error = error
-        self.ttft_ms = ttft_ms
+    action: Action
+    started: float
+    decision: Decision | None
+    admitted: Admitted | None = None
+    routed: Routed | None = None
+    usage: Usage | None = None
+    error: GovernError | None = None
+    ttft_ms: float | None = None
 
 
 class ModelCall:
