@@ -206,7 +206,7 @@ def test_policy_test_command(tmp_path: Path) -> None:
     runner = CliRunner()
     ok = runner.invoke(main, ["policy", "test", str(ROOT / "examples" / "policy-tests.yaml")])
     assert ok.exit_code == 0, ok.output
-    assert "6 passed, 0 failed" in ok.output
+    assert "7 passed, 0 failed" in ok.output
     (tmp_path / "governd.yaml").write_text((ROOT / "examples" / "governd.yaml").read_text())
     (tmp_path / "cases.yaml").write_text(
         "config: governd.yaml\ncases:\n"

@@ -6,6 +6,11 @@ principal (``TEAM[/PROJECT]``), any context fields it cares about (the rest
 take their defaults, see ``governd.cel_env.sample_context``) and the expected
 effect, optionally the served model and the policies that must appear in the
 decision's reasons.
+
+A case runs the code serving runs: the policies, ``decide``, then the budget
+``ladder``, with every budget the config declares on the principal's path as
+full as the case's ``budget.used`` says (so a case past a soft line is
+degraded as a request would be).
 """
 
 from __future__ import annotations
@@ -17,12 +22,18 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from governd.actions import Action, Decision
+from governd.actions import Action, Decision, Principal
+from governd.clock import SystemClock
 from governd.config import ConfigError, ConfigProblem, load_config
 from governd.config.cel_env import sample_context
+from governd.governance.budgets import BudgetKey, BudgetUse, Limit, nodes_of
 from governd.governance.decide import decide
+from governd.governance.ladder import ladder
 from governd.governance.policies import PolicySet
 from governd.governance.principals import PrincipalTree
+from governd.governance.ratelimits import LocalLimits, RateLimits
+from governd.governance.state.setup import config_budgets
+from governd.governance.terms import TermsBook
 
 
 class Case(BaseModel):
@@ -88,6 +99,7 @@ def run_cases(path: Path) -> list[Outcome]:
     cfg = load_config(config_path)
     tree = PrincipalTree(cfg)
     policies = PolicySet(cfg.policies)
+    budgets = config_budgets(cfg)
     out = []
     for case in cases.cases:
         principal = tree.resolve(case.principal or cfg.principals.org)
@@ -103,15 +115,32 @@ def run_cases(path: Path) -> list[Outcome]:
         model = str(ctx["request"]["model"])
         action = Action("case", "chat", principal, model, {"model": model})
         alias = cfg.models.get(model)
+        degrade_to = alias.degrade_to if alias else None
         decision = decide(
             action,
             model in tree.models_for(principal),
             policies.evaluate(ctx),
             cfg.governance.default_effect,
-            alias.degrade_to if alias else None,
+            degrade_to,
         )
+        if decision.effect not in ("deny", "require_approval"):
+            terms = TermsBook(tree, RateLimits(cfg, LocalLimits(SystemClock()))).of(principal)
+            uses = _uses(budgets, principal, float(ctx["budget"]["used"]))
+            decision, _ = ladder(
+                decision, model, terms.priority, None, uses, terms.ladders, degrade_to
+            )
         out.append(Outcome(case, decision, tuple(_mismatches(case, decision))))
     return out
+
+
+def _uses(
+    budgets: list[tuple[BudgetKey, Limit]], principal: Principal, used: float
+) -> list[BudgetUse]:
+    """Every budget declared on the principal's path, ``used`` full."""
+    path = set(nodes_of(principal))
+    return [
+        BudgetUse(key, limit, used * limit.limit, 0.0) for key, limit in budgets if key.node in path
+    ]
 
 
 def _mismatches(case: Case, decision: Decision) -> list[str]:
