@@ -133,6 +133,12 @@ class Admission:
             keys = [k for k in keys if _laddered(self.budgets.limit(k), ladders.get(k.node))]
         return await self.budgets.usage(keys)
 
+    async def _read(self, action: Action, selection: Selection) -> list[BudgetUse]:
+        """The path's budgets' use, for actions no ladder applies to: only if policies read it."""
+        if not selection.reads_budget:
+            return []
+        return await self.budgets.usage(self.budgets.on_path(action.principal))
+
     async def _matches(
         self, selection: Selection, action: Action, terms: Terms, uses: list[BudgetUse]
     ) -> list[Match]:
@@ -147,8 +153,9 @@ class Admission:
         selection = self.policies.select(self._context.index(action, terms, tool))
         matches: list[Match] = []
         if selection:
-            uses = await self._uses(action, {}, selection)
-            context = await self._context.build(action, terms, selection, uses)
+            context = await self._context.build(
+                action, terms, selection, await self._read(action, selection)
+            )
             matches = selection.evaluate({**context, "tool": tool, "args": action.body})
         permitted = tools.allowed(list(terms.tool_lists), action.model)
         decision = decide(action, permitted, matches, self._cfg.governance.default_effect)
@@ -168,8 +175,9 @@ class Admission:
         selection = self.policies.select(self._context.index(action, terms))
         matches: list[Match] = []
         if selection:
-            uses = await self._uses(action, {}, selection)
-            context = await self._context.build(action, terms, selection, uses)
+            context = await self._context.build(
+                action, terms, selection, await self._read(action, selection)
+            )
             matches = selection.evaluate({**context, "job": job})
         decision = decide(action, True, matches, self._cfg.governance.default_effect)
         if decision.effect == "degrade":  # a job has no cheaper model to fall back to

@@ -51,23 +51,28 @@ class Recorder:
         ``span``: for a model call, the upstream kind and model that served it
         (its trace span); tool calls get a tool span.
         """
-        self._metrics.observe(entry)
         if self._tracing is not None:
             if span is None:
                 self._tracing.record_tool(entry)
             else:
                 self._tracing.record(entry, *span)
-        durable = self._writer.append(entry)
-        if durable is not None:
-            await durable
+        await self.store(entry)
         await self.risk.observe(action, risk_points)
+
+    async def store(self, entry: LedgerEntry) -> None:
+        """Count an entry and append it, waiting as the ledger requires (strict, or backlogged)."""
+        self._metrics.observe(entry)
+        await self._append(entry)
 
     async def record_control(
         self, principal: str, operation: str, detail: str, run_id: str | None = None
     ) -> str:
         """Record a change an operator or controller made to live state; returns the entry id."""
         entry = control_entry(operation, detail, principal, self.clock.now(), run_id)
+        await self._append(entry)
+        return entry.id
+
+    async def _append(self, entry: LedgerEntry) -> None:
         durable = self._writer.append(entry)
         if durable is not None:
             await durable
-        return entry.id

@@ -105,9 +105,8 @@ def build_jobs(services: Services) -> Jobs:
         services.admission,
         services.approvals,
         services.budgets,
-        services.writer,
+        services.recorder,
         services.clock,
         executor_for(cfg.compute.executor, len(units)),
         units,
-        services.metrics,
     )

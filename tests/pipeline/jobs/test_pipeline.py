@@ -21,6 +21,7 @@ from governd.ledger.job_store import JobStore
 from governd.observe.metrics import Metrics
 from governd.pipeline.jobs.pipeline import Jobs
 from governd.pipeline.jobs.terms import JobSpec
+from governd.pipeline.recorder import Recorder
 from governd.testing.executors import FakeExecutor
 
 CONFIG = """
@@ -50,17 +51,17 @@ async def pipeline(
     await budgets.sync()
     tree = PrincipalTree(cfg)
     approvals = Approvals(storage, clock, 60)
+    admission = Admission(cfg, tree, budgets, clock)
     jobs = Jobs(
         cfg,
         JobStore(storage),
-        Admission(cfg, tree, budgets, clock),
+        admission,
         approvals,
         budgets,
-        writer,
+        Recorder(writer, Metrics(), clock, admission.runs),
         clock,
         executor,
         inventory(cfg.compute, {}),
-        Metrics(),
     )
     await jobs.start()
     try:

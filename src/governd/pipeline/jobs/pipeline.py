@@ -31,10 +31,8 @@ from governd.governance.admission import Admission
 from governd.governance.approvals import Approvals
 from governd.governance.budgets import Budgets, Cost, Hold
 from governd.governance.scheduler import Snapshot, Unit, schedule
-from governd.ledger import LedgerEntry, LedgerWriter
 from governd.ledger.job_record import JobRecord, JobStatus
 from governd.ledger.job_store import JobStore
-from governd.observe.metrics import Metrics
 from governd.pipeline.jobs.entries import ended_as_recorded, job_entry
 from governd.pipeline.jobs.state import (
     Live,
@@ -44,6 +42,7 @@ from governd.pipeline.jobs.state import (
     snapshot_of,
 )
 from governd.pipeline.jobs.terms import JobSpec, JobTerms, bound, log_dir, policy_view, principal_of
+from governd.pipeline.recorder import Recorder
 
 log = logging.getLogger("governd.jobs")
 
@@ -61,21 +60,19 @@ class Jobs:
         admission: Admission,
         approvals: Approvals,
         budgets: Budgets,
-        writer: LedgerWriter,
+        recorder: Recorder,
         clock: Clock,
         executor: Executor,
         units: tuple[Unit, ...],
-        metrics: Metrics,
     ) -> None:
         self.cfg = cfg.compute
         self.store = store
         self._admission = admission
         self._approvals = approvals
         self._budgets = budgets
-        self._writer = writer
+        self._recorder = recorder
         self._clock = clock
         self._executor = executor
-        self._metrics = metrics
         self.units = units
         self.terms = JobTerms(cfg.compute, units)
         self._log_dir = log_dir(cfg.compute, cfg.storage)
@@ -146,7 +143,7 @@ class Jobs:
             row.status = JobStatus.REFUSED
             row.reason = exc.message
             row.finished_at = now
-            await self._record(job_entry(row, self.terms.unit, exc))
+            await self._recorder.store(job_entry(row, self.terms.unit, exc))
             raise
         live = Live(row, hold)
         if decision.effect == "require_approval":
@@ -357,18 +354,11 @@ class Jobs:
         row.happened(row.finished_at, status, why)
         # The entry first, durable (strict mode) before the row says the job is over: a crash
         # between the two leaves a row that the next start closes from its entry.
-        await self._record(job_entry(row, self.terms.unit, refused))
+        await self._recorder.store(job_entry(row, self.terms.unit, refused))
         await self._budgets.settle(live.hold, Cost(row.cost_usd, 0, row.device_seconds / 3600))
         self._live.pop(row.id, None)
         await self._save(row)
         self._wake.set()
-
-    async def _record(self, entry: LedgerEntry) -> None:
-        """Append a job's entry and wait until it is durable (strict) or has room (batched)."""
-        durable = self._writer.append(entry)
-        self._metrics.observe(entry)
-        if durable is not None:
-            await durable
 
     @property
     def unfinished(self) -> Iterable[Live]:
