@@ -20,8 +20,9 @@ from governd.errors import (
     RunLimitExceeded,
 )
 from governd.governance.admission import Admission
-from governd.governance.budgets import BudgetKey, Budgets, LocalState
+from governd.governance.budgets import BudgetKey, Budgets
 from governd.governance.principals import PrincipalTree
+from governd.governance.state.local_budgets import LocalState
 from governd.governance.state.setup import config_budgets
 
 CONFIG = """

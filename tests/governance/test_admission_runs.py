@@ -11,8 +11,9 @@ from governd.clock import ManualClock
 from governd.config import parse_config
 from governd.errors import ApprovalRequired, PolicyDenied
 from governd.governance.admission import Admission
-from governd.governance.budgets import Budgets, LocalState
+from governd.governance.budgets import Budgets
 from governd.governance.principals import PrincipalTree
+from governd.governance.state.local_budgets import LocalState
 
 CONFIG = """
 principals: {org: acme, teams: {t: {}}}

@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from governd.governance.budgets import BudgetKey, BudgetState, Claim, LocalState
+from governd.governance.budgets import BudgetKey, BudgetState, Claim
+from governd.governance.state.local_budgets import LocalState
 from governd.governance.state.redis_budgets import RedisState
 
 _NODES = itertools.count()

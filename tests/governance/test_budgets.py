@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from governd.actions import Principal
 from governd.clock import ManualClock
 from governd.errors import BudgetExceeded
-from governd.governance.budgets import BudgetKey, Budgets, Cost, Limit, LocalState, nodes_of
+from governd.governance.budgets import BudgetKey, Budgets, Cost, Limit, nodes_of
+from governd.governance.state.local_budgets import LocalState
 from governd.testing.budgets import MemoryBudgetSource
 
 WHO = Principal("acme", "t", "p", "key_1")
@@ -62,6 +63,31 @@ async def test_a_new_period_starts_empty() -> None:
         await b.reserve(WHO, Cost(0.01, 0))
     clock.advance(86_400)
     await b.reserve(WHO, Cost(1.0, 0))
+
+
+async def test_each_period_rolls_over_on_its_own() -> None:
+    clock = ManualClock()
+    b = Budgets(LocalState(), ZoneInfo("UTC"), clock)
+    b.set(BudgetKey("acme", "usd", "hour"), Limit(1.0))
+    b.set(BudgetKey("acme", "usd", "day"), Limit(1.5))
+    await b.settle(await b.reserve(WHO, Cost(1.0, 0)), Cost(1.0, 0))
+    clock.advance(3_600)  # a new hour of the same day
+    with pytest.raises(BudgetExceeded) as info:
+        await b.reserve(WHO, Cost(0.6, 0))
+    assert info.value.budget == "acme usd/day"
+    await b.reserve(WHO, Cost(0.5, 0))
+
+
+async def test_a_changed_limit_binds_the_next_reservation() -> None:
+    b = book(acme=1.0)
+    await b.reserve(WHO, Cost(0.5, 0))
+    b.set(BudgetKey("acme", "usd", "day"), Limit(0.7))
+    with pytest.raises(BudgetExceeded):
+        await b.reserve(WHO, Cost(0.5, 0))
+    b.set(BudgetKey("acme/t", "usd", "day"), Limit(0.1))  # a new budget on the path
+    with pytest.raises(BudgetExceeded) as info:
+        await b.reserve(WHO, Cost(0.15, 0))
+    assert info.value.budget == "acme/t usd/day"
 
 
 async def test_tokens_budget_counts_tokens() -> None:

@@ -15,7 +15,7 @@ ALLOW = Decision("allow", (), "big")
 
 
 def use(key: BudgetKey, fraction: float, soft: float | None = 0.8) -> BudgetUse:
-    return BudgetUse(key, Limit(100.0, soft), fraction * 100.0, 0.0)
+    return BudgetUse.of(key, Limit(100.0, soft), fraction * 100.0, 0.0)
 
 
 STEPS = {"acme/t": LadderConfig(lower_priority_at=0.9), "acme": LadderConfig()}

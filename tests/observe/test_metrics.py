@@ -9,7 +9,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from governd.actions import Principal
 from governd.clock import ManualClock
-from governd.governance.budgets import BudgetKey, Budgets, Cost, Limit, LocalState
+from governd.governance.budgets import BudgetKey, Budgets, Cost, Limit
+from governd.governance.state.local_budgets import LocalState
 from governd.observe.gauges import BudgetGauges
 from governd.observe.metrics import Metrics
 from tests.ledger.test_storage import BASE

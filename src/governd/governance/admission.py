@@ -18,14 +18,12 @@ policies.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from governd.actions import Action, Decision, Priority
 from governd.clock import Clock
-from governd.config import GovernConfig, LadderConfig
+from governd.config import GovernConfig
 from governd.errors import (
     ApprovalRequired,
     BudgetExceeded,
@@ -38,7 +36,7 @@ from governd.errors import (
 )
 from governd.governance import tools
 from governd.governance.bounds import CostBounds
-from governd.governance.budgets import Budgets, BudgetUse, Cost, Hold, Limit
+from governd.governance.budgets import Budgets, BudgetUse, Cost, Hold
 from governd.governance.context import PolicyContext
 from governd.governance.decide import decide
 from governd.governance.ladder import ladder
@@ -101,7 +99,7 @@ class Admission:
             )
         terms = self.terms.of(action.principal)
         selection = self.policies.select(self._context.index(action, terms))
-        uses = await self._uses(action, terms.ladders, selection)
+        uses = await self._uses(action, terms, selection)
         matches = await self._matches(selection, action, terms, uses)
         decision = decide(
             action,
@@ -124,20 +122,18 @@ class Admission:
         )
         return await self._reserve(action, terms, decision, priority)
 
-    async def _uses(
-        self, action: Action, ladders: Mapping[str, LadderConfig], selection: Selection
-    ) -> list[BudgetUse]:
-        """How full the path's budgets are: those the ladder reads, all of them if policies do."""
-        keys = self.budgets.on_path(action.principal)
-        if not selection.reads_budget:
-            keys = [k for k in keys if _laddered(self.budgets.limit(k), ladders.get(k.node))]
-        return await self.budgets.usage(keys)
+    async def _uses(self, action: Action, terms: Terms, selection: Selection) -> list[BudgetUse]:
+        """How full the path's budgets are, if the ladder or the policies read it."""
+        principal = action.principal
+        if selection.reads_budget or terms.lowers_priority or self.budgets.soft(principal):
+            return await self.budgets.usage(principal)
+        return []
 
     async def _read(self, action: Action, selection: Selection) -> list[BudgetUse]:
         """The path's budgets' use, for actions no ladder applies to: only if policies read it."""
         if not selection.reads_budget:
             return []
-        return await self.budgets.usage(self.budgets.on_path(action.principal))
+        return await self.budgets.usage(action.principal)
 
     async def _matches(
         self, selection: Selection, action: Action, terms: Terms, uses: list[BudgetUse]
@@ -232,42 +228,37 @@ class Admission:
         limit = None
         if cap is not None or budgeted or run_usd:
             limit = self._bounds.output_tokens(action, cap)
-        held = Admitted(decision, served, priority, limit)
         if not (budgeted or run_usd or terms.rate_limited or action.run_id):
-            return held
+            return Admitted(decision, served, priority, limit)
         bound = self._bounds.bound(action, served, limit)
-        refused = Decision("deny", (), served)
-        async with contextlib.AsyncExitStack() as undo:  # a refusal gives back what was taken
-            permit = hold = run = None
+        permit = hold = run = None
+        try:  # a refusal gives back what was taken
             if terms.rate_limited or budgeted or run_usd:
                 try:
                     permit = await self.limits.acquire(principal, bound.tokens)
                 except RateLimited as exc:
-                    raise exc.refusing(_why(refused, f"rate_limit: {exc.message}")) from None
-                undo.push_async_callback(self.limits.release, permit, None)
+                    raise exc.refusing(_why(served, f"rate_limit: {exc.message}")) from None
                 try:
                     hold = await self.budgets.reserve(principal, bound)
                 except BudgetExceeded as exc:
-                    raise exc.refusing(_why(refused, f"budget:{exc.budget}")) from None
-                undo.push_async_callback(self.budgets.settle, hold, Cost(0.0, 0))
+                    raise exc.refusing(_why(served, f"budget:{exc.budget}")) from None
             if action.run_id:
                 try:
                     run = await self.runs.hold(action, bound.usd)
                 except RunLimitExceeded as exc:
-                    raise exc.refusing(_why(refused, f"run_limit:{exc.limit}")) from None
-            undo.pop_all()
+                    raise exc.refusing(_why(served, f"run_limit:{exc.limit}")) from None
+        except BaseException:
+            if hold is not None:
+                await self.budgets.settle(hold, _NOTHING)
+            if permit is not None:
+                await self.limits.release(permit, None)
+            raise
         return Admitted(decision, served, priority, limit, hold, permit, run)
 
 
-def _laddered(limit: Limit | None, steps: LadderConfig | None) -> bool:
-    """Whether the ladder reads a budget: it has a soft line, or its node lowers priority."""
-    if limit is None:
-        return False
-    return limit.soft is not None or (steps is not None and steps.lower_priority_at is not None)
-
-
-def _why(decision: Decision, reason: str) -> Decision:
-    return Decision(decision.effect, (reason,), decision.model)
+def _why(served: str, reason: str) -> Decision:
+    """The decision a refusal by a limit records: a deny of the model that would have served."""
+    return Decision("deny", (reason,), served)
 
 
 def _enforce(decision: Decision, action: Action) -> None:
@@ -289,6 +280,7 @@ def _enforce(decision: Decision, action: Action) -> None:
         )
 
 
+_NOTHING = Cost(0.0, 0)
 _CANNOT_WAIT = {"model_call": ", which model calls cannot wait for"}
 
 

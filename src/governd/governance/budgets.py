@@ -5,7 +5,8 @@ every budget on the principal's path (org, team, project, key), all or none;
 afterwards ``Budgets.settle`` charges the real cost and releases the rest. A
 budget is exceeded only if a call's real cost exceeds its bound, so spend stays
 within the limit at any concurrency. The counters live behind ``BudgetState``:
-in process by default, Redis when replicas share budgets.
+in process by default (``state.local_budgets``), Redis when replicas share
+budgets (``state.redis_budgets``).
 
 Which budgets exist is shared too: an operator's change is saved to the store,
 then bumps a generation counter in the state. Every reservation names the
@@ -64,17 +65,23 @@ class Limit:
 
 
 class BudgetUse(NamedTuple):
-    """How full one budget is now: its limit, what was spent and what is held in its window."""
+    """How full one budget is now: its limit, what was spent and what is held in its window.
+
+    ``fraction`` is spent and held as a share of the limit (1.0 for a zero
+    limit): the ladder and the policies read it for every budget of a path.
+    """
 
     key: BudgetKey
     limit: Limit
     spent: float
     reserved: float
+    fraction: float
 
-    @property
-    def fraction(self) -> float:
-        """Spent and held as a share of the limit (1.0 for a zero limit)."""
-        return (self.spent + self.reserved) / self.limit.limit if self.limit.limit else 1.0
+    @classmethod
+    def of(cls, key: BudgetKey, limit: Limit, spent: float, reserved: float) -> BudgetUse:
+        """A budget's use, its fraction computed."""
+        fraction = (spent + reserved) / limit.limit if limit.limit else 1.0
+        return cls(key, limit, spent, reserved, fraction)
 
 
 class Claim(NamedTuple):
@@ -96,9 +103,15 @@ class Cost:
 
     def of(self, unit: Unit) -> float:
         """The amount in ``unit``."""
-        if unit == "usd":
-            return self.usd
-        return float(self.tokens) if unit == "tokens" else self.device_hours
+        return self.amounts()[UNITS.index(unit)]
+
+    def amounts(self) -> tuple[float, float, float]:
+        """The amount in each of ``UNITS``, in their order."""
+        return (self.usd, float(self.tokens), self.device_hours)
+
+
+#: The units of a ``Cost``, in the order of ``Cost.amounts``.
+UNITS: tuple[Unit, ...] = ("usd", "tokens", "device_hours")
 
 
 #: What ``BudgetState.reserve`` says when the limits it was given are older than the state's.
@@ -160,75 +173,35 @@ class BudgetSource(Protocol):
         ...
 
 
-class _Slot:
-    """One budget window's counters."""
-
-    __slots__ = ("reserved", "spent")
-
-    def __init__(self, spent: float = 0.0) -> None:
-        self.spent = spent
-        self.reserved = 0.0
-
-
-class LocalState:
-    """Counters in this process. Atomic because nothing in ``reserve`` awaits."""
-
-    shared = False
-
-    def __init__(self) -> None:
-        self._slots: dict[tuple[BudgetKey, float], _Slot] = {}
-        self._generation = 0
-
-    def _slot(self, key: BudgetKey, window: float) -> _Slot:
-        found = self._slots.get((key, window))
-        if found is None:
-            found = self._slots[(key, window)] = _Slot()
-        return found
-
-    async def reserve(self, claims: list[Claim], generation: int) -> Claim | Stale | None:
-        if generation != self._generation:
-            return "stale"
-        slots = [self._slot(c.key, c.window) for c in claims]
-        for c, slot in zip(claims, slots, strict=True):
-            if slot.spent + slot.reserved + c.amount > c.limit:
-                return c
-        for c, slot in zip(claims, slots, strict=True):
-            slot.reserved += c.amount
-        return None
-
-    async def settle(self, held: list[Claim], actual: list[float]) -> None:
-        for c, used in zip(held, actual, strict=True):
-            slot = self._slot(c.key, c.window)
-            slot.reserved = max(0.0, slot.reserved - c.amount)
-            slot.spent += used
-
-    async def usage(self, key: BudgetKey, window: float) -> tuple[float, float]:
-        slot = self._slot(key, window)
-        return slot.spent, slot.reserved
-
-    async def usages(self, slots: list[tuple[BudgetKey, float]]) -> list[tuple[float, float]]:
-        return [(s.spent, s.reserved) for s in (self._slot(k, w) for k, w in slots)]
-
-    async def generation(self) -> int:
-        return self._generation
-
-    async def bump(self) -> None:
-        self._generation += 1
-
-    async def preload(self, key: BudgetKey, window: float, spent: float) -> None:
-        """Start a window at ``spent`` (rebuilt from the ledger after a restart)."""
-        self._slots.setdefault((key, window), _Slot(spent))
-
-    async def aclose(self) -> None:
-        """Nothing to release."""
-
-
 @dataclass(slots=True)
 class Hold:
-    """A reservation: what was claimed, to be settled exactly once."""
+    """A reservation: what was claimed, to be settled exactly once.
+
+    ``units`` says which of ``Cost.amounts`` each claim is charged in.
+    """
 
     claims: list[Claim]
+    units: tuple[int, ...]
     settled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A path's budgets in the windows current from ``since`` to ``until``.
+
+    Built once per principal and window (and again when the budgets change),
+    so a reservation reads no limit, window or path of its own.
+    """
+
+    keys: tuple[BudgetKey, ...]
+    limits: tuple[Limit, ...]
+    #: Each budget's (key, window start): what the state keys its counters by.
+    slots: list[tuple[BudgetKey, float]]
+    units: tuple[int, ...]
+    since: float
+    until: float
+    #: Whether any of them has a soft threshold (then the ladder reads them).
+    soft: bool
 
 
 class Budgets:
@@ -249,6 +222,7 @@ class Budgets:
         self._by_node: defaultdict[str, list[BudgetKey]] = defaultdict(list)
         self._generation = 0 if source is None else -1  # -1: never loaded from the source
         self._paths: dict[Principal, list[BudgetKey]] = {}
+        self._plans: dict[Principal, _Plan] = {}
         # The current window of each period: recomputed when time leaves it, not per request.
         self._windows: dict[Period, tuple[float, float]] = {}
 
@@ -259,6 +233,7 @@ class Budgets:
             self._by_node[key.node].append(key)
             self._paths.clear()
         self._limits[key] = limit
+        self._plans.clear()
         return before
 
     async def sync(self) -> None:
@@ -273,6 +248,7 @@ class Budgets:
         self._limits = {}
         self._by_node.clear()
         self._paths.clear()
+        self._plans.clear()
         for key, limit in limits.items():
             self.set(key, limit)
         await self.resume(new)
@@ -330,29 +306,61 @@ class Budgets:
             found = self._windows[period] = window(period, now, self._tz)
         return found
 
-    async def usage(self, keys: list[BudgetKey]) -> list[BudgetUse]:
-        """How full each of ``keys`` is in its current window (read in one go)."""
-        if not keys:
+    def _plan(self, principal: Principal, now: float) -> _Plan:
+        plan = self._plans.get(principal)
+        if plan is None or not plan.since <= now < plan.until:
+            if len(self._plans) >= _MAX_PATHS:
+                self._plans.clear()
+            plan = self._plans[principal] = self._plan_of(principal, now)
+        return plan
+
+    def _plan_of(self, principal: Principal, now: float) -> _Plan:
+        keys = tuple(self.on_path(principal))
+        windows = [self._window(key.period, now) for key in keys]
+        limits = tuple(self._limits[key] for key in keys)
+        return _Plan(
+            keys=keys,
+            limits=limits,
+            slots=[(key, start) for key, (start, _) in zip(keys, windows, strict=True)],
+            units=tuple(UNITS.index(key.unit) for key in keys),
+            since=max((start for start, _ in windows), default=float("-inf")),
+            until=min((end for _, end in windows), default=float("inf")),
+            soft=any(limit.soft is not None for limit in limits),
+        )
+
+    def soft(self, principal: Principal) -> bool:
+        """Whether a budget on the principal's path has a soft threshold."""
+        return self._plan(principal, self._clock.now()).soft
+
+    async def usage(self, principal: Principal) -> list[BudgetUse]:
+        """How full each budget on the principal's path is in its current window (read in one go)."""
+        plan = self._plan(principal, self._clock.now())
+        if not plan.keys:
             return []
-        now = self._clock.now()
-        slots = [(key, self._window(key.period, now)[0]) for key in keys]
-        found = await self.state.usages(slots)
+        found = await self.state.usages(plan.slots)
         return [
-            BudgetUse(key, self._limits[key], spent, max(0.0, reserved))
-            for key, (spent, reserved) in zip(keys, found, strict=True)
+            BudgetUse(key, limit, spent, reserved, (spent + reserved) / limit.limit)
+            if limit.limit
+            else BudgetUse(key, limit, spent, reserved, 1.0)
+            for key, limit, (spent, reserved) in zip(plan.keys, plan.limits, found, strict=True)
         ]
 
     async def reserve(self, principal: Principal, bound: Cost) -> Hold:
         """Hold ``bound`` on every budget of the path; ``BudgetExceeded`` naming the first that cannot."""
         now = self._clock.now()
+        amounts = bound.amounts()
         while True:
-            claims = []  # even none: a path without budgets learns of new ones
-            for key in self.on_path(principal):
-                start, _ = self._window(key.period, now)
-                claims.append(Claim(key, start, bound.of(key.unit), self._limits[key].limit))
+            plan = self._plan(principal, now)
+            # Even no claims: a path without budgets learns of new ones.
+            claims = [
+                Claim(key, start, amounts[unit], limit.limit)
+                for (key, start), unit, limit in zip(
+                    plan.slots, plan.units, plan.limits, strict=True
+                )
+            ]
             refused = await self.state.reserve(claims, self._generation)
             if refused is None:
-                return Hold(claims)
+                return Hold(claims, plan.units)
             if refused != "stale":
                 raise await self._exceeded(refused, now)
             await self.sync()
@@ -363,7 +371,8 @@ class Budgets:
             hold.settled = True
             return
         hold.settled = True
-        await self.state.settle(hold.claims, [actual.of(c.key.unit) for c in hold.claims])
+        amounts = actual.amounts()
+        await self.state.settle(hold.claims, [amounts[unit] for unit in hold.units])
 
     async def _exceeded(self, claim: Claim, now: float) -> BudgetExceeded:
         spent, reserved = await self.state.usage(claim.key, claim.window)

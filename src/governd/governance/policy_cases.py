@@ -139,7 +139,9 @@ def _uses(
     """Every budget declared on the principal's path, ``used`` full."""
     path = set(nodes_of(principal))
     return [
-        BudgetUse(key, limit, used * limit.limit, 0.0) for key, limit in budgets if key.node in path
+        BudgetUse.of(key, limit, used * limit.limit, 0.0)
+        for key, limit in budgets
+        if key.node in path
     ]
 
 

@@ -16,6 +16,7 @@ replicas agree).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -97,11 +98,12 @@ class LocalLimits:
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
-        self._nodes: dict[str, _Counters] = {}
+        self._nodes: defaultdict[str, _Counters] = defaultdict(_Counters)
 
     async def acquire(self, permit_id: str, limits: list[NodeLimit], tokens: int) -> Refusal | None:
         now = self._clock.monotonic()
-        counters = [self._nodes.setdefault(lim.path, _Counters()) for lim in limits]
+        nodes = self._nodes
+        counters = [nodes[lim.path] for lim in limits]
         for lim, c in zip(limits, counters, strict=True):
             refused = check(lim, now, tokens, c.in_flight, c.request_tat, c.token_tat)
             if refused is not None:

@@ -32,6 +32,8 @@ class Terms:
     tool_lists: tuple[list[str], ...]
     #: Node path -> its ladder (a key's node: its owner's), for every node on the path.
     ladders: Mapping[str, LadderConfig]
+    #: Whether a node on the path lowers priority as its budgets fill (then the ladder reads them).
+    lowers_priority: bool
     rate_limited: bool
     #: What policies see as ``principal``.
     view: Mapping[str, str]
@@ -71,6 +73,7 @@ class TermsBook:
             priority=tree.priority_for(who),
             tool_lists=tuple(tree.tool_lists(who)),
             ladders=ladders,
+            lowers_priority=any(lad.lower_priority_at is not None for lad in ladders.values()),
             rate_limited=self._limits.active(who),
             view={
                 "org": who.org,

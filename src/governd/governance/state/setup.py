@@ -8,10 +8,11 @@ from zoneinfo import ZoneInfo
 
 from governd.clock import Clock
 from governd.config import ConfigError, ConfigProblem, GovernConfig
-from governd.governance.budgets import BudgetKey, Budgets, BudgetState, Limit, LocalState, Unit
+from governd.governance.budgets import BudgetKey, Budgets, BudgetState, Limit, Unit
 from governd.governance.periods import Period
 from governd.governance.ratelimits import LimitState, LocalLimits
 from governd.governance.runs import LocalRuns, RunState
+from governd.governance.state.local_budgets import LocalState
 
 
 class BudgetStore(Protocol):

@@ -102,7 +102,7 @@ class Jobs:
                 hold = await self._budgets.reserve(principal_of(row), bound(row))
             except GovernError as exc:
                 await self._finish(
-                    Live(row, Hold([])), "failed", f"at restart: {exc.message}", None
+                    Live(row, Hold([], ())), "failed", f"at restart: {exc.message}", None
                 )
                 continue
             live = self._live[row.id] = Live(row, hold)
