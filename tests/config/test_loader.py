@@ -33,7 +33,9 @@ def test_example_config_exercises_every_section() -> None:
         "mcp",
         "runs",
         "compute",
+        "slos",
     }
+    assert {s.sli for s in cfg.slos} == {"availability", "ttft", None}
     assert cfg.compute.queues["evals"].quotas["a10g/share"].nominal == 8
     assert {u.kind for u in cfg.upstreams.values()} == {"sim", "openai"}
     assert {m.strategy for m in cfg.models.values()} == {"weighted", "least_in_flight"}

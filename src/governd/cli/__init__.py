@@ -1,7 +1,7 @@
 """The ``governd`` command.
 
-``serve`` and ``demo`` run things; ``config check``, ``policy test`` and
-``audit`` work on files; the operational commands (``keys``, ``ledger``,
+``serve`` and ``demo`` run things; ``config check``, ``policy test``,
+``audit`` and ``slos backtest`` work on files; the operational commands (``keys``, ``ledger``,
 ``budgets``, ``approvals``, ``tools``, ``runs``, ``jobs``) talk to a running server's
 admin API at ``--url`` / ``GOVERND_URL`` with ``--admin-key`` /
 ``GOVERND_ADMIN_KEY``.
@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from governd.cli import admin, agents, jobs, local
+from governd.cli import admin, agents, jobs, local, slos
 from governd.config import ConfigError
 from governd.errors import GovernError
 
@@ -61,5 +61,6 @@ for command in (
     agents.tools_group,
     agents.runs,
     jobs.jobs,
+    slos.slos,
 ):
     main.add_command(command)

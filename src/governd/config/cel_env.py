@@ -69,10 +69,49 @@ def env() -> Any:
     return cel.NewEnv(variables={v: cel.Type.Map(cel.Type.STRING, cel.Type.DYN) for v in VARIABLES})
 
 
-def compile_expr(expr: str) -> Any:
-    """A compiled program; ``ValueError`` with the position when it does not parse or check."""
+def sample_entry() -> dict[str, Any]:
+    """What SLO expressions see of a ledger entry as ``entry`` (docs/slos.md lists the fields).
+
+    Absent values are zero or empty, never null: ``entry.ttft_ms > 500`` is
+    false for a call that never started, not an error.
+    """
+    return {
+        "kind": "model_call",
+        "operation": "chat",
+        "principal": "acme",
+        "key": "",
+        "run": "",
+        "model": "",
+        "served_model": "",
+        "deployment": "",
+        "decision": "allow",
+        "status": 200,
+        "error_code": "",
+        "stream": False,
+        "attempts": 0,
+        "latency_ms": 0.0,
+        "ttft_ms": 0.0,
+        "input_tokens": 0,
+        "cached_tokens": 0,
+        "output_tokens": 0,
+        "cost_usd": 0.0,
+        "tier": "",
+    }
+
+
+@functools.cache
+def entry_env() -> Any:
+    """The CEL environment of SLO indicators: one variable, ``entry``."""
+    return cel.NewEnv(variables={"entry": cel.Type.Map(cel.Type.STRING, cel.Type.DYN)})
+
+
+def compile_expr(expr: str, over: Any = None) -> Any:
+    """A compiled program (in ``over``, default the policies' environment).
+
+    ``ValueError`` with the position when it does not parse or check.
+    """
     try:
-        return env().compile(expr)
+        return (over or env()).compile(expr)
     except RuntimeError as exc:
         raise ValueError(_cel_error(exc)) from None
 
@@ -84,16 +123,25 @@ def is_error(value: Any) -> bool:
 
 def problem(expr: str) -> str | None:
     """Why ``expr`` cannot be a policy condition, or None when it can."""
+    return _problem(expr, env(), sample_context(), "policies", "docs/policies.md")
+
+
+def entry_problem(expr: str) -> str | None:
+    """Why ``expr`` cannot be an SLO indicator over ``entry``, or None when it can."""
+    return _problem(expr, entry_env(), {"entry": sample_entry()}, "SLOs", "docs/slos.md")
+
+
+def _problem(expr: str, over: Any, sample: dict[str, Any], who: str, doc: str) -> str | None:
     try:
-        program = compile_expr(expr)
+        program = compile_expr(expr, over)
     except ValueError as exc:
         return str(exc)
-    result = program.eval(data=sample_context())
+    result = program.eval(data=sample)
     if is_error(result):
         message = str(result.value())
         if "Key not found" in message and re.search(r"\bargs\b", expr):
             return None  # tool arguments vary per tool: a missing one fails closed at run time
-        return f"{message} (the fields policies can read are listed in docs/policies.md)"
+        return f"{message} (the fields {who} can read are listed in {doc})"
     if result.type() != cel.Type.BOOL:
         return f"must be a boolean, not {result.type().name().lower()}"
     return None

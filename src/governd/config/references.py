@@ -22,7 +22,7 @@ _GLOB = frozenset("*?[")
 
 def config_references(cfg: GovernConfig) -> Found:
     """Every name in ``cfg`` that points nowhere: models, policies, allow-lists, tools."""
-    return [*_models(cfg), *_policies(cfg), *_allow_lists(cfg)]
+    return [*_models(cfg), *_policies(cfg), *_allow_lists(cfg), *_slos(cfg)]
 
 
 def _models(cfg: GovernConfig) -> Found:
@@ -54,6 +54,22 @@ def _policies(cfg: GovernConfig) -> Found:
             out.append(((*at, "id"), f"duplicate policy id {pol.id!r}"))
         if pol.degrade_to is not None and pol.degrade_to not in cfg.models:
             out.append(((*at, "degrade_to"), f"unknown model {pol.degrade_to!r}"))
+    return out
+
+
+def _slos(cfg: GovernConfig) -> Found:
+    """SLO names are unique; their expressions compile and read only what entries have."""
+    out: Found = []
+    names = [slo.name for slo in cfg.slos]
+    for i, slo in enumerate(cfg.slos):
+        at = ("slos", str(i))
+        if names.index(slo.name) != i:
+            out.append(((*at, "name"), f"duplicate slo name {slo.name!r}"))
+        for field in ("filter", "bad", "good"):
+            expr = getattr(slo, field)
+            why = None if expr is None else cel_env.entry_problem(expr)
+            if why is not None:
+                out.append(((*at, field), f"slo {slo.name!r}: {why.replace('; ', ', ')}"))
     return out
 
 

@@ -15,6 +15,7 @@ from governd.config.base import StrictModel
 from governd.config.compute import ComputeConfig
 from governd.config.problems import ReferenceProblems
 from governd.config.references import config_references
+from governd.config.slos import SloConfig
 
 _Model = StrictModel
 
@@ -302,6 +303,7 @@ class GovernConfig(_Model):
     runs: RunsConfig = Field(default_factory=RunsConfig)
     observe: ObserveConfig = Field(default_factory=ObserveConfig)
     compute: ComputeConfig = Field(default_factory=ComputeConfig)
+    slos: list[SloConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _references(self) -> GovernConfig:

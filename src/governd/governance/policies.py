@@ -23,7 +23,7 @@ from typing import Any
 
 from governd.config import PolicyConfig
 from governd.config.cel_env import compile_expr, is_error
-from governd.governance.conditions import INDEXED, Unsure, equalities, plain
+from governd.config.conditions import INDEXED, Unsure, equalities, plain
 
 _RESTRICTIVE = frozenset({"deny", "require_approval"})
 

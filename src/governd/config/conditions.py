@@ -11,6 +11,7 @@ type) it hands back to CEL.
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 from collections.abc import Callable, Mapping
@@ -36,7 +37,8 @@ _EQUALS = re.compile(rf"^(?:({_FIELD})\s*==\s*({_STRING})|({_STRING})\s*==\s*({_
 _IN = re.compile(rf"^({_FIELD})\s+in\s+\[\s*((?:{_STRING})(?:\s*,\s*(?:{_STRING}))*)\s*,?\s*\]$")
 
 
-_PATH = r"(request|budget|time|principal|run|tool)\.([a-z_]+)"
+#: The sections of a policy's context a plain term may read.
+POLICY_SECTIONS = ("request", "budget", "time", "principal", "run", "tool")
 _NUMBER = r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
 _LITERAL = rf"{_STRING}|{_NUMBER}|true|false"
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -48,9 +50,17 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
     ">=": operator.ge,
 }
 _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
-_COMPARE = re.compile(rf"^{_PATH}\s*(==|!=|<=|>=|<|>)\s*({_LITERAL})$")
-_COMPARE_BACK = re.compile(rf"^({_LITERAL})\s*(==|!=|<=|>=|<|>)\s*{_PATH}$")
-_TRUTH = re.compile(rf"^(!?)\s*{_PATH}$")
+
+
+@functools.cache
+def _forms(sections: tuple[str, ...]) -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    """The patterns of a comparison, a reversed one and a truth test over ``sections``."""
+    path = rf"({'|'.join(sections)})\.([a-z_]+)"
+    return (
+        re.compile(rf"^{path}\s*(==|!=|<=|>=|<|>)\s*({_LITERAL})$"),
+        re.compile(rf"^({_LITERAL})\s*(==|!=|<=|>=|<|>)\s*{path}$"),
+        re.compile(rf"^(!?)\s*{path}$"),
+    )
 
 
 class Unsure(Exception):
@@ -58,9 +68,9 @@ class Unsure(Exception):
 
 
 #: The kind of a value as CEL compares it: bools, numbers, strings (others: no plain compare).
-_KIND: dict[type, str] = {bool: "bool", int: "number", float: "number", str: "string"}
-_TRUTH_OP = "truth"
-#: (section, field, operator or ``_TRUTH_OP``, literal, literal's kind)
+KIND: dict[type, str] = {bool: "bool", int: "number", float: "number", str: "string"}
+TRUTH = "truth"
+#: (section, field, operator or ``TRUTH``, literal, literal's kind)
 Term = tuple[str, str, Any, Any, str]
 
 
@@ -74,8 +84,8 @@ class Plain:
         """Whether it holds; ``Unsure`` when CEL should decide (``KeyError``: a field missing)."""
         for section, field, op, literal, kind in self.terms:
             value = context[section][field]
-            found = _KIND.get(type(value))
-            if op is _TRUTH_OP:
+            found = KIND.get(type(value))
+            if op is TRUTH:
                 if found != "bool":
                     raise Unsure
                 if value is not literal:
@@ -90,8 +100,8 @@ class Plain:
         return True
 
 
-def plain(when: str) -> Plain | None:
-    """The plain form of ``when``, if it has one."""
+def plain(when: str, sections: tuple[str, ...] = POLICY_SECTIONS) -> Plain | None:
+    """The plain form of ``when`` (reading only ``sections``), if it has one."""
     if '"""' in when or "'''" in when or "\\" in when:
         return None
     parts = _top_level_conjuncts(when)
@@ -99,25 +109,26 @@ def plain(when: str) -> Plain | None:
         return None
     terms = []
     for part in parts:
-        term = _term(_unwrap(part.strip()))
+        term = _term(_unwrap(part.strip()), sections)
         if term is None:
             return None
         terms.append(term)
     return Plain(tuple(terms))
 
 
-def _term(text: str) -> Term | None:
-    found = _COMPARE.match(text)
+def _term(text: str, sections: tuple[str, ...]) -> Term | None:
+    compare, compare_back, truth = _forms(sections)
+    found = compare.match(text)
     if found:
         section, field, op, literal = found.group(1, 2, 3, 4)
-    elif found := _COMPARE_BACK.match(text):
+    elif found := compare_back.match(text):
         literal, op, section, field = found.group(1), _FLIP[found.group(2)], *found.group(3, 4)
-    elif found := _TRUTH.match(text):
-        return found.group(2), found.group(3), _TRUTH_OP, not found.group(1), "bool"
+    elif found := truth.match(text):
+        return found.group(2), found.group(3), TRUTH, not found.group(1), "bool"
     else:
         return None
     value = _value(literal)
-    return section, field, _OPS[op], value, _KIND[type(value)]
+    return section, field, _OPS[op], value, KIND[type(value)]
 
 
 def _value(literal: str) -> Any:

@@ -1,0 +1,223 @@
+"""SLOs evaluated on every ledger entry: counts per group, alerts on every tick.
+
+``observe`` is the hot path, called for each entry as it is appended: the SLOs
+of the entry's kind classify it and add it to their group's pending bucket
+(a few attribute updates). ``tick`` folds pending counts into the windows,
+lets time pass, and evaluates each SLO's alert rules, returning the alerts
+that fired or resolved since the last tick, with the counts that justified
+them. The same evaluator serves the server (ticked on its clock), the
+backtest (ticked through recorded time) and the tests.
+
+``no_data`` is its own alert: an SLO that counted nothing for its ``no_data``
+duration fires it, and the next counted entry resolves it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from governd.config.slos import SloConfig
+from governd.ledger.entries import LedgerEntry
+from governd.ledger.slos.burn import Rule, WindowBurn, fires, remaining, rules, window_burn
+from governd.ledger.slos.indicators import Indicator, indicator, reader
+from governd.ledger.slos.windows import Counts, width_of
+
+Group = tuple[tuple[str, str], ...]
+NO_DATA = "no_data"
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """An alert that fired or resolved, with the windows' counts that decided it."""
+
+    slo: str
+    group: Group
+    severity: str
+    state: Literal["fired", "resolved"]
+    at: float
+    windows: tuple[WindowBurn, ...]
+    #: The share of the error budget left over the SLO's window.
+    remaining: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data, for entries, webhooks and ``--json``."""
+        return {
+            "slo": self.slo,
+            "group": dict(self.group),
+            "severity": self.severity,
+            "state": self.state,
+            "at": self.at,
+            "windows": [
+                {"window_s": w.window, "good": w.good, "bad": w.bad, "burn": round(w.burn, 6)}
+                for w in self.windows
+            ],
+            "remaining": round(self.remaining, 6),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class GroupStatus:
+    """Where one group of an SLO stands: its windows, budget left and firing alerts."""
+
+    group: Group
+    windows: tuple[WindowBurn, ...]
+    remaining: float
+    firing: tuple[str, ...]
+
+
+class _Group:
+    """One group's counts, and the bucket of counts not yet folded in."""
+
+    __slots__ = ("bad", "bucket", "counts", "firing", "good")
+
+    def __init__(self, windows: Iterable[float]) -> None:
+        self.counts = Counts(windows)
+        self.bucket = -1
+        self.good = self.bad = 0
+        self.firing: set[str] = set()
+
+    def fold(self, width: int) -> None:
+        if self.good or self.bad:
+            self.counts.add(self.bucket * width, self.good, self.bad)
+            self.good = self.bad = 0
+
+
+@dataclass(slots=True)
+class _Slo:
+    config: SloConfig
+    indicator: Indicator
+    rules: list[Rule]
+    windows: list[float]
+    width: int
+    group_of: Callable[[LedgerEntry], Group]
+    last_counted: float
+    groups: dict[Group, _Group] = field(default_factory=dict)
+    no_data: bool = False
+
+    def group(self, key: Group) -> _Group:
+        found = self.groups.get(key)
+        if found is None:
+            found = self.groups[key] = _Group(self.windows)
+        return found
+
+
+class SloEvaluator:
+    """Every SLO of a config, counted from entries and judged on ticks."""
+
+    def __init__(self, slos: Sequence[SloConfig], now: float) -> None:
+        self._slos = {slo.name: _compile(slo, now) for slo in slos}
+        self._by_kind: dict[str, list[_Slo]] = {}
+        for slo in self._slos.values():
+            self._by_kind.setdefault(slo.config.kind, []).append(slo)
+        #: How often ``tick`` should run: the finest bucket of any SLO.
+        self.interval = min((s.width for s in self._slos.values()), default=60)
+
+    @property
+    def names(self) -> list[str]:
+        """The SLOs, in config order."""
+        return list(self._slos)
+
+    def config(self, name: str) -> SloConfig:
+        """An SLO's definition (``KeyError`` if none has that name)."""
+        return self._slos[name].config
+
+    def observe(self, entry: LedgerEntry) -> None:
+        """Count ``entry`` in every SLO whose indicator selects it."""
+        for slo in self._by_kind.get(entry.kind, ()):
+            verdict = slo.indicator.classify(entry)
+            if verdict >= 0:
+                self._count(slo, slo.group_of(entry), entry.ts, 1 - verdict, verdict)
+
+    def add(self, name: str, ts: float, good: int, bad: int, group: Group = ()) -> None:
+        """Count ``good`` and ``bad`` events of one SLO at ``ts`` (a backtest's recorded counts)."""
+        self._count(self._slos[name], group, ts, good, bad)
+
+    @staticmethod
+    def _count(slo: _Slo, key: Group, ts: float, good: int, bad: int) -> None:
+        group = slo.group(key)
+        bucket = int(ts // slo.width)
+        if bucket != group.bucket:
+            group.fold(slo.width)
+            group.bucket = bucket
+        group.good += good
+        group.bad += bad
+        if ts > slo.last_counted:
+            slo.last_counted = ts
+
+    def tick(self, now: float) -> list[Transition]:
+        """Fold what was counted, let time pass to ``now``, and say which alerts changed."""
+        out: list[Transition] = []
+        for slo in self._slos.values():
+            for key, group in slo.groups.items():
+                group.fold(slo.width)
+                group.counts.advance(now)
+                out.extend(_judge(slo, key, group, now))
+            out.extend(_no_data(slo, now))
+        return out
+
+    def status(self, name: str) -> list[GroupStatus]:
+        """Each group of an SLO as of the last tick (``KeyError`` if no SLO has that name)."""
+        slo = self._slos[name]
+        budget = slo.config.budget
+        return [
+            GroupStatus(
+                key,
+                tuple(window_burn(group.counts.window, w, budget) for w in slo.windows),
+                remaining(group.counts.window, slo.config.window, budget),
+                tuple(sorted(group.firing | ({NO_DATA} if slo.no_data else set()))),
+            )
+            for key, group in sorted(slo.groups.items())
+        ]
+
+
+def _compile(slo: SloConfig, now: float) -> _Slo:
+    windows = sorted({slo.window, *(w for r in rules(slo) for w in (r.long, r.short))})
+    readers = [(name, reader(name)) for name in slo.group_by]
+    return _Slo(
+        config=slo,
+        indicator=indicator(slo),
+        rules=rules(slo),
+        windows=windows,
+        width=min(width_of(w) for w in windows),
+        group_of=lambda e: tuple((name, str(read(e))) for name, read in readers),
+        last_counted=now,
+    )
+
+
+def _judge(slo: _Slo, key: Group, group: _Group, now: float) -> list[Transition]:
+    budget, counts = slo.config.budget, group.counts.window
+    out = []
+    for severity in dict.fromkeys(r.severity for r in slo.rules):
+        own = [r for r in slo.rules if r.severity == severity]
+        firing = any(fires(rule, counts, budget) for rule in own)
+        if firing == (severity in group.firing):
+            continue
+        if firing:
+            group.firing.add(severity)
+        else:
+            group.firing.discard(severity)
+        windows = sorted({w for r in own for w in (r.long, r.short)})
+        out.append(
+            Transition(
+                slo.config.name,
+                key,
+                severity,
+                "fired" if firing else "resolved",
+                now,
+                tuple(window_burn(counts, w, budget) for w in windows),
+                remaining(counts, slo.config.window, budget),
+            )
+        )
+    return out
+
+
+def _no_data(slo: _Slo, now: float) -> list[Transition]:
+    limit = slo.config.no_data
+    silent = limit is not None and now - slo.last_counted >= limit
+    if silent == slo.no_data:
+        return []
+    slo.no_data = silent
+    state: Literal["fired", "resolved"] = "fired" if silent else "resolved"
+    return [Transition(slo.config.name, (), NO_DATA, state, now, (), 1.0)]

@@ -1,0 +1,171 @@
+"""An SLO's indicator, compiled: which entries it counts, and whether each is good or bad.
+
+Expressions are CEL over ``entry`` (the fields of ``cel_env.sample_entry``).
+One that is a conjunction of comparisons with literals (the ready-made SLIs,
+and most filters) is compiled to a Python function over the ``LedgerEntry``
+itself: the evaluator sees every entry, and CEL costs microseconds a call.
+Field types are known, so a comparison CEL would refuse (a string ordered
+against a number) is decided when compiling, as CEL decides it: never true.
+Anything else is evaluated by CEL; an evaluation error counts the entry as
+neither good nor bad.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from governd.config import cel_env
+from governd.config.conditions import KIND, TRUTH, Plain, Term, plain
+from governd.config.slos import Sli, SloConfig
+from governd.ledger.entries import LedgerEntry
+
+Predicate = Callable[[LedgerEntry], bool]
+
+#: The ready-made SLIs as (filter, bad): what each counts and what is bad among them.
+READY: dict[Sli, tuple[str | None, str]] = {
+    "availability": (None, "entry.status >= 500"),
+    "latency": ("entry.status < 400", "entry.latency_ms > {threshold}"),
+    "ttft": ("entry.status < 400 && entry.ttft_ms > 0", "entry.ttft_ms > {threshold}"),
+    "cost": ("entry.status < 400", "entry.cost_usd > {threshold}"),
+    "refusals": (None, 'entry.decision == "deny"'),
+}
+
+#: How each field of ``entry`` is read from a ``LedgerEntry`` (absent: zero or empty).
+_READ: dict[str, str] = {
+    "kind": "e.kind",
+    "operation": "e.operation",
+    "principal": "e.principal",
+    "key": '(e.key_id or "")',
+    "run": '(e.run_id or "")',
+    "model": '(e.model or "")',
+    "served_model": '(e.served_model or "")',
+    "deployment": '(e.deployment or "")',
+    "decision": "e.decision",
+    "status": "e.status",
+    "error_code": '(e.error_code or "")',
+    "stream": "e.stream",
+    "attempts": "e.attempts",
+    "latency_ms": "e.latency_ms",
+    "ttft_ms": "(e.ttft_ms or 0.0)",
+    "input_tokens": "e.input_tokens",
+    "cached_tokens": "e.cached_tokens",
+    "output_tokens": "e.output_tokens",
+    "cost_usd": "e.cost_usd",
+    "tier": "tier(e)",
+}
+_KIND_OF = {name: KIND[type(value)] for name, value in cel_env.sample_entry().items()}
+_SYMBOL = {
+    operator.eq: "==",
+    operator.ne: "!=",
+    operator.lt: "<",
+    operator.le: "<=",
+    operator.gt: ">",
+    operator.ge: ">=",
+}
+
+
+def tier(entry: LedgerEntry) -> str:
+    """A tool call's risk tier, from its signals ("" for other actions)."""
+    if entry.kind != "tool_call" or not entry.signals:
+        return ""
+    found = orjson.loads(entry.signals).get("tier")
+    return found if isinstance(found, str) else ""
+
+
+def reader(field: str) -> Callable[[LedgerEntry], Any]:
+    """How to read one field of ``entry`` (``group_by`` uses it)."""
+    return _READERS[field]
+
+
+def view(entry: LedgerEntry) -> dict[str, Any]:
+    """What CEL sees as ``entry``."""
+    return {name: _READERS[name](entry) for name in _READ}
+
+
+@dataclass(frozen=True, slots=True)
+class Indicator:
+    """One SLO's indicator: ``classify`` says -1 (not counted), 0 (good) or 1 (bad)."""
+
+    counts: Predicate
+    bad: Predicate
+    #: What it counts and what it calls bad (or good), as CEL: how ``slos show`` explains it.
+    filter: str | None
+    judge: str
+
+    def classify(self, entry: LedgerEntry) -> int:
+        """Whether ``entry`` is counted, and if so whether it is bad."""
+        if not self.counts(entry):
+            return -1
+        return 1 if self.bad(entry) else 0
+
+
+def indicator(slo: SloConfig) -> Indicator:
+    """Compile an SLO's indicator (its kind is the evaluator's index, not checked here).
+
+    An expression that fails to evaluate is false: the entry is not counted
+    (``filter``), is good (``bad``), or is bad (``good``).
+    """
+    ready_filter, judge = READY[slo.sli] if slo.sli else (None, slo.bad or slo.good or "")
+    judge = judge.format(threshold=slo.threshold)
+    filters = [f for f in (ready_filter, slo.filter) if f]
+    counts, judged = _conjunction(filters), _conjunction([judge])
+    bad = judged if slo.good is None else (lambda e: not judged(e))
+    return Indicator(counts, bad, " && ".join(f"({f})" for f in filters) or None, judge)
+
+
+def _conjunction(exprs: list[str]) -> Predicate:
+    """All of ``exprs`` hold: Python where every one is plain, else CEL."""
+    if not exprs:
+        return _always
+    forms = [plain(expr, ("entry",)) for expr in exprs]
+    if all(form is not None and all(t[1] in _READ for t in form.terms) for form in forms):
+        terms = [term for form in forms if form is not None for term in form.terms]
+        return _compiled(Plain(tuple(terms)))
+    programs = [cel_env.compile_expr(expr, cel_env.entry_env()) for expr in exprs]
+    return lambda e: _cel_holds(programs, e)
+
+
+def _always(entry: LedgerEntry) -> bool:
+    return True
+
+
+def _compiled(form: Plain) -> Predicate:
+    """A plain conjunction as one Python lambda (fields and literals are checked, never code)."""
+    parts = [_python(term) for term in form.terms]
+    source = "lambda e: " + (" and ".join(parts) if parts else "True")
+    function: Predicate = eval(source, {"tier": tier, "__builtins__": {}})
+    return function
+
+
+def _python(term: Term) -> str:
+    _, field, op, literal, kind = term
+    read = _READ[field]
+    if op is TRUTH:
+        return read if literal else f"not {read}"
+    if _KIND_OF[field] != kind:  # CEL: never equal, unequal, and an error when ordered
+        return "True" if op is operator.ne else "False"
+    return f"({read} {_SYMBOL[op]} {literal!r})"
+
+
+def _cel_holds(programs: list[Any], entry: LedgerEntry) -> bool:
+    data = {"entry": view(entry)}
+    for program in programs:
+        result = program.eval(data=data)
+        if cel_env.is_error(result) or result.value() is not True:
+            return False
+    return True
+
+
+def _reader(source: str) -> Callable[[LedgerEntry], Any]:
+    function: Callable[[LedgerEntry], Any] = eval(
+        f"lambda e: {source}", {"tier": tier, "__builtins__": {}}
+    )
+    return function
+
+
+_READERS = {name: _reader(source) for name, source in _READ.items()}
