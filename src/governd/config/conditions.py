@@ -32,9 +32,16 @@ INDEXED = (
     "tool.tier",
 )
 _STRING = r'"[^"\\]*"|\'[^\'\\]*\''
-_FIELD = "|".join(re.escape(f) for f in INDEXED)
-_EQUALS = re.compile(rf"^(?:({_FIELD})\s*==\s*({_STRING})|({_STRING})\s*==\s*({_FIELD}))$")
-_IN = re.compile(rf"^({_FIELD})\s+in\s+\[\s*((?:{_STRING})(?:\s*,\s*(?:{_STRING}))*)\s*,?\s*\]$")
+
+
+@functools.cache
+def _membership(fields: tuple[str, ...]) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """The patterns of ``FIELD == "v"`` (either way round) and ``FIELD in ["v", ...]``."""
+    field = "|".join(re.escape(f) for f in fields)
+    return (
+        re.compile(rf"^(?:({field})\s*==\s*({_STRING})|({_STRING})\s*==\s*({field}))$"),
+        re.compile(rf"^({field})\s+in\s+\[\s*((?:{_STRING})(?:\s*,\s*(?:{_STRING}))*)\s*,?\s*\]$"),
+    )
 
 
 #: The sections of a policy's context a plain term may read.
@@ -139,8 +146,8 @@ def _value(literal: str) -> Any:
     return float(literal) if any(c in literal for c in ".eE") else int(literal)
 
 
-def equalities(when: str) -> dict[str, frozenset[str]]:
-    """The values each indexed field must have for ``when`` to hold (from its top-level ``&&``s).
+def equalities(when: str, fields: tuple[str, ...] = INDEXED) -> dict[str, frozenset[str]]:
+    """The values each of ``fields`` must have for ``when`` to hold (from its top-level ``&&``s).
 
     Conservative: a condition that is not a plain conjunction at the top (an
     ``||`` or ``?:`` outside parentheses) is indexed by nothing.
@@ -150,15 +157,16 @@ def equalities(when: str) -> dict[str, frozenset[str]]:
     parts = _top_level_conjuncts(when)
     if parts is None:
         return {}
+    equals, among = _membership(fields)
     need: dict[str, frozenset[str]] = {}
     for part in parts:
         term = _unwrap(part.strip())
-        found = _EQUALS.match(term)
+        found = equals.match(term)
         if found:
             field = found.group(1) or found.group(4)
             values = frozenset({_literal(found.group(2) or found.group(3))})
         else:
-            inside = _IN.match(term)
+            inside = among.match(term)
             if not inside:
                 continue
             field = inside.group(1)

@@ -1,7 +1,7 @@
 """SLOs evaluated on every ledger entry: counts per group, alerts on every tick.
 
 ``observe`` is the hot path, called for each entry as it is appended: the SLOs
-of the entry's kind classify it and add it to their group's pending bucket
+of the entry's kind (and model, for those whose filter names it) classify it and add it to their group's pending bucket
 (a few attribute updates). ``tick`` folds pending counts into the windows,
 lets time pass, and evaluates each SLO's alert rules, returning the alerts
 that fired or resolved since the last tick, with the counts that justified
@@ -9,7 +9,8 @@ them. The same evaluator serves the server (ticked on its clock), the
 backtest (ticked through recorded time) and the tests.
 
 ``no_data`` is its own alert: an SLO that counted nothing for its ``no_data``
-duration fires it, and the next counted entry resolves it.
+duration (measured from the start of the last bucket it counted in) fires it,
+and the next counted entry resolves it.
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from governd.config.conditions import equalities
 from governd.config.slos import SloConfig
 from governd.ledger.entries import LedgerEntry
 from governd.ledger.slos.burn import Rule, WindowBurn, fires, remaining, rules, window_burn
-from governd.ledger.slos.indicators import Indicator, indicator, reader
+from governd.ledger.slos.indicators import indicator, reader
 from governd.ledger.slos.windows import Counts, width_of
 
 Group = tuple[tuple[str, str], ...]
+_MAX_ROUTES = 10_000
 NO_DATA = "no_data"
 
 
@@ -68,38 +71,51 @@ class GroupStatus:
 
 
 class _Group:
-    """One group's counts, and the bucket of counts not yet folded in."""
+    """One group's counts, and those of its pending bucket ``[start, end)``, not yet folded in."""
 
-    __slots__ = ("bad", "bucket", "counts", "firing", "good")
+    __slots__ = ("bad", "counts", "end", "firing", "good", "start")
 
     def __init__(self, windows: Iterable[float]) -> None:
         self.counts = Counts(windows)
-        self.bucket = -1
+        self.start = self.end = float("-inf")
         self.good = self.bad = 0
         self.firing: set[str] = set()
 
-    def fold(self, width: int) -> None:
+    def fold(self) -> None:
         if self.good or self.bad:
-            self.counts.add(self.bucket * width, self.good, self.bad)
+            self.counts.add(self.start, self.good, self.bad)
             self.good = self.bad = 0
+
+    def pend(self, ts: float, width: int) -> None:
+        """Make the bucket of ``ts`` the pending one (folding the previous one in)."""
+        self.fold()
+        self.start = ts // width * width
+        self.end = self.start + width
 
 
 @dataclass(slots=True)
 class _Slo:
     config: SloConfig
-    indicator: Indicator
+    classify: Callable[[LedgerEntry], int]
     rules: list[Rule]
     windows: list[float]
     width: int
     group_of: Callable[[LedgerEntry], Group]
-    last_counted: float
+    #: When it was created: the start of its silence until it counts something.
+    started: float
+    #: The models its filter requires, if it names them (``entry.model == ...``): its index.
+    models: frozenset[str] | None
     groups: dict[Group, _Group] = field(default_factory=dict)
     no_data: bool = False
+    #: The one group of an SLO without ``group_by``, once it has counted something.
+    single: _Group | None = None
 
     def group(self, key: Group) -> _Group:
         found = self.groups.get(key)
         if found is None:
             found = self.groups[key] = _Group(self.windows)
+            if not self.config.group_by:
+                self.single = found
         return found
 
 
@@ -108,9 +124,8 @@ class SloEvaluator:
 
     def __init__(self, slos: Sequence[SloConfig], now: float) -> None:
         self._slos = {slo.name: _compile(slo, now) for slo in slos}
-        self._by_kind: dict[str, list[_Slo]] = {}
-        for slo in self._slos.values():
-            self._by_kind.setdefault(slo.config.kind, []).append(slo)
+        # Which SLOs may count an entry, by its kind and model: filled as pairs are first seen.
+        self._routes: dict[tuple[str, str | None], list[_Slo]] = {}
         #: How often ``tick`` should run: the finest bucket of any SLO.
         self.interval = min((s.width for s in self._slos.values()), default=60)
 
@@ -124,34 +139,49 @@ class SloEvaluator:
         return self._slos[name].config
 
     def observe(self, entry: LedgerEntry) -> None:
-        """Count ``entry`` in every SLO whose indicator selects it."""
-        for slo in self._by_kind.get(entry.kind, ()):
-            verdict = slo.indicator.classify(entry)
-            if verdict >= 0:
-                self._count(slo, slo.group_of(entry), entry.ts, 1 - verdict, verdict)
+        """Count ``entry`` in every SLO whose indicator selects it (the hot path: keep it lean)."""
+        ts = entry.ts
+        route = self._routes.get((entry.kind, entry.model))
+        if route is None:
+            route = self._route(entry.kind, entry.model)
+        for slo in route:
+            verdict = slo.classify(entry)
+            if verdict < 0:
+                continue
+            group = slo.single or slo.group(slo.group_of(entry))
+            if not group.start <= ts < group.end:
+                group.pend(ts, slo.width)
+            if verdict:
+                group.bad += 1
+            else:
+                group.good += 1
+
+    def _route(self, kind: str, model: str | None) -> list[_Slo]:
+        if len(self._routes) >= _MAX_ROUTES:
+            self._routes.clear()
+        found = [
+            slo
+            for slo in self._slos.values()
+            if slo.config.kind == kind and (slo.models is None or (model or "") in slo.models)
+        ]
+        self._routes[(kind, model)] = found
+        return found
 
     def add(self, name: str, ts: float, good: int, bad: int, group: Group = ()) -> None:
         """Count ``good`` and ``bad`` events of one SLO at ``ts`` (a backtest's recorded counts)."""
-        self._count(self._slos[name], group, ts, good, bad)
-
-    @staticmethod
-    def _count(slo: _Slo, key: Group, ts: float, good: int, bad: int) -> None:
-        group = slo.group(key)
-        bucket = int(ts // slo.width)
-        if bucket != group.bucket:
-            group.fold(slo.width)
-            group.bucket = bucket
-        group.good += good
-        group.bad += bad
-        if ts > slo.last_counted:
-            slo.last_counted = ts
+        slo = self._slos[name]
+        found = slo.group(group)
+        if not found.start <= ts < found.end:
+            found.pend(ts, slo.width)
+        found.good += good
+        found.bad += bad
 
     def tick(self, now: float) -> list[Transition]:
         """Fold what was counted, let time pass to ``now``, and say which alerts changed."""
         out: list[Transition] = []
         for slo in self._slos.values():
             for key, group in slo.groups.items():
-                group.fold(slo.width)
+                group.fold()
                 group.counts.advance(now)
                 out.extend(_judge(slo, key, group, now))
             out.extend(_no_data(slo, now))
@@ -177,12 +207,13 @@ def _compile(slo: SloConfig, now: float) -> _Slo:
     readers = [(name, reader(name)) for name in slo.group_by]
     return _Slo(
         config=slo,
-        indicator=indicator(slo),
+        classify=indicator(slo).classify,
         rules=rules(slo),
         windows=windows,
         width=min(width_of(w) for w in windows),
         group_of=lambda e: tuple((name, str(read(e))) for name, read in readers),
-        last_counted=now,
+        started=now,
+        models=equalities(slo.filter, ("entry.model",)).get("entry.model") if slo.filter else None,
     )
 
 
@@ -215,7 +246,9 @@ def _judge(slo: _Slo, key: Group, group: _Group, now: float) -> list[Transition]
 
 def _no_data(slo: _Slo, now: float) -> list[Transition]:
     limit = slo.config.no_data
-    silent = limit is not None and now - slo.last_counted >= limit
+    # The start of the newest bucket any group counted in: silence is measured from there.
+    last = max((g.start for g in slo.groups.values()), default=slo.started)
+    silent = limit is not None and now - max(last, slo.started) >= limit
     if silent == slo.no_data:
         return []
     slo.no_data = silent

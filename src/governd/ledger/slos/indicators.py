@@ -91,17 +91,10 @@ def view(entry: LedgerEntry) -> dict[str, Any]:
 class Indicator:
     """One SLO's indicator: ``classify`` says -1 (not counted), 0 (good) or 1 (bad)."""
 
-    counts: Predicate
-    bad: Predicate
+    classify: Callable[[LedgerEntry], int]
     #: What it counts and what it calls bad (or good), as CEL: how ``slos show`` explains it.
     filter: str | None
     judge: str
-
-    def classify(self, entry: LedgerEntry) -> int:
-        """Whether ``entry`` is counted, and if so whether it is bad."""
-        if not self.counts(entry):
-            return -1
-        return 1 if self.bad(entry) else 0
 
 
 def indicator(slo: SloConfig) -> Indicator:
@@ -113,32 +106,49 @@ def indicator(slo: SloConfig) -> Indicator:
     ready_filter, judge = READY[slo.sli] if slo.sli else (None, slo.bad or slo.good or "")
     judge = judge.format(threshold=slo.threshold)
     filters = [f for f in (ready_filter, slo.filter) if f]
-    counts, judged = _conjunction(filters), _conjunction([judge])
-    bad = judged if slo.good is None else (lambda e: not judged(e))
-    return Indicator(counts, bad, " && ".join(f"({f})" for f in filters) or None, judge)
+    described = " && ".join(f"({f})" for f in filters) or None
+    bad_when = slo.good is None
+    counts, judged = _plain(filters), _plain([judge])
+    if counts is not None and judged is not None:  # one Python expression: the hot path
+        verdict = "(1 if {0} else 0)" if bad_when else "(0 if {0} else 1)"
+        body = verdict.format(_source(judged))
+        source = f"({body} if {_source(counts)} else -1)" if counts.terms else body
+        return Indicator(_function(source), described, judge)
+    selects, holds = _conjunction(filters), _conjunction([judge])
+    return Indicator(
+        lambda e: -1 if not selects(e) else int(holds(e) == bad_when), described, judge
+    )
+
+
+def _plain(exprs: list[str]) -> Plain | None:
+    """The conjunction of ``exprs`` as one plain form, if each has one over known fields."""
+    terms: list[Term] = []
+    for expr in exprs:
+        form = plain(expr, ("entry",))
+        if form is None or any(term[1] not in _READ for term in form.terms):
+            return None
+        terms.extend(form.terms)
+    return Plain(tuple(terms))
 
 
 def _conjunction(exprs: list[str]) -> Predicate:
     """All of ``exprs`` hold: Python where every one is plain, else CEL."""
-    if not exprs:
-        return _always
-    forms = [plain(expr, ("entry",)) for expr in exprs]
-    if all(form is not None and all(t[1] in _READ for t in form.terms) for form in forms):
-        terms = [term for form in forms if form is not None for term in form.terms]
-        return _compiled(Plain(tuple(terms)))
+    form = _plain(exprs)
+    if form is not None:
+        return _function(_source(form))
     programs = [cel_env.compile_expr(expr, cel_env.entry_env()) for expr in exprs]
     return lambda e: _cel_holds(programs, e)
 
 
-def _always(entry: LedgerEntry) -> bool:
-    return True
+def _source(form: Plain) -> str:
+    """A plain conjunction as a Python expression over ``e`` (fields and literals are checked)."""
+    return "(" + (" and ".join(_python(term) for term in form.terms) or "True") + ")"
 
 
-def _compiled(form: Plain) -> Predicate:
-    """A plain conjunction as one Python lambda (fields and literals are checked, never code)."""
-    parts = [_python(term) for term in form.terms]
-    source = "lambda e: " + (" and ".join(parts) if parts else "True")
-    function: Predicate = eval(source, {"tier": tier, "__builtins__": {}})
+def _function(expression: str) -> Callable[[LedgerEntry], Any]:
+    function: Callable[[LedgerEntry], Any] = eval(  # noqa: S307
+        f"lambda e: {expression}", {"tier": tier, "__builtins__": {}}
+    )
     return function
 
 
@@ -161,11 +171,4 @@ def _cel_holds(programs: list[Any], entry: LedgerEntry) -> bool:
     return True
 
 
-def _reader(source: str) -> Callable[[LedgerEntry], Any]:
-    function: Callable[[LedgerEntry], Any] = eval(
-        f"lambda e: {source}", {"tier": tier, "__builtins__": {}}
-    )
-    return function
-
-
-_READERS = {name: _reader(source) for name, source in _READ.items()}
+_READERS = {name: _function(source) for name, source in _READ.items()}
