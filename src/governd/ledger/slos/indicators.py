@@ -146,7 +146,7 @@ def _source(form: Plain) -> str:
 
 
 def _function(expression: str) -> Callable[[LedgerEntry], Any]:
-    function: Callable[[LedgerEntry], Any] = eval(  # noqa: S307
+    function: Callable[[LedgerEntry], Any] = eval(
         f"lambda e: {expression}", {"tier": tier, "__builtins__": {}}
     )
     return function
