@@ -63,6 +63,9 @@ def test_counts_from_jsonl_print_every_transition(tmp_path: Path) -> None:
     text = backtest(tmp_path, "--slo-file", str(slos), "--slo", "avail", "--events", "events.jsonl")
     assert text.stdout.splitlines()[0].startswith("1970-01-01 00:19:40  page      fired     avail")
     assert "burn 1m=10.00 10m=3.05" in text.stdout
+    assert text.stdout.splitlines()[-1] == (
+        "1,400 events replayed from 1970-01-01 00:00:00 to 1970-01-01 00:23:19: 2 transitions"
+    )
 
 
 def test_a_ledger_file_replays_through_every_slo(tmp_path: Path) -> None:

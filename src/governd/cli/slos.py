@@ -70,11 +70,34 @@ def backtest(
     else:
         assert events is not None
         source = _counts(events)
+    seen = _Seen(source)
+    found = 0
     try:
-        for transition in replay(chosen, source):
+        for transition in replay(chosen, seen):
             click.echo(json.dumps(_as_json(transition)) if as_json else _line(transition))
+            found += 1
     except ValueError as exc:
         raise click.ClickException(f"{events}: {exc}") from None
+    if not as_json:  # JSON output stays one transition per line
+        span = f" from {when(seen.first)} to {when(seen.last)}" if seen.count else ""
+        click.echo(f"{seen.count:,} events replayed{span}: {found} transitions")
+
+
+class _Seen:
+    """The events replayed: how many, and the first and last time."""
+
+    def __init__(self, events: Iterable[LedgerEntry | Counted]) -> None:
+        self._events = events
+        self.count = 0
+        self.first = self.last = 0.0
+
+    def __iter__(self) -> Iterator[LedgerEntry | Counted]:
+        for event in self._events:
+            if not self.count:
+                self.first = event.ts
+            self.count += 1
+            self.last = event.ts
+            yield event
 
 
 def _chosen(found: list[SloConfig], name: str | None) -> list[SloConfig]:
