@@ -187,11 +187,7 @@ class Hold:
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    """A path's budgets in the windows current from ``since`` to ``until``.
-
-    Built once per principal and window (and again when the budgets change),
-    so a reservation reads no limit, window or path of its own.
-    """
+    """A path's budgets in their windows current from ``since`` to ``until`` (built once for all)."""
 
     keys: tuple[BudgetKey, ...]
     limits: tuple[Limit, ...]
@@ -247,9 +243,7 @@ class Budgets:
         new = [key for key in limits if key not in self._limits]
         self._limits = {}
         self._by_node.clear()
-        self._paths.clear()
-        self._plans.clear()
-        for key, limit in limits.items():
+        for key, limit in limits.items():  # each is new: ``set`` clears the cached paths
             self.set(key, limit)
         await self.resume(new)
         self._generation = generation
