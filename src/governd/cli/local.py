@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from governd.cli.common import emit
-from governd.config import ConfigError, load_config
+from governd.config import ConfigError, GovernConfig, load_config
 
 
 @click.command()
@@ -113,28 +113,43 @@ def audit() -> None:
     """Verify the ledger's integrity (works on the storage directly; no server needed)."""
 
 
-_audit_opts = [
+_ledger_opts = [
     click.option(
         "--config",
         "config_path",
         envvar="GOVERND_CONFIG",
         type=click.Path(dir_okay=False),
-        help="governd.yaml whose ledger to read (env GOVERND_CONFIG).",
+        help="governd.yaml to read (env GOVERND_CONFIG).",
     ),
     click.option(
         "--storage", help="Ledger URL, overriding the config (e.g. sqlite:///governd.db)."
     ),
-    click.option(
-        "--public-key", "public_keys", multiple=True, help="Also trust this hex Ed25519 public key."
-    ),
 ]
+_public_key = click.option(
+    "--public-key", "public_keys", multiple=True, help="Also trust this hex Ed25519 public key."
+)
+
+
+def on_ledger(fn: Any) -> Any:
+    """Give a command that reads the ledger ``--config`` and ``--storage``."""
+    for opt in reversed(_ledger_opts):
+        fn = opt(fn)
+    return fn
 
 
 def audited(fn: Any) -> Any:
     """Give a command ``--config``, ``--storage`` and ``--public-key``."""
-    for opt in reversed(_audit_opts):
-        fn = opt(fn)
-    return fn
+    return on_ledger(_public_key(fn))
+
+
+def ledger_config(config_path: str | None, storage: str | None) -> GovernConfig:
+    """The config, its ledger replaced by ``--storage`` when given."""
+    cfg = load_config(config_path)
+    if storage:
+        from governd.config import resolve_storage
+
+        cfg = cfg.model_copy(update={"storage": resolve_storage(storage, Path.cwd())})
+    return cfg
 
 
 def _ledger(
@@ -142,14 +157,7 @@ def _ledger(
 ) -> tuple[Any, dict[str, str]]:
     from governd.ledger.audit import open_ledger, trusted_keys
 
-    try:
-        cfg = load_config(config_path)
-    except ConfigError as exc:
-        raise click.ClickException(config_report(exc)) from None
-    if storage:
-        from governd.config import resolve_storage
-
-        cfg = cfg.model_copy(update={"storage": resolve_storage(storage, Path.cwd())})
+    cfg = ledger_config(config_path, storage)
     try:
         return open_ledger(cfg.storage), trusted_keys(cfg, keys)
     except ValueError as exc:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
 import click
 
 from governd.cli.common import when
-from governd.config import load_config, resolve_storage
+from governd.cli.local import ledger_config, on_ledger
+from governd.config import load_config
 from governd.config.slos import SloConfig
 from governd.ledger.entries import LedgerEntry
 from governd.ledger.slos.backtest import Counted, ledger_entries, read_counts, replay
@@ -35,14 +35,7 @@ def slos() -> None:
     type=click.Path(dir_okay=False, exists=True),
     help="SLOs from this YAML (`slos: [...]`) instead of the config's.",
 )
-@click.option(
-    "--config",
-    "config_path",
-    envvar="GOVERND_CONFIG",
-    type=click.Path(dir_okay=False),
-    help="governd.yaml with the SLOs and the ledger (env GOVERND_CONFIG).",
-)
-@click.option("--storage", help="Ledger URL, overriding the config (with --ledger).")
+@on_ledger
 @click.option("--since", type=float, help="With --ledger: entries from this epoch time on.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per transition and line.")
 def backtest(
@@ -58,15 +51,14 @@ def backtest(
     """Print every alert the SLOs would have fired and resolved over recorded outcomes."""
     if from_ledger == (events is not None):
         raise click.UsageError("give one of --ledger or --events")
-    cfg = load_config(config_path)
+    cfg = ledger_config(config_path, storage)
     chosen = _chosen(list(load_config(slo_file).slos if slo_file else cfg.slos), name)
     if events is not None and len(chosen) != 1:
         raise click.UsageError(
             f"--events counts belong to one SLO: pick it with --slo ({_names(chosen)})"
         )
     if from_ledger:
-        url = resolve_storage(storage, Path.cwd()) if storage else cfg.storage
-        source: Iterable[LedgerEntry | Counted] = _entries(url, since)
+        source: Iterable[LedgerEntry | Counted] = _entries(cfg.storage, since)
     else:
         assert events is not None
         source = _counts(events)

@@ -42,16 +42,22 @@ def _models(cfg: GovernConfig) -> Found:
     return out
 
 
+def _duplicates(section: str, field: str, names: list[str], what: str) -> Found:
+    """Each name of a list that an earlier item already has, at its own key."""
+    return [
+        ((section, str(i), field), f"duplicate {what} {name!r}")
+        for i, name in enumerate(names)
+        if names.index(name) != i
+    ]
+
+
 def _policies(cfg: GovernConfig) -> Found:
-    out: Found = []
-    ids = [p.id for p in cfg.policies]
+    out = _duplicates("policies", "id", [p.id for p in cfg.policies], "policy id")
     for i, pol in enumerate(cfg.policies):
         at = ("policies", str(i))
         why = cel_env.problem(pol.when)
         if why is not None:
             out.append(((*at, "when"), f"policy {pol.id!r}: {why.replace('; ', ', ')}"))
-        if ids.index(pol.id) != i:
-            out.append(((*at, "id"), f"duplicate policy id {pol.id!r}"))
         if pol.degrade_to is not None and pol.degrade_to not in cfg.models:
             out.append(((*at, "degrade_to"), f"unknown model {pol.degrade_to!r}"))
     return out
@@ -59,12 +65,9 @@ def _policies(cfg: GovernConfig) -> Found:
 
 def _slos(cfg: GovernConfig) -> Found:
     """SLO names are unique; their expressions compile and read only what entries have."""
-    out: Found = []
-    names = [slo.name for slo in cfg.slos]
+    out = _duplicates("slos", "name", [slo.name for slo in cfg.slos], "slo name")
     for i, slo in enumerate(cfg.slos):
         at = ("slos", str(i))
-        if names.index(slo.name) != i:
-            out.append(((*at, "name"), f"duplicate slo name {slo.name!r}"))
         for field in ("filter", "bad", "good"):
             expr = getattr(slo, field)
             why = None if expr is None else cel_env.entry_problem(expr)

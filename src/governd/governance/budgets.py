@@ -101,10 +101,6 @@ class Cost:
     tokens: int
     device_hours: float = 0.0
 
-    def of(self, unit: Unit) -> float:
-        """The amount in ``unit``."""
-        return self.amounts()[UNITS.index(unit)]
-
     def amounts(self) -> tuple[float, float, float]:
         """The amount in each of ``UNITS``, in their order."""
         return (self.usd, float(self.tokens), self.device_hours)
@@ -332,6 +328,7 @@ class Budgets:
         if not plan.keys:
             return []
         found = await self.state.usages(plan.slots)
+        # BudgetUse.of inlined: this runs for every budget of every call.
         return [
             BudgetUse(key, limit, spent, reserved, (spent + reserved) / limit.limit)
             if limit.limit

@@ -23,7 +23,7 @@ from governd.config.conditions import equalities
 from governd.config.slos import SloConfig
 from governd.ledger.entries import LedgerEntry
 from governd.ledger.slos.burn import Rule, WindowBurn, fires, remaining, rules, window_burn
-from governd.ledger.slos.indicators import indicator, reader
+from governd.ledger.slos.indicators import Classify, indicator, reader
 from governd.ledger.slos.windows import Counts, width_of
 
 Group = tuple[tuple[str, str], ...]
@@ -86,18 +86,22 @@ class _Group:
             self.counts.add(self.start, self.good, self.bad)
             self.good = self.bad = 0
 
-    def pend(self, ts: float, width: int) -> None:
-        """Make the bucket of ``ts`` the pending one (folding the previous one in)."""
-        self.fold()
-        self.start = ts // width * width
-        self.end = self.start + width
+    def count(self, ts: float, width: int, good: int, bad: int) -> None:
+        """Count events at ``ts`` in the pending bucket (folding it in first if ``ts`` is outside)."""
+        if not self.start <= ts < self.end:
+            self.fold()
+            self.start = ts // width * width
+            self.end = self.start + width
+        self.good += good
+        self.bad += bad
 
 
 @dataclass(slots=True)
 class _Slo:
     config: SloConfig
-    classify: Callable[[LedgerEntry], int]
-    rules: list[Rule]
+    classify: Classify
+    #: Each severity's rules, and the windows they read (a transition records those).
+    severities: dict[str, tuple[list[Rule], list[float]]]
     windows: list[float]
     width: int
     group_of: Callable[[LedgerEntry], Group]
@@ -149,12 +153,7 @@ class SloEvaluator:
             if verdict < 0:
                 continue
             group = slo.single or slo.group(slo.group_of(entry))
-            if not group.start <= ts < group.end:
-                group.pend(ts, slo.width)
-            if verdict:
-                group.bad += 1
-            else:
-                group.good += 1
+            group.count(ts, slo.width, 1 - verdict, verdict)
 
     def _route(self, kind: str, model: str | None) -> list[_Slo]:
         if len(self._routes) >= _MAX_ROUTES:
@@ -170,11 +169,7 @@ class SloEvaluator:
     def add(self, name: str, ts: float, good: int, bad: int, group: Group = ()) -> None:
         """Count ``good`` and ``bad`` events of one SLO at ``ts`` (a backtest's recorded counts)."""
         slo = self._slos[name]
-        found = slo.group(group)
-        if not found.start <= ts < found.end:
-            found.pend(ts, slo.width)
-        found.good += good
-        found.bad += bad
+        slo.group(group).count(ts, slo.width, good, bad)
 
     def tick(self, now: float) -> list[Transition]:
         """Fold what was counted, let time pass to ``now``, and say which alerts changed."""
@@ -203,12 +198,17 @@ class SloEvaluator:
 
 
 def _compile(slo: SloConfig, now: float) -> _Slo:
-    windows = sorted({slo.window, *(w for r in rules(slo) for w in (r.long, r.short))})
+    severities: dict[str, tuple[list[Rule], list[float]]] = {}
+    for rule in rules(slo):
+        own, read = severities.setdefault(rule.severity, ([], []))
+        own.append(rule)
+        read[:] = sorted({*read, rule.long, rule.short})
+    windows = sorted({slo.window, *(w for _, read in severities.values() for w in read)})
     readers = [(name, reader(name)) for name in slo.group_by]
     return _Slo(
         config=slo,
-        classify=indicator(slo).classify,
-        rules=rules(slo),
+        classify=indicator(slo),
+        severities=severities,
         windows=windows,
         width=min(width_of(w) for w in windows),
         group_of=lambda e: tuple((name, str(read(e))) for name, read in readers),
@@ -220,8 +220,7 @@ def _compile(slo: SloConfig, now: float) -> _Slo:
 def _judge(slo: _Slo, key: Group, group: _Group, now: float) -> list[Transition]:
     budget, counts = slo.config.budget, group.counts.window
     out = []
-    for severity in dict.fromkeys(r.severity for r in slo.rules):
-        own = [r for r in slo.rules if r.severity == severity]
+    for severity, (own, windows) in slo.severities.items():
         firing = any(fires(rule, counts, budget) for rule in own)
         if firing == (severity in group.firing):
             continue
@@ -229,7 +228,6 @@ def _judge(slo: _Slo, key: Group, group: _Group, now: float) -> list[Transition]
             group.firing.add(severity)
         else:
             group.firing.discard(severity)
-        windows = sorted({w for r in own for w in (r.long, r.short)})
         out.append(
             Transition(
                 slo.config.name,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -87,17 +86,11 @@ def view(entry: LedgerEntry) -> dict[str, Any]:
     return {name: _READERS[name](entry) for name in _READ}
 
 
-@dataclass(frozen=True, slots=True)
-class Indicator:
-    """One SLO's indicator: ``classify`` says -1 (not counted), 0 (good) or 1 (bad)."""
-
-    classify: Callable[[LedgerEntry], int]
-    #: What it counts and what it calls bad (or good), as CEL: how ``slos show`` explains it.
-    filter: str | None
-    judge: str
+#: An SLO's indicator: -1 (the entry is not counted), 0 (good) or 1 (bad).
+Classify = Callable[[LedgerEntry], int]
 
 
-def indicator(slo: SloConfig) -> Indicator:
+def indicator(slo: SloConfig) -> Classify:
     """Compile an SLO's indicator (its kind is the evaluator's index, not checked here).
 
     An expression that fails to evaluate is false: the entry is not counted
@@ -106,18 +99,17 @@ def indicator(slo: SloConfig) -> Indicator:
     ready_filter, judge = READY[slo.sli] if slo.sli else (None, slo.bad or slo.good or "")
     judge = judge.format(threshold=slo.threshold)
     filters = [f for f in (ready_filter, slo.filter) if f]
-    described = " && ".join(f"({f})" for f in filters) or None
     bad_when = slo.good is None
     counts, judged = _plain(filters), _plain([judge])
     if counts is not None and judged is not None:  # one Python expression: the hot path
         verdict = "(1 if {0} else 0)" if bad_when else "(0 if {0} else 1)"
         body = verdict.format(_source(judged))
-        source = f"({body} if {_source(counts)} else -1)" if counts.terms else body
-        return Indicator(_function(source), described, judge)
+        function: Classify = _function(
+            f"({body} if {_source(counts)} else -1)" if counts.terms else body
+        )
+        return function
     selects, holds = _conjunction(filters), _conjunction([judge])
-    return Indicator(
-        lambda e: -1 if not selects(e) else int(holds(e) == bad_when), described, judge
-    )
+    return lambda e: -1 if not selects(e) else int(holds(e) == bad_when)
 
 
 def _plain(exprs: list[str]) -> Plain | None:
