@@ -19,6 +19,14 @@ def parse_duration(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2) or "s"]
 
 
+def format_duration(seconds: float) -> str:
+    """``seconds`` in the largest unit that divides it (``3600`` -> ``1h``), as configs write it."""
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
 def parse_since(text: str, now: float) -> float:
     """A point in time: a duration ago (``15m``), epoch seconds, or an ISO 8601 timestamp."""
     if _DURATION.match(text) and text.strip()[-1].isalpha():

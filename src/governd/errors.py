@@ -41,6 +41,9 @@ class GovernError(Exception):
     code = "internal_error"
     type = "server_error"
     status = 500
+    #: Where the action last ran and how many attempts it made, when routing it failed.
+    deployment: str | None = None
+    attempts = 0
 
     def __init__(
         self,
@@ -62,10 +65,17 @@ class GovernError(Exception):
 
     def refusing(self, decision: Decision) -> Self:
         """This error as the refusal of ``decision`` (a new error; this one is left as it is)."""
-        refusal = type(self).__new__(type(self))
-        Exception.__init__(refusal, *self.args)
-        refusal.__dict__.update(self.__dict__, decision=decision)
-        return refusal
+        return self._with(decision=decision)
+
+    def failed_at(self, deployment: str, attempts: int) -> Self:
+        """This error as the end of ``attempts`` tries, the last at ``deployment`` (a new error)."""
+        return self._with(deployment=deployment, attempts=attempts)
+
+    def _with(self, **changes: object) -> Self:
+        copy = type(self).__new__(type(self))
+        Exception.__init__(copy, *self.args)
+        copy.__dict__.update(self.__dict__, **changes)
+        return copy
 
     def envelope(self) -> dict[str, dict[str, str | None]]:
         """The OpenAI error shape: ``{"error": {message, type, code, param}}``."""

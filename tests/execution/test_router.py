@@ -113,9 +113,11 @@ async def test_exhausted_retries_raise_the_last_error() -> None:
     router, _ = make(
         "router: {retries: 1}\nmodels:\n  m: {deployments: [{upstream: a, model: x}]}\n", a=a
     )
-    with pytest.raises(UpstreamError):
+    with pytest.raises(UpstreamError) as failed:
         await router.send("m", "chat", {}, False)
     assert len(a.calls) == 2
+    # The ledger names where it failed, and after how many tries.
+    assert (failed.value.deployment, failed.value.attempts) == ("a/x", 2)
 
 
 async def test_open_breaker_refuses_without_calling_then_probes() -> None:

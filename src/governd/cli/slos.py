@@ -1,18 +1,21 @@
-"""``governd slos``: replay outcomes through the SLO evaluator (``backtest``, no server needed)."""
+"""``governd slos``: where a server's SLOs stand (``list``, ``show``), and ``backtest`` (no server)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
 from typing import Any
+from urllib.parse import quote
 
 import click
 
-from governd.cli.common import when
+from governd.cli.common import admin, emit, remote, when
 from governd.cli.local import ledger_config, on_ledger
 from governd.config import load_config
 from governd.config.slos import SloConfig
+from governd.durations import format_duration
 from governd.ledger.entries import LedgerEntry
+from governd.ledger.slos.alerts import summary
 from governd.ledger.slos.backtest import Counted, ledger_entries, read_counts, replay
 from governd.ledger.slos.evaluator import Transition
 
@@ -20,6 +23,62 @@ from governd.ledger.slos.evaluator import Transition
 @click.group()
 def slos() -> None:
     """SLOs and their error budgets."""
+
+
+@slos.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@remote
+def slos_list(url: str, admin_key: str | None, as_json: bool) -> None:
+    """Every SLO: objective, window, the budget left and the alerts firing, per group."""
+    out = admin(url, admin_key).call("GET", "/admin/v1/slos")
+    if as_json:
+        emit(out)
+        return
+    if not out["slos"]:
+        click.echo("no SLOs: the server's config has no `slos:`")
+    for slo in out["slos"]:
+        head = f"{slo['name']}  {slo['objective']:g}% over {format_duration(slo['window_s'])}"
+        click.echo(head + ("  NO DATA" if slo["no_data"] else ""))
+        for g in slo["groups"]:
+            click.echo("  " + _group_line(g))
+
+
+@slos.command("show")
+@click.argument("name")
+@click.option("--limit", type=int, default=20, show_default=True, help="Transitions shown.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@remote
+def slos_show(url: str, admin_key: str | None, name: str, limit: int, as_json: bool) -> None:
+    """One SLO: its indicator, alert rules, groups and latest alert transitions."""
+    out = admin(url, admin_key).call("GET", f"/admin/v1/slos/{quote(name, safe='')}", limit=limit)
+    if as_json:
+        emit(out)
+        return
+    indicator = out["sli"] or " ".join(
+        f"{k}: {out[k]}" for k in ("filter", "bad", "good") if out[k]
+    )
+    click.echo(
+        f"{out['name']}: {out['objective']:g}% of {out['kind']} over {format_duration(out['window_s'])}"
+    )
+    click.echo(
+        f"  indicator  {indicator}" + (f" > {out['threshold']:g}" if out["threshold"] else "")
+    )
+    for r in out["rules"]:
+        click.echo(
+            f"  {r['severity']:<8}  {format_duration(r['long_s'])}/{format_duration(r['short_s'])}"
+            f" burn > {r['factor']:.3g}"
+        )
+    for g in out["groups"]:
+        click.echo("  " + _group_line(g))
+    for t in out["transitions"]:
+        click.echo(f"  {when(t['at'])}  {t['severity']:<8}  {t['state']}")
+
+
+def _group_line(g: dict[str, Any]) -> str:
+    group = " ".join(f"{k}={v}" for k, v in g["group"].items()) or "(all)"
+    burns = " ".join(f"{format_duration(w['window_s'])}={w['burn']:.2f}" for w in g["windows"])
+    firing = f"  FIRING {', '.join(g['firing'])}" if g["firing"] else ""
+    return f"{group}  budget left {g['remaining']:.1%}  burn {burns}{firing}"
 
 
 @slos.command("backtest")
@@ -130,18 +189,4 @@ def _as_json(t: Transition) -> dict[str, Any]:
 
 
 def _line(t: Transition) -> str:
-    group = " ".join(f"{k}={v}" for k, v in t.group)
-    burns = " ".join(f"{_span(w.window)}={w.burn:.2f}" for w in t.windows)
-    figures = f"burn {burns}  budget left {t.remaining:.1%}" if t.windows else ""
-    return "  ".join(
-        part
-        for part in (when(t.at), f"{t.severity:<8}", f"{t.state:<8}", t.slo, group, figures)
-        if part
-    )
-
-
-def _span(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds / size:g}{unit}"
-    return f"{seconds:g}s"
+    return f"{when(t.at)}  {t.severity:<8}  {t.state:<8}  {summary(t)}"

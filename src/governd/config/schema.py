@@ -15,7 +15,7 @@ from governd.config.base import StrictModel
 from governd.config.compute import ComputeConfig
 from governd.config.problems import ReferenceProblems
 from governd.config.references import config_references
-from governd.config.slos import SloConfig
+from governd.config.slos import AlertsConfig, SloConfig
 
 _Model = StrictModel
 
@@ -266,7 +266,7 @@ class LedgerConfig(_Model):
 
 
 class ObserveConfig(_Model):
-    """Where traces go (metrics are always at /metrics)."""
+    """Where traces and SLO alerts go (metrics are always at /metrics)."""
 
     otlp_endpoint: str | None = Field(
         None,
@@ -274,6 +274,7 @@ class ObserveConfig(_Model):
         description="OTLP/HTTP traces endpoint, e.g. http://127.0.0.1:4318/v1/traces; empty: no traces",
     )
     service_name: str = "governd"
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
 
 class GovernConfig(_Model):

@@ -10,13 +10,14 @@ long``, the rate that spends that share of the error budget in ``long``.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from governd.config.base import StrictModel
 from governd.durations import parse_duration
 
+Url = Annotated[str, Field(pattern=r"^https?://")]
 Severity = Literal["page", "ticket"]
 Sli = Literal["availability", "latency", "ttft", "cost", "refusals"]
 EntryKind = Literal["model_call", "tool_call", "job"]
@@ -119,3 +120,21 @@ class SloConfig(StrictModel):
                 f"{where} can never fire: it needs a burn rate of {factor:.3g}, and with an "
                 f"objective of {self.objective:g}% the highest possible is {1 / self.budget:.3g}"
             )
+
+
+class AlertsConfig(StrictModel):
+    """Where SLO alerts go besides the ledger and /metrics."""
+
+    alertmanagers: list[Url] = Field(
+        default_factory=list,
+        description="Alertmanager base URLs; alerts are posted to /api/v2/alerts and re-sent while firing",
+    )
+    webhooks: list[Url] = Field(
+        default_factory=list,
+        description="URLs that get each transition in Alertmanager's webhook payload format",
+    )
+    resend_s: float = Field(60.0, gt=0, description="seconds between re-sends of firing alerts")
+    timeout_s: float = Field(5.0, gt=0, description="per notification")
+    external_url: str = Field(
+        "http://127.0.0.1:8420", pattern=r"^https?://", description="this server, for links"
+    )

@@ -143,6 +143,7 @@ class Router:
 
     async def _send(self, alias: str, operation: str, body: dict[str, Any], stream: bool) -> Routed:
         last: GovernError | None = None
+        last_target: Target | None = None
         attempts = 0
         for name in [alias, *self._aliases[alias].fallbacks]:
             tried: set[int] = set()
@@ -155,11 +156,12 @@ class Router:
                 routed, last = await self._attempt(target, operation, body, stream, attempts)
                 if routed is not None:
                     return routed
-        if last is None:
+                last_target = target
+        if last is None or last_target is None:
             raise UpstreamUnavailable(
                 f"no deployment of model {alias!r} is available (circuit open)"
             )
-        raise last
+        raise last.failed_at(last_target.name, attempts)
 
     async def _attempt(
         self, target: Target, operation: str, body: dict[str, Any], stream: bool, attempts: int

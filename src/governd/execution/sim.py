@@ -46,10 +46,25 @@ class _Job:
     finish_reason: str
 
 
-def _error(status: int, message: str, param: str | None = None) -> UpstreamReply:
-    body = {
-        "error": {"message": message, "type": "BadRequestError", "code": status, "param": param}
-    }
+@dataclass(frozen=True, slots=True)
+class Faults:
+    """What an operator told a sim replica to get wrong (``POST /admin/v1/upstreams/{name}/faults``)."""
+
+    #: The share of requests answered with ``status`` instead of a reply.
+    error_rate: float = 0.0
+    #: Added before every reply (and before its first byte, when streamed).
+    latency_ms: float = 0.0
+    status: int = 503
+
+    def as_dict(self) -> dict[str, float]:
+        """Plain data, for the admin API."""
+        return {"error_rate": self.error_rate, "latency_ms": self.latency_ms, "status": self.status}
+
+
+def _error(
+    status: int, message: str, param: str | None = None, kind: str = "BadRequestError"
+) -> UpstreamReply:
+    body = {"error": {"message": message, "type": kind, "code": status, "param": param}}
     return UpstreamReply(status, orjson.dumps(body))
 
 
@@ -66,6 +81,8 @@ class SimEngine:
         self._reply = tokens.encode(REPLY_TEXT)
         self._pieces = [tokens.decode([t]) for t in self._reply]
         self.running = 0
+        self.faults = Faults()
+        self._chance = random.Random(name)
 
     async def start(self) -> None:
         """Nothing to open."""
@@ -75,6 +92,11 @@ class SimEngine:
 
     async def post(self, path: str, body: dict[str, Any], stream: bool) -> UpstreamReply:
         """Serve ``/chat/completions``, ``/completions`` or ``/embeddings``."""
+        faults = self.faults
+        if faults.latency_ms:
+            await asyncio.sleep(faults.latency_ms / 1000)
+        if faults.error_rate and self._chance.random() < faults.error_rate:
+            return _error(faults.status, "simulated fault", kind="ServiceUnavailableError")
         if path == "/embeddings":
             return await self._embeddings(body)
         if path == "/chat/completions":

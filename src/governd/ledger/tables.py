@@ -196,6 +196,29 @@ jobs = sa.Table(
     sa.Column("pid", sa.Integer),
 )
 
+#: SLO counts shared by replicas: one row per SLO, group, bucket width and bucket start.
+slo_buckets = sa.Table(
+    "slo_buckets",
+    metadata,
+    sa.Column("slo", sa.String(128), primary_key=True),
+    sa.Column("grp", sa.String(1024), primary_key=True),
+    sa.Column("width", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("start", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("good", sa.BigInteger, nullable=False),
+    sa.Column("bad", sa.BigInteger, nullable=False),
+)
+
+#: Each SLO alert's state, so that one replica records each transition and a restart knows it.
+slo_alerts = sa.Table(
+    "slo_alerts",
+    metadata,
+    sa.Column("slo", sa.String(128), primary_key=True),
+    sa.Column("grp", sa.String(1024), primary_key=True),
+    sa.Column("severity", sa.String(32), primary_key=True),
+    sa.Column("firing", sa.Boolean, nullable=False),
+    sa.Column("since", sa.Float, nullable=False),
+)
+
 ledger_meta = sa.Table(
     "ledger_meta",
     metadata,

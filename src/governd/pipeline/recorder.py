@@ -7,14 +7,18 @@ ledger is strict (or past its backlog), then its risk points added to its run.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from governd.actions import Action
 from governd.clock import Clock
 from governd.controllers.run_risk import RunRisk
 from governd.governance.runs import Runs
 from governd.ledger import LedgerEntry, LedgerWriter
 from governd.ledger.writer import control_entry
-from governd.observe.metrics import Metrics
 from governd.observe.traces import Tracing
+
+#: Told of every action's entry once it is appended (metrics, SLOs).
+Observer = Callable[[LedgerEntry], None]
 
 
 class Recorder:
@@ -23,13 +27,13 @@ class Recorder:
     def __init__(
         self,
         writer: LedgerWriter,
-        metrics: Metrics,
+        observers: Sequence[Observer],
         clock: Clock,
         runs: Runs,
         tracing: Tracing | None = None,
     ) -> None:
         self._writer = writer
-        self._metrics = metrics
+        self._observers = tuple(observers)
         self._tracing = tracing
         self.clock = clock
         self.risk = RunRisk(runs, self.record_control)
@@ -60,19 +64,21 @@ class Recorder:
         await self.risk.observe(action, risk_points)
 
     async def store(self, entry: LedgerEntry) -> None:
-        """Count an entry and append it, waiting as the ledger requires (strict, or backlogged)."""
-        self._metrics.observe(entry)
-        await self._append(entry)
+        """Append an entry, waiting as the ledger requires (strict, or backlogged), then count it."""
+        await self.append(entry)
+        for observe in self._observers:
+            observe(entry)
 
     async def record_control(
         self, principal: str, operation: str, detail: str, run_id: str | None = None
     ) -> str:
         """Record a change an operator or controller made to live state; returns the entry id."""
         entry = control_entry(operation, detail, principal, self.clock.now(), run_id)
-        await self._append(entry)
+        await self.append(entry)
         return entry.id
 
-    async def _append(self, entry: LedgerEntry) -> None:
+    async def append(self, entry: LedgerEntry) -> None:
+        """Append an entry no observer counts (a control entry), waiting as the ledger requires."""
         durable = self._writer.append(entry)
         if durable is not None:
             await durable

@@ -20,13 +20,16 @@ from governd.errors import GovernError
 from governd.intent.admin_api import AdminRoutes
 from governd.intent.auth import check_admin
 from governd.intent.budgets_api import BudgetRoutes
+from governd.intent.faults_api import FaultRoutes
 from governd.intent.http import json_response, on_govern_error, on_http_exception, on_unexpected
 from governd.intent.jobs_api import JobRoutes
 from governd.intent.mcp_gateway import McpGateway
 from governd.intent.openai_api import OpenAIRoutes
 from governd.intent.runs_api import RunRoutes
+from governd.intent.slos_api import SloRoutes
 from governd.observe.gauges import BudgetGauges, live_sources
 from governd.observe.metrics import CONTENT_TYPE
+from governd.observe.slo_metrics import SloCollector
 from governd.pipeline.jobs.pipeline import Jobs
 from governd.pipeline.jobs.samples import job_samples, unit_samples
 from governd.server.services import Services, build_jobs, build_services
@@ -68,6 +71,8 @@ def create_app(cfg: GovernConfig, clock: Clock | None = None) -> Starlette:
             Exception: on_unexpected,
         },
     )
+    if s.slos is not None:
+        s.metrics.registry.register(SloCollector(s.slos.evaluator))
     app.state.services = s
     return app
 
@@ -92,6 +97,13 @@ def _lifespan(
                 stack.push_async_callback(upstream.aclose)
             stack.push_async_callback(gateway.aclose)
             await s.budgets.sync()
+            stack.push_async_callback(s.alerts.aclose)
+            if s.slos is not None:
+                await s.slos.start()
+                # Last, a tick that shares the counts of the final seconds.
+                stack.push_async_callback(s.slos.tick)
+                ticking = asyncio.create_task(s.slos.run())
+                stack.callback(ticking.cancel)
             await jobs.start()
             stack.push_async_callback(jobs.aclose)
             refresher = asyncio.create_task(gauges.refresh_forever(s.budgets))
@@ -155,6 +167,8 @@ def _routes(s: Services, gateway: McpGateway, jobs: Jobs) -> list[Route]:
             writer=s.writer,
             check=admin.check,
         ).routes(),
+        *SloRoutes(slos=s.slos, writer=s.writer, check=admin.check).routes(),
+        *FaultRoutes(upstreams=s.upstreams, recorder=s.recorder, check=admin.check).routes(),
         *JobRoutes(
             config=cfg, keyring=s.keyring, tree=s.tree, jobs=jobs, check=admin.check
         ).routes(),

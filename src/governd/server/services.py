@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from governd.clock import Clock, SystemClock
 from governd.config import GovernConfig
+from governd.controllers.slo_alerts import SloAlerts
 from governd.execution import Router, build_upstreams
 from governd.execution.executors.choose import executor_for
 from governd.execution.executors.nvml import discover
@@ -20,6 +21,9 @@ from governd.governance.state.setup import load_budgets, run_state
 from governd.ledger import LedgerWriter, Storage
 from governd.ledger.audit import signer_for
 from governd.ledger.job_store import JobStore
+from governd.ledger.slos.evaluator import SloEvaluator
+from governd.ledger.slos.store import SloStore
+from governd.observe.alerts import AlertSender
 from governd.observe.metrics import Metrics
 from governd.observe.traces import Tracing
 from governd.pipeline.jobs.pipeline import Jobs
@@ -47,6 +51,9 @@ class Services:
     model_calls: ModelCalls
     tool_calls: ToolCalls
     metrics: Metrics
+    #: The SLOs' evaluation and alerts (None when the config has no SLOs).
+    slos: SloAlerts | None
+    alerts: AlertSender
 
 
 def build_services(cfg: GovernConfig, clock: Clock | None = None) -> Services:
@@ -72,7 +79,15 @@ def build_services(cfg: GovernConfig, clock: Clock | None = None) -> Services:
     admission = Admission(cfg, tree, budgets, clock, runs)
     approvals = Approvals(storage, clock, cfg.governance.approval_timeout_s)
     tracing = Tracing(cfg.observe) if cfg.observe.otlp_endpoint else None
-    recorder = Recorder(writer, metrics, clock, runs, tracing)
+    alerts = AlertSender(cfg.observe.alerts)
+    evaluator = SloEvaluator(cfg.slos, clock.now()) if cfg.slos else None
+    observers = [metrics.observe, *([evaluator.observe] if evaluator else [])]
+    recorder = Recorder(writer, observers, clock, runs, tracing)
+    slos = (
+        SloAlerts(evaluator, SloStore(storage.engine), recorder.append, alerts, clock)
+        if evaluator
+        else None
+    )
     return Services(
         config=cfg,
         clock=clock,
@@ -89,6 +104,8 @@ def build_services(cfg: GovernConfig, clock: Clock | None = None) -> Services:
         model_calls=ModelCalls(admission, router, recorder, clock),
         tool_calls=ToolCalls(admission, approvals, recorder, clock),
         metrics=metrics,
+        slos=slos,
+        alerts=alerts,
     )
 
 

@@ -1,8 +1,7 @@
 """The SLO evaluator against windows counted by hand: onsets, steady burns, blips, silence, recovery.
 
-The SLO of these tests: objective 90% (error budget 0.1) over 1h, one page
-pair of 10m/1m at 50% of the budget, so its factor is 0.5 * 3600/600 = 3. Its
-10m window is counted in 10 s buckets, its 1m window in 1 s buckets.
+The SLO of these tests is ``governd.testing.slos``'s: error budget 0.1 over 1h, a
+page pair of 10m/1m whose factor is 3.
 """
 
 from __future__ import annotations
@@ -10,35 +9,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from governd.config.slos import BurnPair, SloConfig
 from governd.ledger.entries import LedgerEntry
 from governd.ledger.slos.evaluator import SloEvaluator, Transition
-
-PAGE = BurnPair(severity="page", long=600, short=60, budget_percent=50)
-
-
-def slo(**overrides: object) -> SloConfig:
-    fields: dict[str, object] = {
-        "name": "avail",
-        "objective": 90,
-        "window": 3600,
-        "sli": "availability",
-        "alerts": [PAGE],
-        "no_data": None,
-    }
-    return SloConfig.model_validate({**fields, **overrides})
-
-
-def entry(ts: float, status: int = 200, **fields: object) -> LedgerEntry:
-    return LedgerEntry(
-        id="e",
-        ts=ts,
-        kind="model_call",
-        operation="chat",
-        principal="acme",
-        status=status,
-        **fields,  # type: ignore[arg-type]
-    )
+from governd.testing.slos import call_entry as entry
+from governd.testing.slos import slo_config as slo
 
 
 def run(evaluator: SloEvaluator, start: int, end: int, bad: range) -> list[Transition]:

@@ -58,7 +58,7 @@ async def pipeline(
         admission,
         approvals,
         budgets,
-        Recorder(writer, Metrics(), clock, admission.runs),
+        Recorder(writer, [Metrics().observe], clock, admission.runs),
         clock,
         executor,
         inventory(cfg.compute, {}),

@@ -38,6 +38,15 @@ class WindowBurn:
     bad: int
     burn: float
 
+    def as_dict(self) -> dict[str, float]:
+        """Plain data, for entries, webhooks and the admin API."""
+        return {
+            "window_s": self.window,
+            "good": self.good,
+            "bad": self.bad,
+            "burn": round(self.burn, 6),
+        }
+
 
 def rules(slo: SloConfig) -> list[Rule]:
     """The SLO's alert rules, each factor derived from its budget share and the SLO's window."""

@@ -52,12 +52,32 @@ class Transition:
             "severity": self.severity,
             "state": self.state,
             "at": self.at,
-            "windows": [
-                {"window_s": w.window, "good": w.good, "bad": w.bad, "burn": round(w.burn, 6)}
-                for w in self.windows
-            ],
+            "windows": [w.as_dict() for w in self.windows],
             "remaining": round(self.remaining, 6),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """Events of one SLO group counted in the bucket of its finest width that starts at ``start``."""
+
+    slo: str
+    group: Group
+    start: float
+    good: int
+    bad: int
+
+
+@dataclass(frozen=True, slots=True)
+class Total:
+    """A bucket's whole count as a shared store holds it: every replica's events in it."""
+
+    slo: str
+    group: Group
+    width: int
+    start: float
+    good: int
+    bad: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,23 +91,30 @@ class GroupStatus:
 
 
 class _Group:
-    """One group's counts, and those of its pending bucket ``[start, end)``, not yet folded in."""
+    """One group's counts, its pending bucket ``[start, end)`` and the buckets folded since a drain."""
 
-    __slots__ = ("bad", "counts", "end", "firing", "good", "start")
+    __slots__ = ("bad", "counts", "drained", "end", "firing", "good", "last", "start", "totals")
 
     def __init__(self, windows: Iterable[float]) -> None:
         self.counts = Counts(windows)
-        self.start = self.end = float("-inf")
+        self.start = self.end = self.last = float("-inf")
         self.good = self.bad = 0
+        #: Buckets counted since the last drain: (start, good, bad).
+        self.drained: list[tuple[float, int, int]] = []
+        #: Events counted here since start: [good, bad] (the ``governd_slo_events`` counters).
+        self.totals = [0, 0]
         self.firing: set[str] = set()
 
     def fold(self) -> None:
         if self.good or self.bad:
-            self.counts.add(self.start, self.good, self.bad)
+            self.drained.append((self.start, self.good, self.bad))
+            self.totals[0] += self.good
+            self.totals[1] += self.bad
+            self.last = max(self.last, self.start)
             self.good = self.bad = 0
 
     def count(self, ts: float, width: int, good: int, bad: int) -> None:
-        """Count events at ``ts`` in the pending bucket (folding it in first if ``ts`` is outside)."""
+        """Count events at ``ts`` in the pending bucket (folding it first if ``ts`` is outside)."""
         if not self.start <= ts < self.end:
             self.fold()
             self.start = ts // width * width
@@ -171,16 +198,71 @@ class SloEvaluator:
         slo = self._slos[name]
         slo.group(group).count(ts, slo.width, good, bad)
 
-    def tick(self, now: float) -> list[Transition]:
-        """Fold what was counted, let time pass to ``now``, and say which alerts changed."""
+    def drain(self) -> list[Delta]:
+        """What was counted since the last drain, per group and finest bucket (no longer pending)."""
+        out: list[Delta] = []
+        for name, slo in self._slos.items():
+            for key, group in slo.groups.items():
+                group.fold()
+                out.extend(Delta(name, key, start, g, b) for start, g, b in group.drained)
+                group.drained.clear()
+        return out
+
+    def apply(self, deltas: Iterable[Delta]) -> None:
+        """Add drained counts into the windows (one process: its own counts are all there are)."""
+        for d in deltas:
+            self._slos[d.slo].group(d.group).counts.add(d.start, d.good, d.bad)
+
+    def load(self, totals: Iterable[Total]) -> None:
+        """Set buckets to the totals a shared store holds (every replica's counts)."""
+        for t in totals:
+            slo = self._slos.get(t.slo)
+            if slo is None:
+                continue  # an SLO another replica's config has
+            group = slo.group(t.group)
+            group.counts.put(t.width, t.start, t.good, t.bad)
+            if t.width == slo.width and (t.good or t.bad):
+                group.last = max(group.last, t.start)
+
+    def widths(self, name: str) -> dict[int, int]:
+        """The bucket widths an SLO counts in, with the seconds of history each keeps."""
+        return Counts(self._slos[name].windows).retention
+
+    def restore(self, firing: Iterable[tuple[str, Group, str]]) -> None:
+        """Take up alerts already firing (slo, group, severity): they resolve, never fire again."""
+        for name, key, severity in firing:
+            slo = self._slos.get(name)
+            if slo is None:
+                continue
+            if severity == NO_DATA:
+                slo.no_data = True
+            else:
+                slo.group(key).firing.add(severity)
+
+    def judge(self, now: float) -> list[Transition]:
+        """Let time pass to ``now`` and say which alerts changed since the last judgement."""
         out: list[Transition] = []
         for slo in self._slos.values():
             for key, group in slo.groups.items():
-                group.fold()
                 group.counts.advance(now)
                 out.extend(_judge(slo, key, group, now))
             out.extend(_no_data(slo, now))
         return out
+
+    def tick(self, now: float) -> list[Transition]:
+        """Fold what was counted, let time pass to ``now``, and say which alerts changed."""
+        self.apply(self.drain())
+        return self.judge(now)
+
+    def totals(self, name: str) -> list[tuple[Group, int, int]]:
+        """Each group's (good, bad) events counted by this process since it started."""
+        return [
+            (key, g.totals[0], g.totals[1]) for key, g in sorted(self._slos[name].groups.items())
+        ]
+
+    def silent(self, name: str) -> bool:
+        """Whether an SLO's no-data alert fires (it counted nothing for its ``no_data``)."""
+        return self._slos[name].no_data
 
     def status(self, name: str) -> list[GroupStatus]:
         """Each group of an SLO as of the last tick (``KeyError`` if no SLO has that name)."""
@@ -191,7 +273,7 @@ class SloEvaluator:
                 key,
                 tuple(window_burn(group.counts.window, w, budget) for w in slo.windows),
                 remaining(group.counts.window, slo.config.window, budget),
-                tuple(sorted(group.firing | ({NO_DATA} if slo.no_data else set()))),
+                tuple(sorted(group.firing)),
             )
             for key, group in sorted(slo.groups.items())
         ]
@@ -245,7 +327,7 @@ def _judge(slo: _Slo, key: Group, group: _Group, now: float) -> list[Transition]
 def _no_data(slo: _Slo, now: float) -> list[Transition]:
     limit = slo.config.no_data
     # The start of the newest bucket any group counted in: silence is measured from there.
-    last = max((g.start for g in slo.groups.values()), default=slo.started)
+    last = max((g.last for g in slo.groups.values()), default=slo.started)
     silent = limit is not None and now - max(last, slo.started) >= limit
     if silent == slo.no_data:
         return []

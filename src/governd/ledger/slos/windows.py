@@ -75,6 +75,13 @@ class _Ring:
             good[slot] = bad[slot] = 0
         self.head = bucket
 
+    def put(self, bucket: int, good: int, bad: int) -> None:
+        """Make ``bucket``'s counts ``good`` and ``bad`` (the totals a shared store holds)."""
+        self.advance(bucket)
+        if self.head - bucket < len(self.good):
+            slot = bucket % len(self.good)
+            self.add(bucket, good - self.good[slot], bad - self.bad[slot])
+
     def add(self, bucket: int, good: int, bad: int) -> None:
         """Count events of ``bucket`` (the newest, or a recent one the ring still holds)."""
         self.advance(bucket)
@@ -93,20 +100,31 @@ class _Ring:
 class Counts:
     """Good and bad counts over a fixed set of windows (seconds)."""
 
-    __slots__ = ("_rings", "_where")
+    __slots__ = ("_by_width", "_rings", "_where")
 
     def __init__(self, windows: Iterable[float]) -> None:
         by_width: dict[int, list[int]] = {}
         for window in windows:
             by_width.setdefault(width_of(window), []).append(span_of(window))
         self._rings = [_Ring(width, spans) for width, spans in sorted(by_width.items())]
-        rings = {ring.width: ring for ring in self._rings}
-        self._where = {w: (rings[width_of(w)], span_of(w)) for w in windows}
+        self._by_width = {ring.width: ring for ring in self._rings}
+        self._where = {w: (self._by_width[width_of(w)], span_of(w)) for w in windows}
 
     def add(self, ts: float, good: int, bad: int) -> None:
         """Count ``good`` and ``bad`` events at time ``ts``."""
         for ring in self._rings:
             ring.add(int(ts // ring.width), good, bad)
+
+    def put(self, width: int, start: float, good: int, bad: int) -> None:
+        """Set the counts of the bucket of ``width`` that starts at ``start`` (unknown widths: none)."""
+        ring = self._by_width.get(width)
+        if ring is not None:
+            ring.put(int(start // width), good, bad)
+
+    @property
+    def retention(self) -> dict[int, int]:
+        """Seconds of history each width's ring holds, by width."""
+        return {ring.width: ring.width * len(ring.good) for ring in self._rings}
 
     def advance(self, now: float) -> None:
         """Let time pass to ``now`` with no events: old buckets leave their windows."""
