@@ -133,6 +133,17 @@ def test_a_failing_deployment_pages_alertmanager_and_resolves_after_recovery(
         if n == "governd_slo_alert_firing" and set(labels.items()) <= ls
     ]
     assert firing == [1.0]
+
+    def sample(name: str, **want: str) -> float:
+        found = [v for (n, ls), v in samples.items() if n == name and set(want.items()) <= ls]
+        assert len(found) == 1, (name, want, found)
+        return found[0]
+
+    b = {"slo": SLO, "deployment": "sim-b/b"}
+    assert sample("governd_slo_events_total", **b, outcome="bad") > 0
+    assert sample("governd_slo_burn_rate", **b, window="5s") > 1.2
+    assert sample("governd_slo_error_budget_remaining_ratio", **b) < 1
+    assert sample("governd_slo_objective_ratio", slo=SLO) == 0.99
     listed = governd_cli(server.url, ADMIN, "slos", "list")
     assert listed.returncode == 0, listed.stderr
     assert "deployment=sim-b/b" in listed.stdout and "FIRING page" in listed.stdout

@@ -113,14 +113,16 @@ def audit() -> None:
     """Verify the ledger's integrity (works on the storage directly; no server needed)."""
 
 
+#: ``--config``: the governd.yaml a command reads without a server.
+config_option = click.option(
+    "--config",
+    "config_path",
+    envvar="GOVERND_CONFIG",
+    type=click.Path(dir_okay=False),
+    help="governd.yaml to read (env GOVERND_CONFIG).",
+)
 _ledger_opts = [
-    click.option(
-        "--config",
-        "config_path",
-        envvar="GOVERND_CONFIG",
-        type=click.Path(dir_okay=False),
-        help="governd.yaml to read (env GOVERND_CONFIG).",
-    ),
+    config_option,
     click.option(
         "--storage", help="Ledger URL, overriding the config (e.g. sqlite:///governd.db)."
     ),

@@ -10,7 +10,7 @@ from urllib.parse import quote
 import click
 
 from governd.cli.common import admin, emit, remote, when
-from governd.cli.local import ledger_config, on_ledger
+from governd.cli.local import config_option, ledger_config, on_ledger
 from governd.config import load_config
 from governd.config.slos import SloConfig
 from governd.durations import format_duration
@@ -79,6 +79,22 @@ def _group_line(g: dict[str, Any]) -> str:
     burns = " ".join(f"{format_duration(w['window_s'])}={w['burn']:.2f}" for w in g["windows"])
     firing = f"  FIRING {', '.join(g['firing'])}" if g["firing"] else ""
     return f"{group}  budget left {g['remaining']:.1%}  burn {burns}{firing}"
+
+
+@slos.command("rules")
+@click.option("--slo", "name", help="Only this SLO.")
+@click.option(
+    "--slo-file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="SLOs from this YAML (`slos: [...]`) instead of the config's.",
+)
+@config_option
+def rules(name: str | None, slo_file: str | None, config_path: str | None) -> None:
+    """Print the SLOs as Prometheus recording and alerting rules (check: promtool check rules)."""
+    from governd.observe.slo_rules import render
+
+    found = load_config(slo_file or config_path).slos
+    click.echo(render(_chosen(list(found), name)), nl=False)
 
 
 @slos.command("backtest")

@@ -1,4 +1,4 @@
-"""``governd slos backtest`` as a user runs it: from JSONL counts or a ledger file, no server."""
+"""``governd slos backtest`` and ``rules`` as a user runs them: from files, no server."""
 
 from __future__ import annotations
 
@@ -28,9 +28,13 @@ slos:
 
 
 def backtest(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return slos(tmp, "backtest", *args)
+
+
+def slos(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOVERND_")}
     return subprocess.run(
-        [sys.executable, "-m", "governd", "slos", "backtest", *args],
+        [sys.executable, "-m", "governd", "slos", *args],
         env=env,
         cwd=tmp,
         capture_output=True,
@@ -121,3 +125,20 @@ def test_what_is_wrong_is_said_in_one_line(tmp_path: Path) -> None:
         assert out.returncode != 0, args
         assert message in out.stderr, (args, out.stderr)
         assert "Traceback" not in out.stderr
+
+
+def test_rules_for_prometheus_pass_promtool(tmp_path: Path) -> None:
+    write_yaml(tmp_path / "slos.yaml", SLOS)
+    out = slos(tmp_path, "rules", "--slo-file", "slos.yaml", "--slo", "slow")
+    assert out.returncode == 0, out.stderr
+    (tmp_path / "rules.yml").write_text(out.stdout)
+    assert "governd-slo-slow" in out.stdout and "governd-slo-avail" not in out.stdout
+    checked = subprocess.run(
+        ["promtool", "check", "rules", "rules.yml"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    unknown = slos(tmp_path, "rules", "--slo-file", "slos.yaml", "--slo", "nope")
+    assert (
+        unknown.returncode == 2 and "no SLO named 'nope' (there are: avail, slow)" in unknown.stderr
+    )
+    assert "Traceback" not in unknown.stderr
