@@ -77,3 +77,73 @@ def test_slo_names_are_unique() -> None:
     assert [(p.path, p.line, p.message) for p in info.value.problems] == [
         ("slos.1.name", 3, "duplicate slo name 'a'")
     ]
+
+
+POLICY_BASE = """
+principals: {org: acme, teams: {ops: {projects: {web: {}}}}}
+upstreams: {sim: {kind: sim}}
+models:
+  chat: {deployments: [{upstream: sim, model: s}]}
+  small: {deployments: [{upstream: sim, model: t}]}
+slos:
+  - name: a
+    objective: 99
+    sli: availability
+    group_by: [deployment]
+    policies: [%s]
+"""
+
+
+@pytest.mark.parametrize(
+    ("policy", "path", "fragment"),
+    [
+        (
+            "{when: page, do: shift_route, deployment: sim/x}",
+            "slos.0.policies.0.deployment",
+            "unknown deployment 'sim/x'",
+        ),
+        (
+            "{when: page, do: degrade, model: nope, to: small}",
+            "slos.0.policies.0.model",
+            "unknown model 'nope'",
+        ),
+        (
+            "{when: page, do: degrade, model: chat, to: nope}",
+            "slos.0.policies.0.to",
+            "unknown model 'nope'",
+        ),
+        (
+            "{when: page, do: lower_priority, principal: dev, to: batch}",
+            "slos.0.policies.0.principal",
+            "unknown principal 'dev'",
+        ),
+        (
+            "{when: page, do: lower_priority, principal: ops/web, to: low}",
+            "slos.0.policies.0",
+            "critical, standard, batch or sheddable",
+        ),
+        (
+            "{when: page, do: degrade, to: small}",
+            "slos.0",
+            "needs `model`, or the SLO grouped by model",
+        ),
+        ("{when: page, do: shift_route, hold: 5x}", "slos.0.policies.0.hold", "30d"),
+    ],
+)
+def test_a_policy_naming_what_does_not_exist_is_named_at_its_key(
+    policy: str, path: str, fragment: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(POLICY_BASE % policy)
+    problems = {(p.path, p.message) for p in info.value.problems}
+    assert any(at == path and fragment in message for at, message in problems), problems
+
+
+def test_a_policy_that_can_act_loads() -> None:
+    cfg = parse_config(
+        POLICY_BASE
+        % "{when: page, do: shift_route}, {remaining_below: 0.5, do: lower_priority, principal: ops/web, to: batch, hold: 10m}"
+    )
+    first, second = cfg.slos[0].policies
+    assert (first.do, first.target, first.hold) == ("shift_route", None, 300)
+    assert (second.target, second.hold, second.describe()) == ("ops/web", 600, "budget below 50%")

@@ -44,6 +44,7 @@ slos:
     sli: availability
     group_by: [deployment]
     alerts: [{{severity: page, long: 1m, short: 5s, budget_percent: 2}}]
+    policies: [{{when: page, do: shift_route, hold: 2s}}]
     no_data: null
 """
 
@@ -152,9 +153,33 @@ def test_a_failing_deployment_pages_alertmanager_and_resolves_after_recovery(
     assert paged["labels"]["severity"] == "page" and paged["labels"]["deployment"] == "sim-b/b"
     assert paged["status"]["state"] == "active"
 
+    # The policy drained the burning deployment: new calls go to sim-a only.
+    shown = admin.call("GET", f"/admin/v1/slos/{SLO}")
+    (action,) = shown["actions"]
+    assert (action["action"], action["target"], action["state"]) == (
+        "shift_route",
+        "sim-b/b",
+        "taken",
+    )
+    assert action["firing"] == ["page"] and action["rule"] == "page"
+    assert [f["describe"] for f in shown["in_force"]] == ["no new calls to deployment sim-b/b"]
+    traffic(client, 10)
+    recent = admin.call("GET", "/admin/v1/ledger", principal="ops", order="desc", limit=10)
+    assert {e["deployment"] for e in recent["entries"]} == {"sim-a/a"}
+
     admin.call("PUT", "/admin/v1/upstreams/sim-b/faults", {"error_rate": 0})
     until(client, lambda: group(admin, "sim-b/b")["firing"] == [])
     until(client, lambda: not am_alerts(am))  # resolved: Alertmanager lists it no more
+
+    def actions() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = admin.call("GET", f"/admin/v1/slos/{SLO}")["actions"]
+        return found
+
+    # Undone once the page has cleared and the action held its 2 s: sim-b serves again.
+    until(client, lambda: len(actions()) == 2)
+    assert [a["state"] for a in actions()] == ["undone", "taken"]
+    until(client, lambda: next(w["good"] for w in group(admin, "sim-b/b")["windows"]) > 0)
+    assert admin.call("GET", f"/admin/v1/slos/{SLO}")["in_force"] == []
 
     def history() -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = admin.call("GET", f"/admin/v1/slos/{SLO}")["transitions"]

@@ -68,7 +68,7 @@ def test_counts_from_jsonl_print_every_transition(tmp_path: Path) -> None:
     assert text.stdout.splitlines()[0].startswith("1970-01-01 00:19:40  page      fired     avail")
     assert "burn 1m=10.00 10m=3.05" in text.stdout
     assert text.stdout.splitlines()[-1] == (
-        "1,400 events replayed from 1970-01-01 00:00:00 to 1970-01-01 00:23:19: 2 transitions"
+        "1,400 events replayed from 1970-01-01 00:00:00 to 1970-01-01 00:23:19: 2 transitions and actions"
     )
 
 

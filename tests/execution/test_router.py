@@ -136,3 +136,22 @@ async def test_open_breaker_refuses_without_calling_then_probes() -> None:
     clock.advance(30)
     routed = await router.send("m", "chat", {}, False)
     assert routed.reply.status == 200 and len(a.calls) == 3
+
+
+async def test_a_drained_deployment_gets_calls_only_when_nothing_else_can_take_them() -> None:
+    a, b, c = Scripted("a"), Scripted("b"), Scripted("c")
+    names = "  a: {kind: sim}\n  b: {kind: sim}\n  c: {kind: sim}\n"
+    cfg = parse_config(
+        "upstreams:\n" + names + "models:\n"
+        "  m: {deployments: [{upstream: a, model: x}, {upstream: b, model: x}], fallbacks: [n]}\n"
+        "  n: {deployments: [{upstream: c, model: x}]}\n"
+    )
+    drained: set[str] = {"b/x"}
+    router = Router(cfg, {"a": a, "b": b, "c": c}, ManualClock(), random.Random(1), drained)  # type: ignore[arg-type]
+    for _ in range(50):
+        await (await router.send("m", "chat", {}, False)).release()
+    assert (len(a.calls), len(b.calls)) == (50, 0)
+    drained.add("a/x")  # the alias's own deployments are all drained: its fallback serves
+    assert (await router.send("m", "chat", {}, False)).target.name == "c/x"
+    drained.add("c/x")  # everything is drained: better a drained deployment than none
+    assert (await router.send("m", "chat", {}, False)).target.name in ("a/x", "b/x")

@@ -13,11 +13,12 @@ from governd.cli.common import admin, emit, remote, when
 from governd.cli.local import config_option, ledger_config, on_ledger
 from governd.config import load_config
 from governd.config.slos import SloConfig
+from governd.controllers.slo_policies import PolicyBook, Step
 from governd.durations import format_duration
 from governd.ledger.entries import LedgerEntry
 from governd.ledger.slos.alerts import summary
 from governd.ledger.slos.backtest import Counted, ledger_entries, read_counts, replay
-from governd.ledger.slos.evaluator import Transition
+from governd.ledger.slos.evaluator import SloEvaluator, Transition
 
 
 @click.group()
@@ -139,15 +140,23 @@ def backtest(
         source = _counts(events)
     seen = _Seen(source)
     found = 0
+    books: list[PolicyBook] = []
+
+    def policies(evaluator: SloEvaluator, now: float) -> list[Step]:
+        if not books:
+            books.append(PolicyBook(evaluator, cfg.principals.org))
+        return books[0].step(now)
+
+    acting = policies if any(slo.policies for slo in chosen) else None
     try:
-        for transition in replay(chosen, seen):
-            click.echo(json.dumps(_as_json(transition)) if as_json else _line(transition))
+        for change in replay(chosen, seen, acting):
+            click.echo(json.dumps(_as_json(change)) if as_json else _line(change))
             found += 1
     except ValueError as exc:
         raise click.ClickException(f"{events}: {exc}") from None
     if not as_json:  # JSON output stays one transition per line
         span = f" from {when(seen.first)} to {when(seen.last)}" if seen.count else ""
-        click.echo(f"{seen.count:,} events replayed{span}: {found} transitions")
+        click.echo(f"{seen.count:,} events replayed{span}: {found} transitions and actions")
 
 
 class _Seen:
@@ -200,9 +209,12 @@ def _entries(url: str, since: float | None) -> Iterator[LedgerEntry]:
         engine.dispose()
 
 
-def _as_json(t: Transition) -> dict[str, Any]:
-    return {**t.as_dict(), "time": when(t.at)}
+def _as_json(change: Transition | Step) -> dict[str, Any]:
+    kind = "alert" if isinstance(change, Transition) else "action"
+    return {"type": kind, **change.as_dict(), "time": when(change.at)}
 
 
-def _line(t: Transition) -> str:
-    return f"{when(t.at)}  {t.severity:<8}  {t.state:<8}  {summary(t)}"
+def _line(change: Transition | Step) -> str:
+    if isinstance(change, Step):
+        return f"{when(change.at)}  {'action':<8}  {change.state:<8}  {change.summary()}"
+    return f"{when(change.at)}  {change.severity:<8}  {change.state:<8}  {summary(change)}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from governd.config import cel_env
+from governd.config.slo_policies import SloPolicy
 
 if TYPE_CHECKING:
     from governd.config.compute import ComputeConfig
@@ -73,7 +74,26 @@ def _slos(cfg: GovernConfig) -> Found:
             why = None if expr is None else cel_env.entry_problem(expr)
             if why is not None:
                 out.append(((*at, field), f"slo {slo.name!r}: {why.replace('; ', ', ')}"))
+        for j, policy in enumerate(slo.policies):
+            where = (*at, "policies", str(j))
+            out.extend(((*where, f), why) for f, why in _policy_targets(cfg, policy))
     return out
+
+
+def _policy_targets(cfg: GovernConfig, policy: SloPolicy) -> list[tuple[str, str]]:
+    """The models, deployments and principals an SLO policy names exist."""
+    deployments = {f"{d.upstream}/{d.model}" for m in cfg.models.values() for d in m.deployments}
+    principals = {node.path.partition("/")[2] for node in cfg.principals.walk()}
+    wrong = []
+    if policy.deployment is not None and policy.deployment not in deployments:
+        wrong.append(("deployment", f"unknown deployment {policy.deployment!r} (upstream/model)"))
+    if policy.model is not None and policy.model not in cfg.models:
+        wrong.append(("model", f"unknown model {policy.model!r}"))
+    if policy.do == "degrade" and policy.to not in cfg.models:
+        wrong.append(("to", f"unknown model {policy.to!r}"))
+    if policy.principal is not None and policy.principal not in principals - {""}:
+        wrong.append(("principal", f"unknown principal {policy.principal!r} (TEAM[/PROJECT])"))
+    return wrong
 
 
 def _allow_lists(cfg: GovernConfig) -> Found:

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from governd.config.base import StrictModel
+from governd.config.slo_policies import TARGET_LABEL, SloPolicy
 from governd.durations import parse_duration
 
 Url = Annotated[str, Field(pattern=r"^https?://")]
@@ -77,6 +78,9 @@ class SloConfig(StrictModel):
     good: str | None = Field(None, description="CEL over `entry`: the event is good")
     group_by: list[GroupBy] = Field(default_factory=list)
     alerts: list[BurnPair] = Field(default_factory=lambda: list(WORKBOOK_PAIRS))
+    policies: list[SloPolicy] = Field(
+        default_factory=list, description="what governd does while the SLO burns"
+    )
     no_data: float | None = Field(
         6 * 3600,
         gt=0,
@@ -106,7 +110,22 @@ class SloConfig(StrictModel):
             raise ValueError(f"slo {self.name!r}: `threshold` is only for latency, ttft and cost")
         for pair in self.alerts:
             self._check(pair)
+        for i, policy in enumerate(self.policies):
+            self._targets(i, policy)
         return self
+
+    def _targets(self, i: int, policy: SloPolicy) -> None:
+        where = f"slo {self.name!r}: policies[{i}]"
+        label = TARGET_LABEL.get(policy.do)
+        if label and policy.target is None and label not in self.group_by:
+            raise ValueError(
+                f"{where} ({policy.do}) needs `{label}`, or the SLO grouped by {label}"
+            )
+        severities = {pair.severity for pair in self.alerts} | {"exhausted"}
+        if self.no_data is not None:
+            severities.add("no_data")
+        if policy.when is not None and policy.when not in severities:
+            raise ValueError(f"{where} waits for a {policy.when} alert, and the SLO has none")
 
     def _check(self, pair: BurnPair) -> None:
         factor = pair.factor(self.window)

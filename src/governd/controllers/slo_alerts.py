@@ -17,6 +17,8 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from governd.clock import Clock
+from governd.controllers.slo_policies import OPERATIONS as POLICY_OPERATIONS
+from governd.controllers.slo_policies import SloPolicies
 from governd.ledger.entries import LedgerEntry
 from governd.ledger.slos.alerts import alert_entry
 from governd.ledger.slos.evaluator import Delta, SloEvaluator, Transition
@@ -40,6 +42,7 @@ class SloAlerts:
         append: Append,
         sender: AlertSender,
         clock: Clock,
+        policies: SloPolicies | None = None,
     ) -> None:
         #: Counts the entries the recorder appends (it is one of the recorder's observers).
         self.evaluator = evaluator
@@ -47,6 +50,8 @@ class SloAlerts:
         self._append = append
         self._sender = sender
         self._clock = clock
+        #: The error-budget policies, reconciled after every judgement (None: no SLO has any).
+        self.policies = policies
         self._retention = {name: self.evaluator.widths(name) for name in self.evaluator.names}
         self._unsent: list[Delta] = []
         self._next_resend = self._next_prune = 0.0
@@ -56,8 +61,12 @@ class SloAlerts:
         now = self._clock.now()
         totals = await asyncio.to_thread(self.store.load, self._retention, now)
         self.evaluator.load(totals)
-        alerts = await asyncio.to_thread(self.store.alerts)
+        states = await asyncio.to_thread(self.store.alerts)
+        alerts = [a for a in states if not a["severity"].startswith("policy:")]
         self.evaluator.restore((a["slo"], a["group"], a["severity"]) for a in alerts if a["firing"])
+        if self.policies is not None:
+            steps = await asyncio.to_thread(self.store.recorded, list(POLICY_OPERATIONS.values()))
+            self.policies.restore([s for s in states if s not in alerts], steps)
 
     async def tick(self) -> list[Transition]:
         """Share this replica's counts, judge every SLO, record and send what changed.
@@ -76,11 +85,15 @@ class SloAlerts:
         self.evaluator.load(totals)
         recorded = []
         for transition in self.evaluator.judge(now):
-            if await asyncio.to_thread(self.store.claim, transition):
+            t = transition
+            fired = t.state == "fired"
+            if await asyncio.to_thread(self.store.claim, t.slo, t.group, t.severity, fired, t.at):
                 await self._append(alert_entry(transition))
                 await self._sender.recorded(transition, now)
                 recorded.append(transition)
             await self._sender.judged(transition, now)
+        if self.policies is not None:
+            await self.policies.reconcile(now)
         await self._housekeep(now)
         return recorded
 

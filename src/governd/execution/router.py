@@ -9,7 +9,7 @@ are tried in order.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,8 +82,12 @@ class Router:
         upstreams: Mapping[str, Upstream],
         clock: Clock,
         rng: random.Random | None = None,
+        drained: Container[str] = frozenset(),
     ) -> None:
         self._aliases: dict[str, ModelAlias] = dict(cfg.models)
+        #: Deployments that get new calls only when nothing else in the chain can take them
+        #: (a live set: controllers drain a deployment that burns its error budget).
+        self._drained = drained
         self._retries = cfg.router.retries
         self._rng = rng or random.Random()
         self._clock = clock
@@ -145,10 +149,14 @@ class Router:
         last: GovernError | None = None
         last_target: Target | None = None
         attempts = 0
-        for name in [alias, *self._aliases[alias].fallbacks]:
+        chain = [alias, *self._aliases[alias].fallbacks]
+        drained = self._drained
+        if drained and not any(self._pick(n, set(), drained, probe=True) for n in chain):
+            drained = ()  # every deployment left is drained: better drained than nothing
+        for name in chain:
             tried: set[int] = set()
             for _ in range(self._retries + 1):
-                target = self._pick(name, tried)
+                target = self._pick(name, tried, drained)
                 if target is None:
                     break
                 tried.add(id(target))
@@ -187,8 +195,14 @@ class Router:
         target.breaker.success()
         return Routed(reply, target, attempts), None
 
-    def _pick(self, alias: str, tried: set[int]) -> Target | None:
-        usable = [t for t in self._targets[alias] if t.breaker.available()]
+    def _pick(
+        self, alias: str, tried: set[int], drained: Container[str] = (), probe: bool = False
+    ) -> Target | None:
+        usable = [
+            t for t in self._targets[alias] if t.breaker.available() and t.name not in drained
+        ]
+        if probe:
+            return usable[0] if usable else None
         candidates = [t for t in usable if id(t) not in tried] or usable
         with_room = [
             t

@@ -40,6 +40,7 @@ from governd.governance.budgets import Budgets, BudgetUse, Cost, Hold
 from governd.governance.context import PolicyContext
 from governd.governance.decide import decide
 from governd.governance.ladder import ladder
+from governd.governance.overrides import Overrides
 from governd.governance.policies import Match, PolicySet, Selection
 from governd.governance.principals import PrincipalTree
 from governd.governance.ratelimits import Permit, RateLimits
@@ -75,6 +76,7 @@ class Admission:
         budgets: Budgets,
         clock: Clock,
         runs: Runs | None = None,
+        overrides: Overrides | None = None,
     ) -> None:
         self._cfg = cfg
         self._tree = tree
@@ -86,6 +88,8 @@ class Admission:
         self.runs = runs or Runs(cfg, tree, LocalRuns(clock, cfg.runs.idle_ttl_s), clock)
         self._context = PolicyContext(cfg, budgets, self.runs, clock)
         self._stops = any(level.stop for level in cfg.runs.risk.levels)
+        #: What controllers changed at runtime (SLO policies); read on every admission.
+        self.overrides = overrides or Overrides()
 
     async def admit(self, action: Action) -> Admitted:
         """Admit ``action`` or raise the refusal (carrying its decision)."""
@@ -120,6 +124,11 @@ class Admission:
             terms.ladders,
             alias.degrade_to,
         )
+        if self.overrides.active:
+            served = decision.model or action.model
+            decision, priority = self.overrides.admit(
+                action.principal.path, served, decision, priority
+            )
         return await self._reserve(action, terms, decision, priority)
 
     async def _uses(self, action: Action, terms: Terms, selection: Selection) -> list[BudgetUse]:
@@ -159,6 +168,10 @@ class Admission:
             decision = Decision("allow", decision.reasons)
         if self.runs.levels and action.run_id:
             decision = await self._tighten(action, tier, decision)
+        tightened = self.overrides.tool_effect(tier) if self.overrides.active else None
+        if tightened is not None:
+            effect, source = tightened
+            decision = _stricter(decision, effect, source, f"{tier} tools")
         _enforce(decision, action)
         return decision
 
@@ -197,14 +210,8 @@ class Admission:
         effect = (
             "deny" if level.stop else next((e for t, e in level.tiers.items() if t == tier), None)
         )
-        policy = f"run_risk:{level.name}"
-        if effect == "deny" and decision.effect != "deny":
-            what = "the run is stopped" if level.stop else f"{tier} tools are disabled"
-            return Decision("deny", (*decision.reasons, f"{policy}: {what}"), policy=policy)
-        if effect == "require_approval" and decision.effect == "allow":
-            reason = f"{policy}: {tier} tools need approval"
-            return Decision("require_approval", (*decision.reasons, reason), policy=policy)
-        return decision
+        what = "the run" if level.stop else f"{tier} tools"
+        return _stricter(decision, effect, f"run_risk:{level.name}", what)
 
     async def release(self, admitted: Admitted, cost_usd: float, tokens: int) -> None:
         """Give back the unused part of what the call held."""
@@ -254,6 +261,17 @@ class Admission:
                 await self.limits.release(permit, None)
             raise
         return Admitted(decision, served, priority, limit, hold, permit, run)
+
+
+def _stricter(decision: Decision, effect: str | None, policy: str, what: str) -> Decision:
+    """``decision`` made as strict as ``effect`` (deny or require_approval) says, by ``policy``."""
+    if effect == "deny" and decision.effect != "deny":
+        done = "is stopped" if what == "the run" else "are disabled"
+        return Decision("deny", (*decision.reasons, f"{policy}: {what} {done}"), policy=policy)
+    if effect == "require_approval" and decision.effect == "allow":
+        reason = f"{policy}: {what} need approval"
+        return Decision("require_approval", (*decision.reasons, reason), policy=policy)
+    return decision
 
 
 def _why(served: str, reason: str) -> Decision:

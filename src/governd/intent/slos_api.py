@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from governd.controllers.slo_policies import OPERATIONS as POLICY_OPERATIONS
 from governd.errors import NotFound
 from governd.intent.admin_api import int_param
 from governd.intent.http import json_response
@@ -52,8 +53,11 @@ class SloRoutes:
             raise NotFound(f"no SLO named {name!r}")
         limit = int_param(request.query_params.get("limit"), "limit", 20, 1, 500)
         await asyncio.to_thread(self._writer.flush)  # every transition recorded so far
-        history = await asyncio.to_thread(self._slos.store.history, name, limit)
-        return json_response({**self._describe(name), "transitions": history})
+        store = self._slos.store
+        history = await asyncio.to_thread(store.history, name, limit)
+        steps = await asyncio.to_thread(store.recorded, list(POLICY_OPERATIONS.values()))
+        actions = [s for s in steps if s.get("slo") == name][:limit]
+        return json_response({**self._describe(name), "transitions": history, "actions": actions})
 
     def _describe(self, name: str) -> dict[str, Any]:
         assert self._slos is not None
@@ -76,9 +80,18 @@ class SloRoutes:
                 {"severity": r.severity, "long_s": r.long, "short_s": r.short, "factor": r.factor}
                 for r in rules(cfg)
             ],
+            "policies": [p.model_dump() for p in cfg.policies],
+            "in_force": self._in_force(name),
             "no_data": ev.silent(name),
             "groups": [_group(s) for s in ev.status(name)],
         }
+
+    def _in_force(self, name: str) -> list[dict[str, Any]]:
+        assert self._slos is not None
+        if self._slos.policies is None:
+            return []
+        taken = self._slos.policies.book.taken.values()
+        return [{**s.as_dict(), "describe": s.override.describe()} for s in taken if s.slo == name]
 
 
 def _group(status: GroupStatus) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from governd.clock import Clock, SystemClock
 from governd.config import GovernConfig
 from governd.controllers.slo_alerts import SloAlerts
+from governd.controllers.slo_policies import PolicyBook, SloPolicies
 from governd.execution import Router, build_upstreams
 from governd.execution.executors.choose import executor_for
 from governd.execution.executors.nvml import discover
@@ -15,6 +16,7 @@ from governd.governance import KeyRing, PrincipalTree
 from governd.governance.admission import Admission
 from governd.governance.approvals import Approvals
 from governd.governance.budgets import Budgets
+from governd.governance.overrides import Overrides
 from governd.governance.runs import Runs
 from governd.governance.scheduler import Discovered, inventory
 from governd.governance.state.setup import load_budgets, run_state
@@ -54,6 +56,8 @@ class Services:
     #: The SLOs' evaluation and alerts (None when the config has no SLOs).
     slos: SloAlerts | None
     alerts: AlertSender
+    #: What controllers changed at runtime (admission and the router read it).
+    overrides: Overrides
 
 
 def build_services(cfg: GovernConfig, clock: Clock | None = None) -> Services:
@@ -72,22 +76,19 @@ def build_services(cfg: GovernConfig, clock: Clock | None = None) -> Services:
     )
     tree = PrincipalTree(cfg)
     upstreams = build_upstreams(cfg)
-    router = Router(cfg, upstreams, clock)
+    overrides = Overrides()
+    router = Router(cfg, upstreams, clock, drained=overrides.drained)
     budgets = load_budgets(cfg, storage, clock)
     metrics = Metrics()
     runs = Runs(cfg, tree, run_state(cfg, clock), clock, storage)
-    admission = Admission(cfg, tree, budgets, clock, runs)
+    admission = Admission(cfg, tree, budgets, clock, runs, overrides)
     approvals = Approvals(storage, clock, cfg.governance.approval_timeout_s)
     tracing = Tracing(cfg.observe) if cfg.observe.otlp_endpoint else None
     alerts = AlertSender(cfg.observe.alerts)
     evaluator = SloEvaluator(cfg.slos, clock.now()) if cfg.slos else None
     observers = [metrics.observe, *([evaluator.observe] if evaluator else [])]
     recorder = Recorder(writer, observers, clock, runs, tracing)
-    slos = (
-        SloAlerts(evaluator, SloStore(storage.engine), recorder.append, alerts, clock)
-        if evaluator
-        else None
-    )
+    slos = _slo_alerts(cfg, evaluator, storage, recorder, alerts, overrides) if evaluator else None
     return Services(
         config=cfg,
         clock=clock,
@@ -106,7 +107,24 @@ def build_services(cfg: GovernConfig, clock: Clock | None = None) -> Services:
         metrics=metrics,
         slos=slos,
         alerts=alerts,
+        overrides=overrides,
     )
+
+
+def _slo_alerts(
+    cfg: GovernConfig,
+    evaluator: SloEvaluator,
+    storage: Storage,
+    recorder: Recorder,
+    alerts: AlertSender,
+    overrides: Overrides,
+) -> SloAlerts:
+    store = SloStore(storage.engine)
+    policies = None
+    if any(slo.policies for slo in cfg.slos):
+        book = PolicyBook(evaluator, cfg.principals.org)
+        policies = SloPolicies(book, overrides, store, recorder.append)
+    return SloAlerts(evaluator, store, recorder.append, alerts, recorder.clock, policies)
 
 
 def build_jobs(services: Services) -> Jobs:

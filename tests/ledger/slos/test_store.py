@@ -6,7 +6,9 @@ own over one store, as two governd processes would be.
 
 from __future__ import annotations
 
-from governd.ledger.slos.evaluator import SloEvaluator, Transition
+from typing import Any
+
+from governd.ledger.slos.evaluator import SloEvaluator
 from governd.ledger.slos.store import SloStore
 from governd.ledger.storage import Storage
 from governd.testing.slos import call_entry, slo_config
@@ -73,17 +75,17 @@ def test_buckets_no_window_covers_are_pruned(storage_url: str) -> None:
     assert store.load(RETENTION, 3700) == []
 
 
-def transition(state: str, at: float, severity: str = "page") -> Transition:
-    return Transition("avail", (("deployment", "a"),), severity, state, at, (), 1.0)  # type: ignore[arg-type]
+def transition(state: str, at: float, severity: str = "page") -> tuple[Any, ...]:
+    return ("avail", (("deployment", "a"),), severity, state == "fired", at)
 
 
 def test_each_transition_is_claimed_by_exactly_one_replica(storage_url: str) -> None:
     store = SloStore(Storage(storage_url).engine)
-    assert store.claim(transition("resolved", 5)) is False  # nothing fired yet
-    assert [store.claim(transition("fired", 10)) for _ in range(3)] == [True, False, False]
-    assert store.claim(transition("fired", 10, "ticket")) is True  # another severity
-    assert [store.claim(transition("resolved", 20)) for _ in range(2)] == [True, False]
-    assert store.claim(transition("fired", 30)) is True  # fires again
+    assert store.claim(*transition("resolved", 5)) is False  # nothing fired yet
+    assert [store.claim(*transition("fired", 10)) for _ in range(3)] == [True, False, False]
+    assert store.claim(*transition("fired", 10, "ticket")) is True  # another severity
+    assert [store.claim(*transition("resolved", 20)) for _ in range(2)] == [True, False]
+    assert store.claim(*transition("fired", 30)) is True  # fires again
     assert store.alerts() == [
         {
             "slo": "avail",

@@ -12,10 +12,11 @@ last event.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain
+from typing import TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -26,6 +27,9 @@ from governd.ledger.entries import FIELDS, LedgerEntry
 from governd.ledger.slos.evaluator import SloEvaluator, Transition
 from governd.ledger.tables import entries_named
 
+T = TypeVar("T")
+#: Runs after each tick of a replay: (evaluator, now) -> what to yield beside the transitions.
+AfterTick = Callable[[SloEvaluator, float], Iterable[T]]
 _PAGE = 10_000
 #: How far before ``ts`` a JSONL line's counts are placed: inside the bucket that ends at ``ts``.
 _BEFORE_END = 1e-3
@@ -40,10 +44,16 @@ class Counted:
     bad: int
 
 
-def replay(slos: list[SloConfig], events: Iterable[LedgerEntry | Counted]) -> Iterator[Transition]:
+def replay(
+    slos: list[SloConfig],
+    events: Iterable[LedgerEntry | Counted],
+    after_tick: AfterTick[T] | None = None,
+) -> Iterator[Transition | T]:
     """Every alert transition the SLOs would have made over ``events`` (in time order).
 
     ``Counted`` events count in each SLO given (give one SLO for them).
+    ``after_tick(evaluator, now)`` runs after every tick and what it returns is
+    yielded too (the error-budget policies' steps).
     """
     stream = iter(events)
     first = next(stream, None)
@@ -51,17 +61,23 @@ def replay(slos: list[SloConfig], events: Iterable[LedgerEntry | Counted]) -> It
         return
     evaluator = SloEvaluator(slos, first.ts)
     interval = evaluator.interval
-    tick = (math.floor(first.ts / interval) + 1) * interval
+
+    def tick(now: float) -> Iterator[Transition | T]:
+        yield from evaluator.tick(now)
+        if after_tick is not None:
+            yield from after_tick(evaluator, now)
+
+    at = (math.floor(first.ts / interval) + 1) * interval
     for event in chain([first], stream):
-        while tick <= event.ts:
-            yield from evaluator.tick(tick)
-            tick += interval
+        while at <= event.ts:
+            yield from tick(at)
+            at += interval
         if isinstance(event, Counted):
             for name in evaluator.names:
                 evaluator.add(name, event.ts, event.good, event.bad)
         else:
             evaluator.observe(event)
-    yield from evaluator.tick(tick)
+    yield from tick(at)
 
 
 def ledger_entries(engine: Engine, since: float | None = None) -> Iterator[LedgerEntry]:

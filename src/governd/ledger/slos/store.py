@@ -7,9 +7,10 @@ totals, every replica's events, which its evaluator takes as the windows'
 truth. A restarted replica reads every bucket its windows still cover, so an
 error budget survives deploys. Rows a window no longer covers are pruned.
 
-An alert's state is a row too: a transition is recorded by the one replica
-whose compare-and-set flips it (``claim``), so each firing and resolving is
-one ledger entry however many replicas judged it.
+An alert's state is a row too, and so is each error-budget policy's: a
+change is recorded by the one replica whose compare-and-set flips the row
+(``claim``), so each firing, resolving, action and undo is one ledger entry
+however many replicas judged it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from governd.ledger.slos.alerts import OPERATIONS
-from governd.ledger.slos.evaluator import Delta, Group, Total, Transition
+from governd.ledger.slos.evaluator import Delta, Group, Total
 from governd.ledger.tables import entries_named, slo_alerts, slo_buckets
 
 #: Per SLO, its bucket widths and the seconds of history each keeps.
@@ -103,36 +104,40 @@ class SloStore:
                 deleted += gone.rowcount
         return deleted
 
-    def claim(self, transition: Transition) -> bool:
-        """Flip an alert's state as ``transition`` says; True for the one caller that flipped it."""
+    def claim(self, slo: str, group: Group, name: str, on: bool, at: float) -> bool:
+        """Turn state ``name`` of an SLO group (an alert severity, a policy) on or off.
+
+        True for the one caller that flipped it: that caller records the change.
+        """
         c = slo_alerts.c
-        key = (transition.slo, encode(transition.group), transition.severity)
-        firing = transition.state == "fired"
+        key = (slo, encode(group), name)
         with self._engine.begin() as conn:
             flipped = conn.execute(
                 slo_alerts.update()
-                .where(c.slo == key[0], c.grp == key[1], c.severity == key[2], c.firing != firing)
-                .values(firing=firing, since=transition.at)
+                .where(c.slo == key[0], c.grp == key[1], c.severity == key[2], c.firing != on)
+                .values(firing=on, since=at)
             )
-            if flipped.rowcount == 1 or not firing:
+            if flipped.rowcount == 1 or not on:
                 return flipped.rowcount == 1
-            row = {"slo": key[0], "grp": key[1], "severity": key[2], "firing": True}
-            return (
-                conn.execute(self._new_alert, {**row, "since": transition.at}).first() is not None
-            )
+            row = {"slo": key[0], "grp": key[1], "severity": key[2], "firing": True, "since": at}
+            return conn.execute(self._new_alert, row).first() is not None
 
     def history(self, slo: str, limit: int) -> list[dict[str, Any]]:
-        """The SLO's newest recorded transitions (their entries' signals), newest first."""
+        """The SLO's newest recorded alert transitions (their entries' signals), newest first."""
+        found = self.recorded(list(OPERATIONS.values()))
+        return [t for t in found if t.get("slo") == slo][:limit]
+
+    def recorded(self, operations: list[str]) -> list[dict[str, Any]]:
+        """The signals of the newest control entries of ``operations``, newest first."""
         c = entries_named.c
         q = (
             sa.select(c.signals)
-            .where(c.kind == "control", c.operation.in_(list(OPERATIONS.values())))
+            .where(c.kind == "control", c.operation.in_(operations))
             .order_by(c.seq.desc())
             .limit(_HISTORY_SCAN)
         )
         with self._engine.connect() as conn:
-            found = [orjson.loads(r.signals) for r in conn.execute(q) if r.signals]
-        return [t for t in found if t.get("slo") == slo][:limit]
+            return [orjson.loads(r.signals) for r in conn.execute(q) if r.signals]
 
     def alerts(self) -> list[dict[str, Any]]:
         """Every alert's state: slo, group, severity, firing and since when."""
