@@ -155,6 +155,18 @@ def ray_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "--node-ip-address=127.0.0.1",
         f"--port={free_port()}",
         f"--ray-client-server-port={client_port}",
+        # Ray's fixed default ports can be taken by a port another test picked: pick them too.
+        *(
+            f"--{name}={free_port()}"
+            for name in (
+                "dashboard-agent-listen-port",
+                "dashboard-agent-grpc-port",
+                "metrics-export-port",
+                "runtime-env-agent-port",
+                "node-manager-port",
+                "object-manager-port",
+            )
+        ),
         "--include-dashboard=false",
         "--disable-usage-stats",
         f"--temp-dir={tmp}",

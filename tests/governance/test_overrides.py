@@ -66,3 +66,12 @@ async def test_a_tightened_tier_needs_approval_or_is_denied(
     with pytest.raises(raised):
         await adm.admit_tool(tool(), "s", "write")
     assert (await adm.admit_tool(tool(), "s", "read")).effect == "allow"
+
+
+async def test_a_pressed_node_is_served_by_its_models_degrade_to() -> None:
+    adm = admission()
+    adm.overrides.put("k", Override("degrade_node", "acme/t", "", "budget:acme/t usd/day"))
+    admitted = await adm.admit(chat(max_tokens=10))
+    assert admitted.served == "cheap"
+    assert admitted.decision.reasons[-1] == "budget:acme/t usd/day: m degraded to cheap"
+    assert (await adm.admit(chat("cheap", max_tokens=10))).served == "cheap"  # none below

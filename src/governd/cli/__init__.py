@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from governd.cli import admin, agents, jobs, local, slos
+from governd.cli import admin, agents, explain, jobs, local, slos
 from governd.config import ConfigError
 from governd.errors import GovernError
 
@@ -62,5 +62,6 @@ for command in (
     agents.runs,
     jobs.jobs,
     slos.slos,
+    explain.explain,
 ):
     main.add_command(command)

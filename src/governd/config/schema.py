@@ -222,6 +222,21 @@ class TreeNode:
     config: NodeConfig
 
 
+class ForecastConfig(_Model):
+    """Budget-burn forecasts: each USD and token budget's exhaustion, from its recent burn."""
+
+    action: Literal["off", "warn", "degrade", "lower_priority"] = Field(
+        "warn",
+        description="when a budget would run out before its period ends: record it (warn), "
+        "serve its node's calls by their degrade_to, or run them at batch priority",
+    )
+    lookback_s: float = Field(3600.0, gt=0, description="the recent burn a forecast extrapolates")
+    every_s: float = Field(30.0, gt=0, description="seconds between forecasts")
+    min_elapsed_s: float = Field(
+        300.0, ge=0, description="no forecast this early in a period (too little to go on)"
+    )
+
+
 class GovernanceConfig(_Model):
     """Plane-wide governance settings."""
 
@@ -232,6 +247,7 @@ class GovernanceConfig(_Model):
     approval_timeout_s: float = Field(
         300.0, gt=0, description="how long a call waits for a human's approval before it is refused"
     )
+    forecast: ForecastConfig = Field(default_factory=ForecastConfig)
 
     @model_validator(mode="after")
     def _known_timezone(self) -> GovernanceConfig:

@@ -127,7 +127,7 @@ class Admission:
         if self.overrides.active:
             served = decision.model or action.model
             decision, priority = self.overrides.admit(
-                action.principal.path, served, decision, priority
+                action.principal.path, served, decision, priority, alias.degrade_to
             )
         return await self._reserve(action, terms, decision, priority)
 

@@ -20,7 +20,13 @@ from governd.governance.ladder import RANK
 SHED_RETRY_S = 30.0
 
 Kind = Literal[
-    "freeze_releases", "shift_route", "degrade", "lower_priority", "shed", "tighten_tools"
+    "freeze_releases",
+    "shift_route",
+    "degrade",
+    "degrade_node",
+    "lower_priority",
+    "shed",
+    "tighten_tools",
 ]
 
 
@@ -42,6 +48,7 @@ class Override:
             "freeze_releases": "releases frozen",
             "shift_route": f"no new calls to deployment {self.target}",
             "degrade": f"{self.target} served by {self.value}",
+            "degrade_node": f"{self.target}'s calls served by their models' degrade_to",
             "lower_priority": f"{self.target} at priority {self.value} at most",
             "shed": f"{self.target} refuses {self.value.replace(',', ', ')} calls",
             "tighten_tools": f"{self.target} tools: {self.value.replace('_', ' ')}",
@@ -57,6 +64,7 @@ class Overrides:
         #: Deployments that take no new calls (the router reads this set in place).
         self.drained: set[str] = set()
         self.degraded: dict[str, tuple[str, str]] = {}
+        self.degraded_nodes: list[tuple[str, str]] = []
         self.priorities: list[tuple[str, Priority, str]] = []
         self.shed: dict[str, tuple[frozenset[str], str]] = {}
         self.tiers: dict[str, tuple[str, str]] = {}
@@ -78,18 +86,25 @@ class Overrides:
         return dict(self._by_key)
 
     def admit(
-        self, path: str, served: str, decision: Decision, priority: Priority
+        self,
+        path: str,
+        served: str,
+        decision: Decision,
+        priority: Priority,
+        degrade_to: str | None = None,
     ) -> tuple[Decision, Priority]:
         """A model call's verdict and priority once the overrides in force had their say.
 
         Raises ``Overloaded`` for a call a ``shed`` override refuses.
         """
         reasons = list(decision.reasons)
-        for node, lowered, source in self.priorities:
-            if within(path, node) and RANK[lowered] > RANK[priority]:
-                reasons.append(f"{source}: priority lowered to {lowered}")
-                priority = lowered
+        priority, lowered_by = self.lowered(path, priority)
+        if lowered_by is not None:
+            reasons.append(f"{lowered_by}: priority lowered to {priority}")
         degraded = self.degraded.get(served)
+        if degraded is None and degrade_to and decision.effect == "allow":
+            pressed = next((n for n in self.degraded_nodes if within(path, n[0])), None)
+            degraded = (degrade_to, pressed[1]) if pressed else None
         if degraded is not None and decision.effect in ("allow", "degrade"):
             to, source = degraded
             reasons.append(f"{source}: {served} degraded to {to}")
@@ -113,6 +128,14 @@ class Overrides:
             )
         return decision, priority
 
+    def lowered(self, path: str, priority: Priority) -> tuple[Priority, str | None]:
+        """``priority`` as the overrides on ``path``'s subtree lower it, and what lowered it."""
+        source = None
+        for node, low, by in self.priorities:
+            if within(path, node) and RANK[low] > RANK[priority]:
+                priority, source = low, by
+        return priority, source
+
     def tool_effect(self, tier: str) -> tuple[str, str] | None:
         """What a ``tighten_tools`` override makes of a tool tier: (effect, source), if any."""
         return self.tiers.get(tier)
@@ -123,6 +146,7 @@ class Overrides:
         self.drained.clear()
         self.drained.update(o.target for o in found if o.kind == "shift_route")
         self.degraded = {o.target: (o.value, o.source) for o in found if o.kind == "degrade"}
+        self.degraded_nodes = [(o.target, o.source) for o in found if o.kind == "degrade_node"]
         self.priorities = [
             (o.target, o.value, o.source)  # type: ignore[misc]
             for o in found

@@ -208,14 +208,15 @@ slo_buckets = sa.Table(
     sa.Column("bad", sa.BigInteger, nullable=False),
 )
 
-#: Each SLO alert's state, so that one replica records each transition and a restart knows it.
-slo_alerts = sa.Table(
-    "slo_alerts",
+#: What controllers have on (an SLO's alerts and policies, a budget's forecast), so that one
+#: replica records each change and a restart knows what is on.
+control_states = sa.Table(
+    "control_states",
     metadata,
-    sa.Column("slo", sa.String(128), primary_key=True),
+    sa.Column("scope", sa.String(255), primary_key=True),
     sa.Column("grp", sa.String(1024), primary_key=True),
-    sa.Column("severity", sa.String(32), primary_key=True),
-    sa.Column("firing", sa.Boolean, nullable=False),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("since", sa.Float, nullable=False),
 )
 

@@ -20,6 +20,7 @@ from governd.errors import GovernError
 from governd.intent.admin_api import AdminRoutes
 from governd.intent.auth import check_admin
 from governd.intent.budgets_api import BudgetRoutes
+from governd.intent.explain_api import ExplainRoutes
 from governd.intent.faults_api import FaultRoutes
 from governd.intent.http import json_response, on_govern_error, on_http_exception, on_unexpected
 from governd.intent.jobs_api import JobRoutes
@@ -32,6 +33,7 @@ from governd.observe.metrics import CONTENT_TYPE
 from governd.observe.slo_metrics import SloCollector
 from governd.pipeline.jobs.pipeline import Jobs
 from governd.pipeline.jobs.samples import job_samples, unit_samples
+from governd.server.explain import explain
 from governd.server.services import Services, build_jobs, build_services
 
 
@@ -73,6 +75,16 @@ def create_app(cfg: GovernConfig, clock: Clock | None = None) -> Starlette:
     )
     if s.slos is not None:
         s.metrics.registry.register(SloCollector(s.slos.evaluator))
+    if s.forecasts is not None:
+        forecasts = s.forecasts
+        s.metrics.live(
+            {
+                "governd_budget_exhaustion_seconds": (
+                    "Seconds until a budget runs out at its recent burn",
+                    forecasts.samples,
+                )
+            }
+        )
     app.state.services = s
     return app
 
@@ -108,6 +120,10 @@ def _lifespan(
             stack.push_async_callback(jobs.aclose)
             refresher = asyncio.create_task(gauges.refresh_forever(s.budgets))
             stack.callback(refresher.cancel)
+            if s.forecasts is not None:
+                await s.forecasts.start()
+                forecasting = asyncio.create_task(s.forecasts.run())
+                stack.callback(forecasting.cancel)
             await stack.enter_async_context(gateway.sessions.run())
             yield
 
@@ -168,6 +184,12 @@ def _routes(s: Services, gateway: McpGateway, jobs: Jobs) -> list[Route]:
             check=admin.check,
         ).routes(),
         *SloRoutes(slos=s.slos, writer=s.writer, check=admin.check).routes(),
+        *ExplainRoutes(
+            explain=lambda who: explain(s, who),
+            keyring=s.keyring,
+            tree=s.tree,
+            admin_key=cfg.admin_key.get_secret_value() if cfg.admin_key else None,
+        ).routes(),
         *FaultRoutes(upstreams=s.upstreams, recorder=s.recorder, check=admin.check).routes(),
         *JobRoutes(
             config=cfg, keyring=s.keyring, tree=s.tree, jobs=jobs, check=admin.check

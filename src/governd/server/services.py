@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from governd.clock import Clock, SystemClock
 from governd.config import GovernConfig
+from governd.controllers.budget_burn import BudgetForecasts
 from governd.controllers.slo_alerts import SloAlerts
 from governd.controllers.slo_policies import PolicyBook, SloPolicies
 from governd.execution import Router, build_upstreams
@@ -22,6 +23,7 @@ from governd.governance.scheduler import Discovered, inventory
 from governd.governance.state.setup import load_budgets, run_state
 from governd.ledger import LedgerWriter, Storage
 from governd.ledger.audit import signer_for
+from governd.ledger.control_states import ControlStates
 from governd.ledger.job_store import JobStore
 from governd.ledger.slos.evaluator import SloEvaluator
 from governd.ledger.slos.store import SloStore
@@ -58,6 +60,8 @@ class Services:
     alerts: AlertSender
     #: What controllers changed at runtime (admission and the router read it).
     overrides: Overrides
+    #: Budget-burn forecasts (None when ``governance.forecast.action`` is off).
+    forecasts: BudgetForecasts | None
 
 
 def build_services(cfg: GovernConfig, clock: Clock | None = None) -> Services:
@@ -89,6 +93,19 @@ def build_services(cfg: GovernConfig, clock: Clock | None = None) -> Services:
     observers = [metrics.observe, *([evaluator.observe] if evaluator else [])]
     recorder = Recorder(writer, observers, clock, runs, tracing)
     slos = _slo_alerts(cfg, evaluator, storage, recorder, alerts, overrides) if evaluator else None
+    forecast = cfg.governance.forecast
+    forecasts = (
+        BudgetForecasts(
+            forecast,
+            budgets,
+            ControlStates(storage.engine),
+            overrides,
+            recorder.record_control,
+            clock,
+        )
+        if forecast.action != "off"
+        else None
+    )
     return Services(
         config=cfg,
         clock=clock,
@@ -108,6 +125,7 @@ def build_services(cfg: GovernConfig, clock: Clock | None = None) -> Services:
         slos=slos,
         alerts=alerts,
         overrides=overrides,
+        forecasts=forecasts,
     )
 
 

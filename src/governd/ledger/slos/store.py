@@ -23,15 +23,18 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
+from governd.ledger.control_states import ControlStates
 from governd.ledger.slos.alerts import OPERATIONS
 from governd.ledger.slos.evaluator import Delta, Group, Total
-from governd.ledger.tables import entries_named, slo_alerts, slo_buckets
+from governd.ledger.tables import entries_named, slo_buckets
 
 #: Per SLO, its bucket widths and the seconds of history each keeps.
 Retention = Mapping[str, Mapping[int, int]]
 #: How many of a width's newest buckets a tick reads back: a replica's counts that arrive
 #: later than this land only in the coarser windows.
 RECENT_BUCKETS = 3
+#: The scope of an SLO's states in ``control_states``.
+SCOPE = "slo:"
 #: How many of the newest alert entries ``history`` looks through.
 _HISTORY_SCAN = 2000
 
@@ -60,8 +63,7 @@ class SloStore:
                 "bad": slo_buckets.c.bad + add.excluded.bad,
             },
         )
-        # RETURNING says whether the row went in (psycopg reports no rowcount for it).
-        self._new_alert = insert(slo_alerts).on_conflict_do_nothing().returning(slo_alerts.c.slo)
+        self.states = ControlStates(engine)
 
     def exchange(self, deltas: Iterable[Delta], retention: Retention, now: float) -> list[Total]:
         """Add ``deltas`` into every bucket width of their SLO, then read the recent totals back."""
@@ -109,18 +111,7 @@ class SloStore:
 
         True for the one caller that flipped it: that caller records the change.
         """
-        c = slo_alerts.c
-        key = (slo, encode(group), name)
-        with self._engine.begin() as conn:
-            flipped = conn.execute(
-                slo_alerts.update()
-                .where(c.slo == key[0], c.grp == key[1], c.severity == key[2], c.firing != on)
-                .values(firing=on, since=at)
-            )
-            if flipped.rowcount == 1 or not on:
-                return flipped.rowcount == 1
-            row = {"slo": key[0], "grp": key[1], "severity": key[2], "firing": True, "since": at}
-            return conn.execute(self._new_alert, row).first() is not None
+        return self.states.claim(SCOPE + slo, encode(group), name, on, at)
 
     def history(self, slo: str, limit: int) -> list[dict[str, Any]]:
         """The SLO's newest recorded alert transitions (their entries' signals), newest first."""
@@ -140,18 +131,16 @@ class SloStore:
             return [orjson.loads(r.signals) for r in conn.execute(q) if r.signals]
 
     def alerts(self) -> list[dict[str, Any]]:
-        """Every alert's state: slo, group, severity, firing and since when."""
-        with self._engine.connect() as conn:
-            rows = conn.execute(sa.select(slo_alerts).order_by(*slo_alerts.primary_key)).all()
+        """Every SLO state (alert severities, policies): slo, group, name, on and since when."""
         return [
             {
-                "slo": r.slo,
-                "group": decode(r.grp),
-                "severity": r.severity,
-                "firing": r.firing,
-                "since": r.since,
+                "slo": st.scope.removeprefix(SCOPE),
+                "group": decode(st.group),
+                "severity": st.name,
+                "firing": st.active,
+                "since": st.since,
             }
-            for r in rows
+            for st in self.states.all(SCOPE)
         ]
 
 

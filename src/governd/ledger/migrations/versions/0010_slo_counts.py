@@ -1,4 +1,4 @@
-"""SLO counts in buckets shared by replicas, and each SLO alert's state.
+"""SLO counts in buckets shared by replicas, and what controllers have on (alerts, actions).
 
 Revision ID: 0010
 Revises: 0009
@@ -22,15 +22,15 @@ def upgrade() -> None:
         sa.Column("bad", sa.BigInteger, nullable=False),
     )
     op.create_table(
-        "slo_alerts",
-        sa.Column("slo", sa.String(128), primary_key=True),
+        "control_states",
+        sa.Column("scope", sa.String(255), primary_key=True),
         sa.Column("grp", sa.String(1024), primary_key=True),
-        sa.Column("severity", sa.String(32), primary_key=True),
-        sa.Column("firing", sa.Boolean, nullable=False),
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("active", sa.Boolean, nullable=False),
         sa.Column("since", sa.Float, nullable=False),
     )
 
 
 def downgrade() -> None:
-    op.drop_table("slo_alerts")
+    op.drop_table("control_states")
     op.drop_table("slo_buckets")
