@@ -29,6 +29,12 @@ def test_demo_runs_and_prints_the_ledger_table() -> None:
     jobs = [line for line in out.stdout.splitlines() if "│ job_" in line]
     assert len(jobs) == 2 and all("succeeded" in line for line in jobs)
     assert "reclaim_within_cohort" in jobs[1], "the borrowing training job gave back its 2 GPUs"
+    # The loop: sim-b slows down, its latency SLO pages, the policy drains it, then undoes it.
+    assert "mini-latency paged for deployment=sim-b/sim-small" in out.stdout
+    assert "its policy took shift_route on sim-b/sim-small" in out.stdout
+    assert "the next 20 calls: 0 to sim-b, 20 to sim-a" in out.stdout
+    assert "the page resolved and the drain was undone" in out.stdout
+    assert "model gpt-4o-mini" in out.stdout and "[principals.teams.support.models]" in out.stdout
 
 
 OWN = """

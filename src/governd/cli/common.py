@@ -19,6 +19,13 @@ def when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
 
 
+def budget_left(remaining: float) -> str:
+    """An SLO's error budget left, in words (overspent: how many times over)."""
+    if remaining >= 0:
+        return f"budget left {remaining:.1%}"
+    return f"budget overspent {1 - remaining:.1f}x"
+
+
 class _CliClient(AdminClient):
     """The admin client, failing the command with the server's message."""
 

@@ -32,6 +32,8 @@ from rich.table import Table
 
 from governd.cli.admin_client import AdminClient
 from governd.cli.demo_jobs import run_gpu_jobs
+from governd.cli.demo_slos import run_slo_drill
+from governd.cli.explain import render
 from governd.config import GovernConfig, ProjectConfig, TeamConfig, load_config
 from governd.errors import GovernError
 from governd.governance.principals import PrincipalTree
@@ -253,6 +255,13 @@ def run_demo(config: str | None, total: int) -> int:
                     "(6 its own, 2 borrowed); a critical platform job reclaims its 2"
                 )
                 console.print(_jobs_table(run_gpu_jobs(admin, str(Path(tmp) / "trained-once"))))
+                console.print("\n[bold]The loop[/]: a deployment slows down")
+                for line in run_slo_drill(admin, url, keys["support/chatbot"]):
+                    console.print(f"  {line}")
+                console.print("\n[bold]governd explain support/chatbot[/]")
+                explained = admin.call("GET", "/admin/v1/explain/support/chatbot")
+                for line in render(explained):
+                    console.print(f"  {line}", markup=False, highlight=False)
     elapsed = time.monotonic() - started
     why = (
         "support may not use gpt-4o: 403 policy_denied; a revoked key: 401"

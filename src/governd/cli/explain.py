@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import click
 
-from governd.cli.common import admin, emit, remote, when
+from governd.cli.common import admin, budget_left, emit, remote, when
 from governd.durations import format_duration
 
 
@@ -86,7 +86,7 @@ def render(out: dict[str, Any]) -> list[str]:
         for g in slo["groups"]:
             group = " ".join(f"{k}={v}" for k, v in g["group"].items()) or "(all)"
             firing = f"  FIRING {', '.join(g['firing'])}" if g["firing"] else ""
-            lines.append(f"    {group}: budget left {g['remaining']:.1%}{firing}")
+            lines.append(f"    {group}: {budget_left(g['remaining'])}{firing}")
         for pol in slo["policies"]:
             lines.append(
                 f"    on {pol['when']}: {pol['do']} {pol['target'] or '(the burning group)'}  [{pol['from']}]"

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import click
 
-from governd.cli.common import admin, emit, remote, when
+from governd.cli.common import admin, budget_left, emit, remote, when
 from governd.cli.local import config_option, ledger_config, on_ledger
 from governd.config import load_config
 from governd.config.slos import SloConfig
@@ -79,7 +79,7 @@ def _group_line(g: dict[str, Any]) -> str:
     group = " ".join(f"{k}={v}" for k, v in g["group"].items()) or "(all)"
     burns = " ".join(f"{format_duration(w['window_s'])}={w['burn']:.2f}" for w in g["windows"])
     firing = f"  FIRING {', '.join(g['firing'])}" if g["firing"] else ""
-    return f"{group}  budget left {g['remaining']:.1%}  burn {burns}{firing}"
+    return f"{group}  {budget_left(g['remaining'])}  burn {burns}{firing}"
 
 
 @slos.command("rules")
