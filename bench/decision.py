@@ -19,7 +19,7 @@ import statistics
 import time
 from pathlib import Path
 
-from governd.actions import Action, Principal
+from governd.actions import Action, Principal, Usage
 from governd.clock import SystemClock
 from governd.config import load_config
 from governd.config.cel_env import sample_context
@@ -42,7 +42,7 @@ async def admissions(config: str, principal: Principal, iterations: int) -> list
     for _ in range(iterations):
         start = time.perf_counter_ns()
         admitted = await admission.admit(action)
-        await admission.release(admitted, 1e-6, 20)
+        await admission.release(admitted, 1e-6, Usage(input_tokens=20))
         samples.append((time.perf_counter_ns() - start) / 1000)
     return samples
 

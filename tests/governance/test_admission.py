@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from governd.actions import Action, Principal
+from governd.actions import Action, Principal, Usage
 from governd.clock import ManualClock
 from governd.config import parse_config
 from governd.errors import (
@@ -137,14 +137,16 @@ async def test_a_run_limit_refusal_gives_back_the_budget_and_the_rate_limit() ->
     with pytest.raises(RunLimitExceeded) as info:
         await adm.admit(chat(run="r", max_tokens=10))  # the run's one step is taken
     assert info.value.limit == "steps"
-    await adm.release(first, 0.0, 0)
+    await adm.release(first, 0.0, Usage())
     assert await _held(adm) == (0.0, 0)
 
 
 async def test_past_the_soft_line_the_call_is_degraded_and_held_at_the_cheaper_price() -> None:
     adm = admission()
     hold = await adm.admit(chat(max_tokens=300))  # $0.3 + the prompt
-    await adm.release(hold, 0.6, 100)  # spent $0.6 of $1: past the soft line of 0.5
+    await adm.release(
+        hold, 0.6, Usage(input_tokens=100)
+    )  # spent $0.6 of $1: past the soft line of 0.5
     admitted = await adm.admit(chat(max_tokens=10))
     assert (admitted.decision.effect, admitted.served) == ("degrade", "cheap")
 

@@ -237,6 +237,20 @@ class ForecastConfig(_Model):
     )
 
 
+class SizingConfig(_Model):
+    """Holds sized from recorded outputs for streamed calls on budgets that afford few calls."""
+
+    enabled: bool = True
+    quantile: float = Field(
+        0.5, gt=0, lt=1, description="of recorded output tokens: the hold's output part"
+    )
+    min_samples: int = Field(20, ge=1, description="outputs recorded before a size is trusted")
+    tight_calls: int = Field(
+        100, ge=1, description="a budget affording fewer worst-case calls than this is sized"
+    )
+    step_tokens: int = Field(16, ge=1, description="how much a stream's hold grows at a time")
+
+
 class GovernanceConfig(_Model):
     """Plane-wide governance settings."""
 
@@ -248,6 +262,7 @@ class GovernanceConfig(_Model):
         300.0, gt=0, description="how long a call waits for a human's approval before it is refused"
     )
     forecast: ForecastConfig = Field(default_factory=ForecastConfig)
+    sizing: SizingConfig = Field(default_factory=SizingConfig)
 
     @model_validator(mode="after")
     def _known_timezone(self) -> GovernanceConfig:

@@ -126,3 +126,69 @@ def _texts(events: list[bytes]) -> list[str]:
                 if isinstance(piece, str):
                     out.append(piece)
     return out
+
+
+class OutputCounter:
+    """Counts the output tokens of a stream's events as they pass (a metered stream's meter).
+
+    Each content, text or tool-call-arguments piece is counted with the
+    tokenizer on its own: pieces split words, so the count errs high, never low.
+    It remembers the last chunk's id, model and time, for the event that ends a
+    cut stream.
+    """
+
+    def __init__(self) -> None:
+        self.tokens = 0
+        self.meta: dict[str, Any] = {}
+
+    def add(self, block: bytes) -> int:
+        """Count the events of ``block``; returns the output tokens so far."""
+        for line in block.split(b"\n"):
+            if not line.startswith(b"data:") or line.startswith(_DONE):
+                continue
+            try:
+                chunk = orjson.loads(line[5:])
+            except orjson.JSONDecodeError:
+                continue
+            if not isinstance(chunk, dict):
+                continue
+            self.meta = {k: chunk[k] for k in ("id", "object", "created", "model") if k in chunk}
+            for choice in chunk.get("choices") or ():
+                self.tokens += sum(tokens.count(piece) for piece in _pieces(choice))
+        return self.tokens
+
+    def ending(self, choices: int, usage: Usage | None) -> bytes:
+        """The events that end a cut stream: ``finish_reason: length`` per choice, usage, DONE."""
+        chat = self.meta.get("object", "chat.completion.chunk") == "chat.completion.chunk"
+        ends = [
+            {"index": i, "delta": {}, "finish_reason": "length"}
+            if chat
+            else {"index": i, "text": "", "finish_reason": "length", "logprobs": None}
+            for i in range(choices)
+        ]
+        out = b"data: " + orjson.dumps({**self.meta, "choices": ends}) + b"\n\n"
+        if usage is not None:
+            counts = {
+                "prompt_tokens": usage.input_tokens,
+                "completion_tokens": usage.output_tokens,
+                "total_tokens": usage.input_tokens + usage.output_tokens,
+            }
+            out += b"data: " + orjson.dumps({**self.meta, "choices": [], "usage": counts}) + b"\n\n"
+        return out + _DONE + b"\n\n"
+
+
+def _pieces(choice: Any) -> list[str]:
+    if not isinstance(choice, dict):
+        return []
+    delta = choice.get("delta")
+    out: list[str] = []
+    if isinstance(delta, dict):
+        if isinstance(delta.get("content"), str):
+            out.append(delta["content"])
+        for call in delta.get("tool_calls") or ():
+            args = (call.get("function") or {}).get("arguments") if isinstance(call, dict) else None
+            if isinstance(args, str):
+                out.append(args)
+    if isinstance(choice.get("text"), str):
+        out.append(choice["text"])
+    return out

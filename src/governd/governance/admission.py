@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from governd.actions import Action, Decision, Priority
+from governd.actions import Action, Decision, Priority, Usage
 from governd.clock import Clock
 from governd.config import GovernConfig
 from governd.errors import (
@@ -45,6 +45,7 @@ from governd.governance.policies import Match, PolicySet, Selection
 from governd.governance.principals import PrincipalTree
 from governd.governance.ratelimits import Permit, RateLimits
 from governd.governance.runs import LocalRuns, RunHold, Runs
+from governd.governance.sizing import OutputSizes
 from governd.governance.state.setup import limit_state
 from governd.governance.terms import Terms, TermsBook
 
@@ -64,6 +65,22 @@ class Admitted:
     hold: Hold | None = None
     permit: Permit | None = None
     run: RunHold | None = None
+    #: A stream whose hold was sized from recorded outputs: it is metered and topped up.
+    metered: Metered | None = None
+    #: (principal path, served model, choices): where its output size is counted once settled.
+    sized: tuple[str, str, int] | None = None
+
+
+@dataclass(slots=True)
+class Metered:
+    """A metered stream's bet: the output tokens its hold covers, and how it may grow."""
+
+    #: Output tokens (all choices) the hold covers now.
+    held: int
+    #: The most it may grow to: the call's output limit times its choices.
+    ceiling: int
+    step: int
+    usd_per_token: float
 
 
 class Admission:
@@ -88,6 +105,9 @@ class Admission:
         self.runs = runs or Runs(cfg, tree, LocalRuns(clock, cfg.runs.idle_ttl_s), clock)
         self._context = PolicyContext(cfg, budgets, self.runs, clock)
         self._stops = any(level.stop for level in cfg.runs.risk.levels)
+        self._sizing = cfg.governance.sizing
+        #: Output tokens of settled calls: the size of a metered stream's first hold.
+        self.sizes = OutputSizes(self._sizing.quantile, self._sizing.min_samples)
         #: What controllers changed at runtime (SLO policies); read on every admission.
         self.overrides = overrides or Overrides()
 
@@ -213,8 +233,31 @@ class Admission:
         what = "the run" if level.stop else f"{tier} tools"
         return _stricter(decision, effect, f"run_risk:{level.name}", what)
 
-    async def release(self, admitted: Admitted, cost_usd: float, tokens: int) -> None:
-        """Give back the unused part of what the call held."""
+    async def top_up(self, admitted: Admitted, output_tokens: int) -> bool:
+        """Raise a metered stream's hold to cover ``output_tokens``; False when a budget is full.
+
+        It grows in steps of ``step_tokens``, never past the call's output limit.
+        """
+        metered, hold = admitted.metered, admitted.hold
+        if metered is None or hold is None:
+            return True
+        if output_tokens > metered.ceiling:
+            return False
+        while metered.held < output_tokens:
+            step = min(metered.step, metered.ceiling - metered.held)
+            try:
+                await self.budgets.top_up(hold, Cost(step * metered.usd_per_token, step))
+            except BudgetExceeded:
+                return False
+            metered.held += step
+        return True
+
+    async def release(self, admitted: Admitted, cost_usd: float, usage: Usage) -> None:
+        """Give back the unused part of what the call held; count its output size."""
+        tokens = usage.input_tokens + usage.output_tokens
+        if admitted.sized is not None and usage.output_tokens:
+            principal, model, choices = admitted.sized
+            self.sizes.observe(principal, model, usage.output_tokens // choices)
         if admitted.permit is not None:
             await self.limits.release(admitted.permit, tokens)
         if admitted.hold is not None:
@@ -235,9 +278,13 @@ class Admission:
         limit = None
         if cap is not None or budgeted or run_usd:
             limit = self._bounds.output_tokens(action, cap)
+        sized = self._sized(action, served)
         if not (budgeted or run_usd or terms.rate_limited or action.run_id):
-            return Admitted(decision, served, priority, limit)
+            return Admitted(decision, served, priority, limit, sized=sized)
         bound = self._bounds.bound(action, served, limit)
+        metered = None
+        if sized is not None and action.stream and budgeted:
+            bound, metered = self._bet(action, served, limit, bound, sized[2])
         permit = hold = run = None
         try:  # a refusal gives back what was taken
             if terms.rate_limited or budgeted or run_usd:
@@ -260,7 +307,29 @@ class Admission:
             if permit is not None:
                 await self.limits.release(permit, None)
             raise
-        return Admitted(decision, served, priority, limit, hold, permit, run)
+        return Admitted(decision, served, priority, limit, hold, permit, run, metered, sized)
+
+    def _sized(self, action: Action, served: str) -> tuple[str, str, int] | None:
+        """Where a call's output size is counted (chat and completions, when sizing is on)."""
+        if not self._sizing.enabled or action.operation not in ("chat", "completion"):
+            return None
+        n = action.body.get("n") or 1
+        return (action.principal.path, served, n if isinstance(n, int) and n > 0 else 1)
+
+    def _bet(
+        self, action: Action, served: str, limit: int | None, bound: Cost, choices: int
+    ) -> tuple[Cost, Metered | None]:
+        """A stream's hold sized from recorded outputs, where a budget affords few worst cases."""
+        cfg = self._sizing
+        if not self.budgets.tight(action.principal, bound, cfg.tight_calls):
+            return bound, None
+        estimate = self.sizes.estimate(action.principal.path, served)
+        ceiling = self._bounds.output_limit(action, served, limit) * choices
+        if estimate is None or estimate * choices >= ceiling:
+            return bound, None
+        price = self._bounds.output_price(served)
+        metered = Metered(estimate * choices, ceiling, cfg.step_tokens * choices, price)
+        return self._bounds.bound(action, served, estimate), metered
 
 
 def _stricter(decision: Decision, effect: str | None, policy: str, what: str) -> Decision:

@@ -69,21 +69,28 @@ class CostBounds:
             return default
         return cap if cap is not None and asked > cap else None
 
+    def output_limit(self, action: Action, served: str, imposed: int | None) -> int:
+        """The per-choice output limit the call runs under (governd's, the client's, or the default)."""
+        body = action.body
+        limit = (
+            imposed
+            or body.get("max_completion_tokens")
+            or body.get("max_tokens")
+            or self._aliases[served].default_max_tokens
+        )
+        return int(limit)
+
+    def output_price(self, served: str) -> float:
+        """The highest USD an output token of ``served`` may cost."""
+        return self._aliases[served].output_price / 1_000_000
+
     def bound(self, action: Action, served: str, imposed: int | None = None) -> Cost:
         """The most the call can cost, in USD and tokens (``imposed``: governd's output limit)."""
         alias = self._aliases[served]
         inputs = input_bound(action, exact=alias.exact)
         outputs = 0
         if action.operation != "embedding":
-            body = action.body
-            limit = (
-                imposed
-                or body.get("max_completion_tokens")
-                or body.get("max_tokens")
-                or alias.default_max_tokens
-            )
-            n = body.get("n") or 1
-            outputs = int(limit) * int(n)
+            outputs = self.output_limit(action, served, imposed) * int(action.body.get("n") or 1)
         usd = (inputs * alias.input_price + outputs * alias.output_price) / 1_000_000
         return Cost(usd=usd, tokens=inputs + outputs)
 

@@ -20,98 +20,39 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Literal, NamedTuple, Protocol
+from dataclasses import dataclass
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from governd.actions import Principal
 from governd.clock import Clock
-from governd.config import BudgetUnit
 from governd.errors import BudgetExceeded
+from governd.governance.budget_values import (
+    UNITS,
+    BudgetKey,
+    BudgetUse,
+    Claim,
+    Cost,
+    Hold,
+    Limit,
+    Stale,
+    Unit,
+)
 from governd.governance.periods import Period, window
 
-Unit = BudgetUnit
+__all__ = [
+    "UNITS",
+    "BudgetKey",
+    "BudgetUse",
+    "Budgets",
+    "Claim",
+    "Cost",
+    "Hold",
+    "Limit",
+    "Stale",
+    "Unit",
+]
 _MAX_PATHS = 100_000
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetKey:
-    """Which budget: a node of the tree (``acme/team`` or ``acme/team/key_x``), a unit and a period."""
-
-    node: str
-    unit: Unit
-    period: Period
-    # Hashed on every reservation and settlement of every budget of a path: once is enough.
-    _hash: int = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_hash", hash((self.node, self.unit, self.period)))
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    @property
-    def name(self) -> str:
-        """How errors and the CLI name the budget."""
-        return f"{self.node} {self.unit}/{self.period}"
-
-
-@dataclass(frozen=True, slots=True)
-class Limit:
-    """A budget's hard limit and optional soft threshold (a fraction of the limit)."""
-
-    limit: float
-    soft: float | None = None
-
-
-class BudgetUse(NamedTuple):
-    """How full one budget is now: its limit, what was spent and what is held in its window.
-
-    ``fraction`` is spent and held as a share of the limit (1.0 for a zero
-    limit): the ladder and the policies read it for every budget of a path.
-    """
-
-    key: BudgetKey
-    limit: Limit
-    spent: float
-    reserved: float
-    fraction: float
-
-    @classmethod
-    def of(cls, key: BudgetKey, limit: Limit, spent: float, reserved: float) -> BudgetUse:
-        """A budget's use, its fraction computed."""
-        fraction = (spent + reserved) / limit.limit if limit.limit else 1.0
-        return cls(key, limit, spent, reserved, fraction)
-
-
-class Claim(NamedTuple):
-    """An amount held (or charged) against one budget in one period window."""
-
-    key: BudgetKey
-    window: float
-    amount: float
-    limit: float
-
-
-@dataclass(frozen=True, slots=True)
-class Cost:
-    """An amount in every unit: a bound before the action, the real cost after."""
-
-    usd: float
-    tokens: int
-    device_hours: float = 0.0
-
-    def amounts(self) -> tuple[float, float, float]:
-        """The amount in each of ``UNITS``, in their order."""
-        return (self.usd, float(self.tokens), self.device_hours)
-
-
-#: The units of a ``Cost``, in the order of ``Cost.amounts``.
-UNITS: tuple[Unit, ...] = ("usd", "tokens", "device_hours")
-
-
-#: What ``BudgetState.reserve`` says when the limits it was given are older than the state's.
-Stale = Literal["stale"]
 
 
 class BudgetState(Protocol):
@@ -167,18 +108,6 @@ class BudgetSource(Protocol):
     async def spent_since(self, key: BudgetKey, since: float) -> float:
         """What the ledger recorded against a budget since ``since``."""
         ...
-
-
-@dataclass(slots=True)
-class Hold:
-    """A reservation: what was claimed, to be settled exactly once.
-
-    ``units`` says which of ``Cost.amounts`` each claim is charged in.
-    """
-
-    claims: list[Claim]
-    units: tuple[int, ...]
-    settled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,6 +283,39 @@ class Budgets:
                 return Hold(claims, plan.units)
             if refused != "stale":
                 raise await self._exceeded(refused, now)
+            await self.sync()
+
+    def tight(self, principal: Principal, bound: Cost, calls: int) -> bool:
+        """Whether a budget on the path affords fewer than ``calls`` calls of ``bound``."""
+        plan = self._plan(principal, self._clock.now())
+        amounts = bound.amounts()
+        return any(
+            amounts[unit] * calls > limit.limit
+            for unit, limit in zip(plan.units, plan.limits, strict=True)
+        )
+
+    async def top_up(self, hold: Hold, extra: Cost) -> None:
+        """Raise a live hold by ``extra`` on each of its budgets; ``BudgetExceeded`` if one is full.
+
+        A hold is the handle of a reservation until it is settled: its claims grow here.
+        """
+        amounts = extra.amounts()
+        while True:
+            more = [
+                Claim(c.key, c.window, amounts[u], self._limits[c.key].limit)
+                if c.key in self._limits
+                else c._replace(amount=amounts[u])
+                for c, u in zip(hold.claims, hold.units, strict=True)
+            ]
+            refused = await self.state.reserve(more, self._generation)
+            if refused is None:
+                hold.claims = [
+                    c._replace(amount=c.amount + m.amount)
+                    for c, m in zip(hold.claims, more, strict=True)
+                ]
+                return
+            if refused != "stale":
+                raise await self._exceeded(refused, self._clock.now())
             await self.sync()
 
     async def settle(self, hold: Hold, actual: Cost) -> None:

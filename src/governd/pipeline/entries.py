@@ -72,8 +72,9 @@ def model_entry(
     cost: float,
     timing: Timing,
     signals: str | None,
+    note: str | None = None,
 ) -> LedgerEntry:
-    """The entry of a model call: served, failed or refused."""
+    """The entry of a model call: served, failed or refused (``note``: why a served one ended)."""
     return LedgerEntry(
         id=action.id,
         ts=timing.ts,
@@ -88,7 +89,7 @@ def model_entry(
         decision=decision.effect if decision else "deny",
         reasons="; ".join(decision.reasons) if decision else (error.code if error else ""),
         status=error.status if error else 200,
-        error_code=error.code if error else None,
+        error_code=error.code if error else note,
         stream=action.stream,
         attempts=routed.attempts if routed else (error.attempts if error else 0),
         latency_ms=timing.latency_ms,

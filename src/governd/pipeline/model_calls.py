@@ -23,7 +23,7 @@ from governd.actions import Action, Decision, Usage
 from governd.clock import Clock
 from governd.errors import ClientDisconnected, GovernError, InvalidRequest, UpstreamError
 from governd.execution import Routed, Router
-from governd.execution.usage import StreamMeter, usage_of_body
+from governd.execution.usage import OutputCounter, StreamMeter, usage_of_body
 from governd.governance.admission import Admission, Admitted, refusal
 from governd.ledger import cost_usd
 from governd.pipeline.entries import Timing, model_entry, model_signals
@@ -87,13 +87,14 @@ class ModelCalls:
         timing = Timing(
             self.clock.now(), (self.clock.monotonic() - done.started) * 1000, done.ttft_ms
         )
-        entry = model_entry(action, done.decision, done.error, routed, usage, cost, timing, signals)
+        entry = model_entry(
+            action, done.decision, done.error, routed, usage, cost, timing, signals, done.note
+        )
         target = routed.target if routed is not None else None
         span = (target.upstream.kind, target.spec.model) if target else (None, None)
         await self._recorder.record(entry, action, points, span)
         if done.admitted is not None:
-            used = usage.input_tokens + usage.output_tokens
-            await self.admission.release(done.admitted, cost, used)
+            await self.admission.release(done.admitted, cost, usage)
 
 
 @dataclass(slots=True)
@@ -108,6 +109,7 @@ class Settlement:
     usage: Usage | None = None
     error: GovernError | None = None
     ttft_ms: float | None = None
+    note: str | None = None
 
 
 class ModelCall:
@@ -133,6 +135,8 @@ class ModelCall:
         self.body = b""
         self.ttft_ms: float | None = None
         self.cost = 0.0
+        #: Recorded as the entry's error_code of a call that did not fail (``cut_by_budget``).
+        self.note: str | None = None
         self._finished = False
 
     def take_reply(self) -> None:
@@ -157,32 +161,70 @@ class ModelCall:
         """The upstream's SSE events as they come; a mid-stream failure ends with an error event.
 
         The last event is held back until the call is settled, so a client
-        that saw the end of the stream can already find its ledger entry.
+        that saw the end of the stream can already find its ledger entry. A
+        metered stream (its hold sized from recorded outputs) is counted as it
+        flows and its hold raised in steps to cover what arrives; what a budget
+        has no room for is withheld and the reply ends there (``finish_reason:
+        length``), so a reply never costs more than its hold.
         """
         assert self.routed.reply.chunks is not None
         meter = StreamMeter(self.action.include_usage, self._prompt_tokens)
+        counter = OutputCounter() if self.admitted.metered is not None else None
         clock = self._calls.clock
         held = b""
+        cut = False
         try:
             async for chunk in self.routed.reply.chunks:
                 out = meter.feed(chunk)
                 if out and self.ttft_ms is None:
                     self.ttft_ms = (clock.monotonic() - self.started) * 1000
+                if counter is not None and out and not meter.done:
+                    forward, cut = await self._covered(counter, out)
+                    out = out if forward else b""
                 if meter.done:
                     held += out
                 elif out:
                     yield out
-            held += meter.tail()
-            if not meter.done:
-                raise UpstreamError(f"upstream {self.routed.target.name} ended the stream early")
+                if cut:
+                    break
+            if not cut:
+                held += meter.tail()
+                if not meter.done:
+                    raise UpstreamError(
+                        f"upstream {self.routed.target.name} ended the stream early"
+                    )
         except GovernError as exc:
             self.error = exc
             held += b"data: " + orjson.dumps(exc.envelope()) + b"\n\n"
         finally:
             self.usage = meter.result()
+        if cut and counter is not None:
+            self.usage = Usage(
+                self.usage.input_tokens, self.usage.cached_tokens, counter.tokens, "counted"
+            )
+            held += counter.ending(
+                self._choices(), self.usage if self.action.include_usage else None
+            )
+            self.decision = _cut(self.decision, counter.tokens)
+            self.note = "cut_by_budget"
         await self.finish(None)
         if held:
             yield held
+
+    async def _covered(self, counter: OutputCounter, out: bytes) -> tuple[bool, bool]:
+        """Count ``out``; forward it if the hold covers it (raised if need be), else cut here."""
+        metered = self.admitted.metered
+        assert metered is not None
+        before = counter.tokens
+        produced = counter.add(out)
+        if produced <= metered.held or await self._calls.admission.top_up(self.admitted, produced):
+            return True, False
+        counter.tokens = before  # withheld: not forwarded, not charged
+        return False, True
+
+    def _choices(self) -> int:
+        n = self.action.body.get("n")
+        return n if isinstance(n, int) and n > 0 else 1
 
     async def __aenter__(self) -> ModelCall:
         return self
@@ -211,8 +253,21 @@ class ModelCall:
                 self.usage,
                 error,
                 self.ttft_ms,
+                self.note,
             )
         )
+
+
+def _cut(decision: Decision, output_tokens: int) -> Decision:
+    """The verdict of a stream cut by its budget: as admitted, with why it ended early."""
+    why = f"cut_by_budget: reply ended at {output_tokens} output tokens, no budget room for more"
+    return Decision(
+        decision.effect,
+        (*decision.reasons, why),
+        decision.model,
+        decision.max_tokens,
+        decision.policy,
+    )
 
 
 def failure(exc: BaseException, action: Action) -> GovernError:

@@ -1,0 +1,113 @@
+"""Bets sized from outcomes: a stream on a tight budget holds a recorded quantile, then tops up.
+
+The model costs $1 per 1,000 output tokens and nothing for input; its worst
+case is its default_max_tokens, 1,000 tokens ($1). The team's $3 a day affords
+three worst cases: tight (under ``tight_calls``, 100).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from governd.actions import Action, Principal, Usage
+from governd.clock import ManualClock
+from governd.config import parse_config
+from governd.governance.admission import Admission
+from governd.governance.budgets import BudgetKey, Budgets
+from governd.governance.principals import PrincipalTree
+from governd.governance.state.local_budgets import LocalState
+from governd.governance.state.setup import config_budgets
+
+CONFIG = """
+principals:
+  org: acme
+  teams:
+    tight: {budgets: [{unit: usd, period: day, limit: 3.0}]}
+    roomy: {budgets: [{unit: usd, period: day, limit: 100000.0}]}
+upstreams: {sim: {kind: sim}}
+models:
+  m: {deployments: [{upstream: sim, model: s}], pricing: {input: 0, output: 1000}, default_max_tokens: 1000}
+governance: {sizing: {min_samples: 5, step_tokens: 10}}
+"""
+TIGHT = Principal("acme", "tight")
+KEY = BudgetKey("acme/tight", "usd", "day")
+
+
+def admission() -> Admission:
+    cfg = parse_config(CONFIG)
+    clock = ManualClock()
+    budgets = Budgets(LocalState(), ZoneInfo("UTC"), clock)
+    for key, limit in config_budgets(cfg):
+        budgets.set(key, limit)
+    return Admission(cfg, PrincipalTree(cfg), budgets, clock)
+
+
+def call(who: Principal = TIGHT, stream: bool = True, **body: Any) -> Action:
+    return Action(
+        "r",
+        "chat",
+        who,
+        "m",
+        {"messages": [{"role": "user", "content": "hi"}], **body},
+        stream=stream,
+    )
+
+
+async def held(adm: Admission) -> float:
+    return (await adm.budgets.state.usage(KEY, adm.budgets.window(KEY)[0]))[1]
+
+
+async def learned(adm: Admission, tokens: int = 100) -> None:
+    for _ in range(5):
+        done = await adm.admit(call(Principal("acme", "roomy")))
+        await adm.release(done, 0.0, Usage(output_tokens=tokens))
+
+
+async def test_without_history_a_stream_holds_its_worst_case() -> None:
+    adm = admission()
+    admitted = await adm.admit(call())
+    assert admitted.metered is None and await held(adm) == pytest.approx(1.0)
+
+
+async def test_with_history_a_stream_on_a_tight_budget_holds_the_quantile() -> None:
+    adm = admission()
+    await learned(adm, 100)
+    admitted = await adm.admit(call())
+    assert admitted.metered is not None
+    assert 100 <= admitted.metered.held <= 105 and admitted.metered.ceiling == 1000
+    assert await held(adm) == pytest.approx(admitted.metered.held / 1000)
+
+
+@pytest.mark.parametrize(
+    ("action", "why"),
+    [
+        (call(stream=False), "a whole reply cannot be cut: its worst case is held"),
+        (call(Principal("acme", "roomy")), "a budget with room for 100 worst cases is not tight"),
+        (call(max_tokens=50), "an output limit below the quantile is the bet already"),
+    ],
+)
+async def test_what_is_not_metered(action: Action, why: str) -> None:
+    adm = admission()
+    await learned(adm, 100)
+    assert (await adm.admit(action)).metered is None, why
+
+
+async def test_a_top_up_raises_the_hold_in_steps_until_the_budget_is_full() -> None:
+    adm = admission()
+    await learned(adm, 100)
+    admitted = await adm.admit(call())
+    start = admitted.metered.held if admitted.metered else 0
+    assert await adm.top_up(admitted, start + 25)  # three steps of 10
+    assert admitted.metered is not None and admitted.metered.held == start + 30
+    assert await held(adm) == pytest.approx((start + 30) / 1000)
+    # Another call holds the rest of the $3: nothing is left to grow into.
+    other = await adm.admit(call(stream=False, max_tokens=3000 - start - 30))
+    assert other.metered is None
+    assert not await adm.top_up(admitted, start + 31)
+    assert admitted.metered.held == start + 30
+    assert not await adm.top_up(admitted, 1001), "never past the call's own output limit"
+    await adm.release(admitted, (start + 30) / 1000, Usage(output_tokens=start + 30))
+    assert await held(adm) == pytest.approx((3000 - start - 30) / 1000)
