@@ -3,7 +3,8 @@
 The budget affords ~20 calls at their real size but only one at its worst
 case (1,024 tokens). Without sizing, 150 concurrent streams would spend ~5% of
 it; with holds sized from recorded outputs and topped up as replies grow, the
-burst spends at least 90% of it, a few replies are cut at the budget's end
+burst spends at least 90% of it, streamed or not (a call the client wants
+whole is streamed from the upstream and handed over whole), a few replies are cut at the budget's end
 (``finish_reason: length``, recorded as ``cut_by_budget``) and the ledger's
 spend never passes the limit.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
 import openai
 import pytest
@@ -29,6 +31,7 @@ principals:
   teams:
     warm: {{}}
     tight: {{budgets: [{{unit: usd, period: day, limit: {LIMIT}}}]}}
+    whole: {{budgets: [{{unit: usd, period: day, limit: {LIMIT}}}]}}
 upstreams: {{sim: {{kind: sim, prefill_tps: 1000000, decode_tps: 2000, max_concurrency: 256}}}}
 models:
   chat:
@@ -45,7 +48,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         yield served
 
 
-async def burst(url: str, warm: str, tight: str, n: int) -> Counter[str]:
+async def burst(url: str, warm: str, tight: str, n: int, stream: bool = True) -> Counter[str]:
     w = openai.AsyncOpenAI(base_url=url + "/v1", api_key=warm, max_retries=0)
     for i in range(30):  # outcomes to size bets from (the model's, across principals)
         stream = await w.chat.completions.create(
@@ -57,34 +60,44 @@ async def burst(url: str, warm: str, tight: str, n: int) -> Counter[str]:
     seen: Counter[str] = Counter()
 
     async def one(i: int) -> None:
+        messages: Any = [{"role": "user", "content": f"call {i}"}]
         try:
-            stream = await client.chat.completions.create(
-                model="chat", messages=[{"role": "user", "content": f"call {i}"}], stream=True
-            )
-            finish = None
-            async for chunk in stream:
-                if chunk.choices and chunk.choices[0].finish_reason:
-                    finish = chunk.choices[0].finish_reason
+            if stream:
+                found = await client.chat.completions.create(
+                    model="chat", messages=messages, stream=True
+                )
+                finish = None
+                async for chunk in found:
+                    if chunk.choices and chunk.choices[0].finish_reason:
+                        finish = chunk.choices[0].finish_reason
+            else:
+                reply = await client.chat.completions.create(model="chat", messages=messages)
+                finish = reply.choices[0].finish_reason
+                assert reply.usage is not None and reply.choices[0].message.content
+                assert reply.object == "chat.completion"
             seen["cut" if finish == "length" else "whole"] += 1
         except openai.APIStatusError as exc:
             seen[f"refused {exc.status_code}"] += 1
 
     await asyncio.gather(*(one(i) for i in range(n)))
+    await w.close()
+    await client.close()
     return seen
 
 
+@pytest.mark.parametrize(("team", "stream"), [("tight", True), ("whole", False)])
 def test_a_burst_spends_at_least_90_percent_of_a_tight_budget_and_never_more(
-    server: Served,
+    server: Served, team: str, stream: bool
 ) -> None:
     admin = AdminClient(server.url, ADMIN)
     warm = admin.call("POST", "/admin/v1/keys", {"principal": "warm"})["key"]
-    tight = admin.call("POST", "/admin/v1/keys", {"principal": "tight"})["key"]
-    seen = asyncio.run(burst(server.url, warm, tight, 150))
-    (budget,) = admin.call("GET", "/admin/v1/budgets", principal="tight")["budgets"]
+    tight = admin.call("POST", "/admin/v1/keys", {"principal": team})["key"]
+    seen = asyncio.run(burst(server.url, warm, tight, 150, stream))
+    (budget,) = admin.call("GET", "/admin/v1/budgets", principal=team)["budgets"]
     assert 0.9 * LIMIT <= budget["spent"] <= LIMIT, (budget, seen)
     assert budget["reserved"] == pytest.approx(0, abs=1e-9)
     assert seen["whole"] >= 15 and seen["cut"] >= 1 and sum(seen.values()) == 150, seen
-    entries = admin.call("GET", "/admin/v1/ledger", principal="tight", limit=1000)["entries"]
+    entries = admin.call("GET", "/admin/v1/ledger", principal=team, limit=1000)["entries"]
     assert sum(e["cost_usd"] for e in entries) <= LIMIT
     cut = [e for e in entries if e["error_code"] == "cut_by_budget"]
     assert len(cut) == seen["cut"] and all(e["status"] == 200 for e in cut)

@@ -5,13 +5,11 @@ from __future__ import annotations
 import http.client
 import json
 import socket
-import time
 
 import openai
 import pytest
 
 from governd import tokens
-from governd.cli.admin_client import AdminError
 from tests.conftest import FakeUpstreamProc
 from tests.e2e.conftest import Gateway
 
@@ -201,23 +199,11 @@ def test_client_disconnect_stops_the_stream_and_is_recorded(gateway: Gateway) ->
     assert b"data:" in resp.fp.readline() + resp.fp.readline()
     conn.sock.shutdown(socket.SHUT_RDWR)  # hang up after the first events
     conn.close()
-    entry = wait_for_entry(gateway, rid)
+    entry = gateway.entry(rid)
     assert entry["status"] == 499 and entry["error_code"] == "client_disconnected"
     # Settled while the sim was still generating: fewer tokens than the 50 asked for.
     assert entry["usage_source"] == "counted" and entry["output_tokens"] < 50
     assert "Traceback" not in gateway.served.output()
-
-
-def wait_for_entry(gateway: Gateway, rid: str, timeout: float = 20.0) -> dict[str, object]:
-    """The entry of ``rid``, once the server has settled it (a stream settles after the reply)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return gateway.entry(rid)
-        except AdminError as exc:
-            if exc.status != 404 or time.monotonic() > deadline:
-                raise
-        time.sleep(0.05)
 
 
 def test_usage_by_hour_from_rollups(gateway: Gateway) -> None:

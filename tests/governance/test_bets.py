@@ -16,7 +16,7 @@ from governd.actions import Action, Principal, Usage
 from governd.clock import ManualClock
 from governd.config import parse_config
 from governd.governance.admission import Admission
-from governd.governance.budgets import BudgetKey, Budgets
+from governd.governance.budgets import BudgetKey, Budgets, Cost
 from governd.governance.principals import PrincipalTree
 from governd.governance.state.local_budgets import LocalState
 from governd.governance.state.setup import config_budgets
@@ -72,10 +72,11 @@ async def test_without_history_a_stream_holds_its_worst_case() -> None:
     assert admitted.metered is None and await held(adm) == pytest.approx(1.0)
 
 
-async def test_with_history_a_stream_on_a_tight_budget_holds_the_quantile() -> None:
+@pytest.mark.parametrize("stream", [True, False])
+async def test_with_history_a_call_on_a_tight_budget_holds_the_quantile(stream: bool) -> None:
     adm = admission()
     await learned(adm, 100)
-    admitted = await adm.admit(call())
+    admitted = await adm.admit(call(stream=stream))
     assert admitted.metered is not None
     assert 100 <= admitted.metered.held <= 105 and admitted.metered.ceiling == 1000
     assert await held(adm) == pytest.approx(admitted.metered.held / 1000)
@@ -84,7 +85,6 @@ async def test_with_history_a_stream_on_a_tight_budget_holds_the_quantile() -> N
 @pytest.mark.parametrize(
     ("action", "why"),
     [
-        (call(stream=False), "a whole reply cannot be cut: its worst case is held"),
         (call(Principal("acme", "roomy")), "a budget with room for 100 worst cases is not tight"),
         (call(max_tokens=50), "an output limit below the quantile is the bet already"),
     ],
@@ -103,11 +103,14 @@ async def test_a_top_up_raises_the_hold_in_steps_until_the_budget_is_full() -> N
     assert await adm.top_up(admitted, start + 25)  # three steps of 10
     assert admitted.metered is not None and admitted.metered.held == start + 30
     assert await held(adm) == pytest.approx((start + 30) / 1000)
-    # Another call holds the rest of the $3: nothing is left to grow into.
-    other = await adm.admit(call(stream=False, max_tokens=3000 - start - 30))
-    assert other.metered is None
+    # Another call grows to hold the rest of the $3: nothing is left to grow into.
+    other = await adm.admit(call())
+    assert other.hold is not None and other.metered is not None
+    rest = 3000 - (start + 30) - other.metered.held
+    await adm.budgets.top_up(other.hold, Cost(rest / 1000, rest))
+    assert await held(adm) == pytest.approx(3.0)
     assert not await adm.top_up(admitted, start + 31)
     assert admitted.metered.held == start + 30
     assert not await adm.top_up(admitted, 1001), "never past the call's own output limit"
     await adm.release(admitted, (start + 30) / 1000, Usage(output_tokens=start + 30))
-    assert await held(adm) == pytest.approx((3000 - start - 30) / 1000)
+    assert await held(adm) == pytest.approx((3000 - start - 30) / 1000)  # the other's hold

@@ -283,7 +283,7 @@ class Admission:
             return Admitted(decision, served, priority, limit, sized=sized)
         bound = self._bounds.bound(action, served, limit)
         metered = None
-        if sized is not None and action.stream and budgeted:
+        if sized is not None and budgeted:
             bound, metered = self._bet(action, served, limit, bound, sized[2])
         permit = hold = run = None
         try:  # a refusal gives back what was taken
@@ -319,7 +319,10 @@ class Admission:
     def _bet(
         self, action: Action, served: str, limit: int | None, bound: Cost, choices: int
     ) -> tuple[Cost, Metered | None]:
-        """A stream's hold sized from recorded outputs, where a budget affords few worst cases."""
+        """A hold sized from recorded outputs, where a budget affords few worst cases.
+
+        The call is then metered: streamed from the upstream (whole to a client that asked so).
+        """
         cfg = self._sizing
         if not self.budgets.tight(action.principal, bound, cfg.tight_calls):
             return bound, None

@@ -23,6 +23,7 @@ from governd.actions import Action, Decision, Usage
 from governd.clock import Clock
 from governd.errors import ClientDisconnected, GovernError, InvalidRequest, UpstreamError
 from governd.execution import Routed, Router
+from governd.execution.assemble import assemble
 from governd.execution.usage import OutputCounter, StreamMeter, usage_of_body
 from governd.governance.admission import Admission, Admitted, refusal
 from governd.ledger import cost_usd
@@ -51,12 +52,14 @@ class ModelCalls:
         except GovernError as exc:
             await self.settle(Settlement(action, started, refusal(exc, None), error=exc))
             raise
+        # A metered call is streamed from the upstream even when the client wants it whole.
+        streamed = action.stream or admitted.metered is not None
         try:
             routed = await self._router.send(
                 admitted.served,
                 action.operation,
-                upstream_body(action, admitted.max_tokens),
-                action.stream,
+                upstream_body(action, admitted.max_tokens, streamed),
+                streamed,
                 admitted.priority,
             )
         except BaseException as exc:
@@ -68,6 +71,8 @@ class ModelCalls:
         call = ModelCall(self, action, admitted, routed, started)
         try:
             call.take_reply()
+            if streamed and not action.stream:
+                await call.collect()
         except GovernError as exc:
             await call.finish(exc)
             raise exc.refusing(refusal(exc, admitted.decision)) from None
@@ -211,6 +216,15 @@ class ModelCall:
         if held:
             yield held
 
+    async def collect(self) -> None:
+        """Read a metered stream the client wants whole, and build that reply (settled on the way)."""
+        events = b"".join([chunk async for chunk in self.stream()])
+        if self.error is not None:
+            raise self.error
+        usage = self.usage or Usage()
+        self.body = assemble(events, usage, self.action.operation == "chat")
+        self.cost = cost_usd(usage, self.routed.target.pricing)
+
     async def _covered(self, counter: OutputCounter, out: bytes) -> tuple[bool, bool]:
         """Count ``out``; forward it if the hold covers it (raised if need be), else cut here."""
         metered = self.admitted.metered
@@ -280,8 +294,11 @@ def failure(exc: BaseException, action: Action) -> GovernError:
     return GovernError("internal error")
 
 
-def upstream_body(action: Action, max_tokens: int | None) -> dict[str, Any]:
-    """What the upstream is sent: the client's body, with governd's output limit and usage ask."""
+def upstream_body(action: Action, max_tokens: int | None, stream: bool) -> dict[str, Any]:
+    """What the upstream is sent: the client's body, with governd's output limit and usage ask.
+
+    ``stream``: streamed from the upstream (the client's ask, or a metered call's).
+    """
     body = action.body
     if max_tokens is not None:
         body = dict(body)
@@ -289,8 +306,10 @@ def upstream_body(action: Action, max_tokens: int | None) -> dict[str, Any]:
             body["max_completion_tokens"] = max_tokens
         if "max_tokens" in body or "max_completion_tokens" not in body:
             body["max_tokens"] = max_tokens
-    if not action.stream or action.operation == "embedding":
+    if not stream or action.operation == "embedding":
         return body
+    if not action.stream:
+        body = {**body, "stream": True}
     opts = body.get("stream_options")
     merged = dict(opts) if isinstance(opts, dict) else {}
     merged["include_usage"] = True
