@@ -15,6 +15,7 @@ import pytest
 from governd.actions import Action, Principal, Usage
 from governd.clock import ManualClock
 from governd.config import parse_config
+from governd.errors import BudgetExceeded
 from governd.governance.admission import Admission
 from governd.governance.budgets import BudgetKey, Budgets, Cost
 from governd.governance.principals import PrincipalTree
@@ -114,3 +115,26 @@ async def test_a_top_up_raises_the_hold_in_steps_until_the_budget_is_full() -> N
     assert not await adm.top_up(admitted, 1001), "never past the call's own output limit"
     await adm.release(admitted, (start + 30) / 1000, Usage(output_tokens=start + 30))
     assert await held(adm) == pytest.approx((3000 - start - 30) / 1000)  # the other's hold
+
+
+@pytest.mark.parametrize(("left", "capped"), [(50, 50), (10, 10), (9, None)])
+async def test_near_the_end_a_bet_that_does_not_fit_is_capped_not_refused(
+    left: int, capped: int | None
+) -> None:
+    adm = admission()
+    await learned(adm, 100)
+    filler = await adm.admit(call())
+    assert filler.hold is not None and filler.metered is not None
+    rest = 3000 - left - filler.metered.held
+    await adm.budgets.top_up(filler.hold, Cost(rest / 1000, rest))
+    if capped is None:  # less than a step of room: refused as before
+        with pytest.raises(BudgetExceeded):
+            await adm.admit(call())
+        return
+    admitted = await adm.admit(call())
+    assert admitted.max_tokens == capped and admitted.metered is not None
+    assert admitted.metered.ceiling == capped
+    assert admitted.decision.reasons[-1].endswith(
+        f"max_tokens capped to {capped}, what the budget affords"
+    )
+    assert await held(adm) == pytest.approx(3.0)

@@ -35,6 +35,7 @@ from governd.errors import (
     RunLimitExceeded,
 )
 from governd.governance import tools
+from governd.governance.bets import Bet, Bets, Metered, Sized
 from governd.governance.bounds import CostBounds
 from governd.governance.budgets import Budgets, BudgetUse, Cost, Hold
 from governd.governance.context import PolicyContext
@@ -45,7 +46,6 @@ from governd.governance.policies import Match, PolicySet, Selection
 from governd.governance.principals import PrincipalTree
 from governd.governance.ratelimits import Permit, RateLimits
 from governd.governance.runs import LocalRuns, RunHold, Runs
-from governd.governance.sizing import OutputSizes
 from governd.governance.state.setup import limit_state
 from governd.governance.terms import Terms, TermsBook
 
@@ -67,20 +67,8 @@ class Admitted:
     run: RunHold | None = None
     #: A stream whose hold was sized from recorded outputs: it is metered and topped up.
     metered: Metered | None = None
-    #: (principal path, served model, choices): where its output size is counted once settled.
-    sized: tuple[str, str, int] | None = None
-
-
-@dataclass(slots=True)
-class Metered:
-    """A metered stream's bet: the output tokens its hold covers, and how it may grow."""
-
-    #: Output tokens (all choices) the hold covers now.
-    held: int
-    #: The most it may grow to: the call's output limit times its choices.
-    ceiling: int
-    step: int
-    usd_per_token: float
+    #: Where its output size is counted once settled.
+    sized: Sized | None = None
 
 
 class Admission:
@@ -105,9 +93,8 @@ class Admission:
         self.runs = runs or Runs(cfg, tree, LocalRuns(clock, cfg.runs.idle_ttl_s), clock)
         self._context = PolicyContext(cfg, budgets, self.runs, clock)
         self._stops = any(level.stop for level in cfg.runs.risk.levels)
-        self._sizing = cfg.governance.sizing
-        #: Output tokens of settled calls: the size of a metered stream's first hold.
-        self.sizes = OutputSizes(self._sizing.quantile, self._sizing.min_samples)
+        #: Holds sized from recorded outcomes, for calls on budgets that afford few worst cases.
+        self.bets = Bets(cfg.governance.sizing, self._bounds, budgets)
         #: What controllers changed at runtime (SLO policies); read on every admission.
         self.overrides = overrides or Overrides()
 
@@ -234,30 +221,15 @@ class Admission:
         return _stricter(decision, effect, f"run_risk:{level.name}", what)
 
     async def top_up(self, admitted: Admitted, output_tokens: int) -> bool:
-        """Raise a metered stream's hold to cover ``output_tokens``; False when a budget is full.
-
-        It grows in steps of ``step_tokens``, never past the call's output limit.
-        """
-        metered, hold = admitted.metered, admitted.hold
-        if metered is None or hold is None:
+        """Raise a metered call's hold to cover ``output_tokens``; False when a budget is full."""
+        if admitted.metered is None or admitted.hold is None:
             return True
-        if output_tokens > metered.ceiling:
-            return False
-        while metered.held < output_tokens:
-            step = min(metered.step, metered.ceiling - metered.held)
-            try:
-                await self.budgets.top_up(hold, Cost(step * metered.usd_per_token, step))
-            except BudgetExceeded:
-                return False
-            metered.held += step
-        return True
+        return await self.bets.top_up(admitted.metered, admitted.hold, output_tokens)
 
     async def release(self, admitted: Admitted, cost_usd: float, usage: Usage) -> None:
         """Give back the unused part of what the call held; count its output size."""
         tokens = usage.input_tokens + usage.output_tokens
-        if admitted.sized is not None and usage.output_tokens:
-            principal, model, choices = admitted.sized
-            self.sizes.observe(principal, model, usage.output_tokens // choices)
+        self.bets.observe(admitted.sized, usage)
         if admitted.permit is not None:
             await self.limits.release(admitted.permit, tokens)
         if admitted.hold is not None:
@@ -278,13 +250,14 @@ class Admission:
         limit = None
         if cap is not None or budgeted or run_usd:
             limit = self._bounds.output_tokens(action, cap)
-        sized = self._sized(action, served)
+        sized = self.bets.sized(action, served)
         if not (budgeted or run_usd or terms.rate_limited or action.run_id):
             return Admitted(decision, served, priority, limit, sized=sized)
-        bound = self._bounds.bound(action, served, limit)
-        metered = None
         if sized is not None and budgeted:
-            bound, metered = self._bet(action, served, limit, bound, sized[2])
+            bet = self.bets.place(action, served, limit, sized)
+        else:
+            bet = Bet(self._bounds.bound(action, served, limit), None, limit)
+        bound = bet.bound
         permit = hold = run = None
         try:  # a refusal gives back what was taken
             if terms.rate_limited or budgeted or run_usd:
@@ -295,7 +268,17 @@ class Admission:
                 try:
                     hold = await self.budgets.reserve(principal, bound)
                 except BudgetExceeded as exc:
-                    raise exc.refusing(_why(served, f"budget:{exc.budget}")) from None
+                    capped = None
+                    if bet.metered is not None and sized is not None:
+                        capped = await self.bets.capped(action, served, sized[2])
+                    if capped is None:
+                        raise exc.refusing(_why(served, f"budget:{exc.budget}")) from None
+                    decision = _capped(decision, exc.budget, capped.max_tokens)
+                    bet, bound = capped, capped.bound
+                    try:
+                        hold = await self.budgets.reserve(principal, bound)
+                    except BudgetExceeded as again:
+                        raise again.refusing(_why(served, f"budget:{again.budget}")) from None
             if action.run_id:
                 try:
                     run = await self.runs.hold(action, bound.usd)
@@ -307,32 +290,17 @@ class Admission:
             if permit is not None:
                 await self.limits.release(permit, None)
             raise
-        return Admitted(decision, served, priority, limit, hold, permit, run, metered, sized)
+        return Admitted(
+            decision, served, priority, bet.max_tokens, hold, permit, run, bet.metered, sized
+        )
 
-    def _sized(self, action: Action, served: str) -> tuple[str, str, int] | None:
-        """Where a call's output size is counted (chat and completions, when sizing is on)."""
-        if not self._sizing.enabled or action.operation not in ("chat", "completion"):
-            return None
-        n = action.body.get("n") or 1
-        return (action.principal.path, served, n if isinstance(n, int) and n > 0 else 1)
 
-    def _bet(
-        self, action: Action, served: str, limit: int | None, bound: Cost, choices: int
-    ) -> tuple[Cost, Metered | None]:
-        """A hold sized from recorded outputs, where a budget affords few worst cases.
-
-        The call is then metered: streamed from the upstream (whole to a client that asked so).
-        """
-        cfg = self._sizing
-        if not self.budgets.tight(action.principal, bound, cfg.tight_calls):
-            return bound, None
-        estimate = self.sizes.estimate(action.principal.path, served)
-        ceiling = self._bounds.output_limit(action, served, limit) * choices
-        if estimate is None or estimate * choices >= ceiling:
-            return bound, None
-        price = self._bounds.output_price(served)
-        metered = Metered(estimate * choices, ceiling, cfg.step_tokens * choices, price)
-        return self._bounds.bound(action, served, estimate), metered
+def _capped(decision: Decision, budget: str, max_tokens: int | None) -> Decision:
+    """The verdict of a call whose output was capped to what a budget's room affords."""
+    why = f"budget:{budget}: max_tokens capped to {max_tokens}, what the budget affords"
+    return Decision(
+        decision.effect, (*decision.reasons, why), decision.model, max_tokens, decision.policy
+    )
 
 
 def _stricter(decision: Decision, effect: str | None, policy: str, what: str) -> Decision:
