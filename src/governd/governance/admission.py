@@ -256,13 +256,14 @@ class Admission:
         if sized is not None and budgeted:
             bet = self.bets.place(action, served, limit, sized)
         else:
-            bet = Bet(self._bounds.bound(action, served, limit), None, limit)
+            worst = self._bounds.bound(action, served, limit)
+            bet = Bet(worst, None, limit, worst.tokens)
         bound = bet.bound
         permit = hold = run = None
         try:  # a refusal gives back what was taken
             if terms.rate_limited or budgeted or run_usd:
                 try:
-                    permit = await self.limits.acquire(principal, bound.tokens)
+                    permit = await self.limits.acquire(principal, bet.worst_tokens)
                 except RateLimited as exc:
                     raise exc.refusing(_why(served, f"rate_limit: {exc.message}")) from None
                 try:

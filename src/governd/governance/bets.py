@@ -46,6 +46,8 @@ class Bet:
     bound: Cost
     metered: Metered | None
     max_tokens: int | None
+    #: The tokens its worst case may use: what rate limits take (a bet may grow to it).
+    worst_tokens: int
 
 
 class Bets:
@@ -75,16 +77,16 @@ class Bets:
         """The call's hold: its worst case, or a metered bet where a budget is tight."""
         bound = self._bounds.bound(action, served, limit)
         if not self._budgets.tight(action.principal, bound, self._cfg.tight_calls):
-            return Bet(bound, None, limit)
+            return Bet(bound, None, limit, bound.tokens)
         choices = sized[2]
         estimate = self.sizes.estimate(action.principal.path, served)
         ceiling = self._bounds.output_limit(action, served, limit) * choices
         if estimate is None or estimate * choices >= ceiling:
-            return Bet(bound, None, limit)
+            return Bet(bound, None, limit, bound.tokens)
         metered = Metered(
             estimate * choices, ceiling, self._cfg.step_tokens * choices, self._price(served)
         )
-        return Bet(self._bounds.bound(action, served, estimate), metered, limit)
+        return Bet(self._bounds.bound(action, served, estimate), metered, limit, bound.tokens)
 
     async def capped(self, action: Action, served: str, choices: int) -> Bet | None:
         """Near a budget's end: the output the budgets' room affords (None: not even a step)."""
@@ -102,7 +104,8 @@ class Bets:
         if per_choice < self._cfg.step_tokens:
             return None
         metered = Metered(per_choice * choices, per_choice * choices, self._cfg.step_tokens, price)
-        return Bet(self._bounds.bound(action, served, per_choice), metered, per_choice)
+        bound = self._bounds.bound(action, served, per_choice)
+        return Bet(bound, metered, per_choice, bound.tokens)
 
     async def top_up(self, metered: Metered, hold: Hold, output_tokens: int) -> bool:
         """Raise a metered call's hold to cover ``output_tokens``; False when a budget is full.
