@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import pytest
 
+from governd.actions import Principal
 from governd.governance.sizing import OutputSizes
+
+T, A, B_ = Principal("acme", "t"), Principal("acme", "a"), Principal("acme", "b")
 
 
 def test_a_quantile_errs_high_by_at_most_one_bucket() -> None:
     sizes = OutputSizes(0.5, min_samples=10)
     for n in range(1, 101):  # 1..100: the median is 50
-        sizes.observe("acme/t", "m", n)
-    found = sizes.estimate("acme/t", "m")
+        sizes.observe(T, "m", n)
+    found = sizes.estimate(T, "m")
     assert found is not None and 50 <= found <= 50 * 1.05
 
 
@@ -19,24 +22,24 @@ def test_a_quantile_errs_high_by_at_most_one_bucket() -> None:
 def test_high_quantiles(q: float, low: int, high: int) -> None:
     sizes = OutputSizes(q, min_samples=10)
     for n in range(1, 101):
-        sizes.observe("acme/t", "m", n)
-    assert low <= (sizes.estimate("acme/t", "m") or 0) <= high
+        sizes.observe(T, "m", n)
+    assert low <= (sizes.estimate(T, "m") or 0) <= high
 
 
 def test_too_few_samples_fall_back_to_the_models_then_to_nothing() -> None:
     sizes = OutputSizes(0.5, min_samples=20)
     for _ in range(19):
-        sizes.observe("acme/a", "m", 40)
-    assert sizes.estimate("acme/a", "m") is None
-    sizes.observe("acme/b", "m", 40)  # the model has 20 now; acme/b only one
-    assert sizes.estimate("acme/b", "m") == sizes.estimate("acme/a", "m") is not None
-    assert sizes.estimate("acme/a", "other") is None
+        sizes.observe(A, "m", 40)
+    assert sizes.estimate(A, "m") is None
+    sizes.observe(B_, "m", 40)  # the model has 20 now; acme/b only one
+    assert sizes.estimate(B_, "m") == sizes.estimate(A, "m") is not None
+    assert sizes.estimate(A, "other") is None
 
 
 def test_the_estimate_follows_a_workload_that_changes() -> None:
     sizes = OutputSizes(0.5, min_samples=10)
     for _ in range(10_000):
-        sizes.observe("acme/t", "m", 20)
+        sizes.observe(T, "m", 20)
     for _ in range(30_000):
-        sizes.observe("acme/t", "m", 400)
-    assert (sizes.estimate("acme/t", "m") or 0) >= 400  # old counts were halved away
+        sizes.observe(T, "m", 400)
+    assert (sizes.estimate(T, "m") or 0) >= 400  # old counts were halved away

@@ -16,15 +16,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from governd.actions import Action, Usage
+from governd.actions import Action, Principal, Usage
 from governd.config.schema import SizingConfig
 from governd.errors import BudgetExceeded
 from governd.governance.bounds import CostBounds
 from governd.governance.budgets import Budgets, Cost, Hold
 from governd.governance.sizing import OutputSizes
 
-#: (principal path, served model, choices): where a call's output size is counted.
-Sized = tuple[str, str, int]
+#: (principal, served model, choices): where a call's output size is counted.
+Sized = tuple[Principal, str, int]
 
 
 @dataclass(slots=True)
@@ -64,8 +64,8 @@ class Bets:
         """Where a call's output size is counted (chat and completions, when sizing is on)."""
         if not self._cfg.enabled or action.operation not in ("chat", "completion"):
             return None
-        n = action.body.get("n") or 1
-        return (action.principal.path, served, n if isinstance(n, int) and n > 0 else 1)
+        n = action.body.get("n", 1)
+        return (action.principal, served, n if type(n) is int and n > 0 else 1)
 
     def observe(self, sized: Sized | None, usage: Usage) -> None:
         """Count a settled call's output size."""
@@ -79,7 +79,7 @@ class Bets:
         if not self._budgets.tight(action.principal, bound, self._cfg.tight_calls):
             return Bet(bound, None, limit, bound.tokens)
         choices = sized[2]
-        estimate = self.sizes.estimate(action.principal.path, served)
+        estimate = self.sizes.estimate(action.principal, served)
         ceiling = self._bounds.output_limit(action, served, limit) * choices
         if estimate is None or estimate * choices >= ceiling:
             return Bet(bound, None, limit, bound.tokens)

@@ -18,6 +18,7 @@ replica enforces the new limit.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -123,6 +124,8 @@ class _Plan:
     until: float
     #: Whether any of them has a soft threshold (then the ladder reads them).
     soft: bool
+    #: The smallest limit on the path in each of ``UNITS`` (inf: none): what ``tight`` reads.
+    smallest: tuple[float, float, float]
 
 
 class Budgets:
@@ -245,6 +248,13 @@ class Budgets:
             since=max((start for start, _ in windows), default=float("-inf")),
             until=min((end for _, end in windows), default=float("inf")),
             soft=any(limit.soft is not None for limit in limits),
+            smallest=tuple(  # type: ignore[arg-type]
+                min(
+                    (lim.limit for k, lim in zip(keys, limits, strict=True) if k.unit == u),
+                    default=math.inf,
+                )
+                for u in UNITS
+            ),
         )
 
     def soft(self, principal: Principal) -> bool:
@@ -287,11 +297,11 @@ class Budgets:
 
     def tight(self, principal: Principal, bound: Cost, calls: int) -> bool:
         """Whether a budget on the path affords fewer than ``calls`` calls of ``bound``."""
-        plan = self._plan(principal, self._clock.now())
-        amounts = bound.amounts()
-        return any(
-            amounts[unit] * calls > limit.limit
-            for unit, limit in zip(plan.units, plan.limits, strict=True)
+        usd, tokens, hours = self._plan(principal, self._clock.now()).smallest
+        return (
+            bound.usd * calls > usd
+            or bound.tokens * calls > tokens
+            or bound.device_hours * calls > hours
         )
 
     async def top_up(self, hold: Hold, extra: Cost) -> None:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import math
 
+from governd.actions import Principal
+
 _PER_DOUBLING = 16
 _BUCKETS = 20 * _PER_DOUBLING  # up to ~1M tokens
 _HALVE_AT = 10_000
@@ -40,8 +42,8 @@ class _Histogram:
         self.counts = [0] * _BUCKETS
         self.total = 0
 
-    def add(self, n: int) -> None:
-        self.counts[_bucket(n)] += 1
+    def add(self, bucket: int) -> None:
+        self.counts[bucket] += 1
         self.total += 1
         if self.total >= _HALVE_AT:
             self.counts = [c // 2 for c in self.counts]
@@ -58,26 +60,27 @@ class _Histogram:
 
 
 class OutputSizes:
-    """Output tokens of settled calls, by (principal, model) and by model."""
+    """Output tokens of settled calls, by (principal, model) and by model (a key is a principal)."""
 
     def __init__(self, quantile: float, min_samples: int) -> None:
         self._q = quantile
         self._min = min_samples
-        self._by: dict[tuple[str, str], _Histogram] = {}
+        self._by: dict[tuple[Principal | None, str], _Histogram] = {}
 
-    def observe(self, principal: str, model: str, output_tokens: int) -> None:
+    def observe(self, principal: Principal, model: str, output_tokens: int) -> None:
         """Count a settled call's output (per choice)."""
         if len(self._by) >= _MAX_KEYS:
             self._by.clear()
-        for key in ((principal, model), ("", model)):
+        bucket = _bucket(output_tokens)
+        for key in ((principal, model), (None, model)):
             found = self._by.get(key)
             if found is None:
                 found = self._by[key] = _Histogram()
-            found.add(output_tokens)
+            found.add(bucket)
 
-    def estimate(self, principal: str, model: str) -> int | None:
+    def estimate(self, principal: Principal, model: str) -> int | None:
         """The quantile of the principal's outputs on ``model`` (else the model's), if known."""
-        for key in ((principal, model), ("", model)):
+        for key in ((principal, model), (None, model)):
             found = self._by.get(key)
             if found is not None and found.total >= self._min:
                 return found.quantile(self._q)
