@@ -77,6 +77,9 @@ class SloConfig(StrictModel):
     bad: str | None = Field(None, description="CEL over `entry`: the event is bad")
     good: str | None = Field(None, description="CEL over `entry`: the event is good")
     group_by: list[GroupBy] = Field(default_factory=list)
+    max_groups: int = Field(
+        1000, ge=1, description="groups judged apart; events of further values count in `(other)`"
+    )
     alerts: list[BurnPair] = Field(default_factory=lambda: list(WORKBOOK_PAIRS))
     policies: list[SloPolicy] = Field(
         default_factory=list, description="what governd does while the SLO burns"

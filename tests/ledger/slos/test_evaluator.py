@@ -120,3 +120,13 @@ def test_a_page_fires_once_factor_times_long_over_window_of_the_budget_is_spent(
     assert fired_at is not None
     spent = bad_seen / (0.1 * 100 * 3600)  # of the hour's budget at this rate of calls
     assert 0.5 * 590 / 600 < spent <= 0.5 + bad_percent / (0.1 * 100 * 3600)
+
+
+def test_values_beyond_max_groups_count_together_in_other() -> None:
+    ev = SloEvaluator([slo(group_by=["deployment"], max_groups=3)], 0)
+    for name in ("a", "b", "c", "d", "e"):
+        ev.observe(entry(1, 500 if name in "de" else 200, deployment=name))
+    ev.tick(2)
+    groups = {dict(s.group)["deployment"]: s.windows[0] for s in ev.status("avail")}
+    assert sorted(groups) == ["(other)", "a", "b", "c"]
+    assert (groups["(other)"].good, groups["(other)"].bad) == (0, 2)  # d and e

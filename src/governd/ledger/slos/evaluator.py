@@ -29,6 +29,8 @@ from governd.ledger.slos.windows import Counts, width_of
 Group = tuple[tuple[str, str], ...]
 _MAX_ROUTES = 10_000
 NO_DATA = "no_data"
+#: The group value of events beyond an SLO's ``max_groups``.
+OTHER = "(other)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +146,12 @@ class _Slo:
     def group(self, key: Group) -> _Group:
         found = self.groups.get(key)
         if found is None:
+            if len(self.groups) >= self.config.max_groups:
+                # Bounded memory: a value beyond the cap counts with the others beyond it.
+                key = tuple((name, OTHER) for name in self.config.group_by)
+                found = self.groups.get(key)
+                if found is not None:
+                    return found
             found = self.groups[key] = _Group(self.windows)
             if not self.config.group_by:
                 self.single = found
