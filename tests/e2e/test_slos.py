@@ -163,6 +163,10 @@ def test_a_failing_deployment_pages_alertmanager_and_resolves_after_recovery(
     )
     assert action["firing"] == ["page"] and action["rule"] == "page"
     assert [f["describe"] for f in shown["in_force"]] == ["no new calls to deployment sim-b/b"]
+    shown_text = governd_cli(server.url, ADMIN, "slos", "show", SLO)
+    assert shown_text.returncode == 0, shown_text.stderr
+    assert "IN FORCE  no new calls to deployment sim-b/b" in shown_text.stdout
+    assert "shift_route  taken (sim-b/b)" in shown_text.stdout
     traffic(client, 10)
     recent = admin.call("GET", "/admin/v1/ledger", principal="ops", order="desc", limit=10)
     assert {e["deployment"] for e in recent["entries"]} == {"sim-a/a"}

@@ -71,8 +71,16 @@ def slos_show(url: str, admin_key: str | None, name: str, limit: int, as_json: b
         )
     for g in out["groups"]:
         click.echo("  " + _group_line(g))
+    for p in out["policies"]:
+        click.echo(
+            f"  policy    on {p['when'] or 'budget below ' + str(p['remaining_below'])}: {p['do']}"
+        )
+    for f in out["in_force"]:
+        click.echo(f"  IN FORCE  {f['describe']} (since {when(f['at'])})")
     for t in out["transitions"]:
         click.echo(f"  {when(t['at'])}  {t['severity']:<8}  {t['state']}")
+    for a in out["actions"]:
+        click.echo(f"  {when(a['at'])}  {a['action']:<8}  {a['state']} ({a['target']})")
 
 
 def _group_line(g: dict[str, Any]) -> str:
