@@ -48,8 +48,9 @@ TEAM = Principal("acme", "t")
 SPEND = BudgetKey("acme/t", "usd", "day")
 
 
-def admission() -> Admission:
-    cfg = parse_config(CONFIG)
+def admission(config: str = CONFIG) -> Admission:
+    """Admission over ``config``, its declared budgets set, on a manual clock."""
+    cfg = parse_config(config)
     clock = ManualClock()
     budgets = Budgets(LocalState(), ZoneInfo("UTC"), clock)
     for key, limit in config_budgets(cfg):

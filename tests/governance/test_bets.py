@@ -8,19 +8,14 @@ three worst cases: tight (under ``tight_calls``, 100).
 from __future__ import annotations
 
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from governd.actions import Action, Principal, Usage
-from governd.clock import ManualClock
-from governd.config import parse_config
 from governd.errors import BudgetExceeded
 from governd.governance.admission import Admission
-from governd.governance.budgets import BudgetKey, Budgets, Cost
-from governd.governance.principals import PrincipalTree
-from governd.governance.state.local_budgets import LocalState
-from governd.governance.state.setup import config_budgets
+from governd.governance.budgets import BudgetKey, Cost
+from tests.governance.test_admission import admission as admission_for
 
 CONFIG = """
 principals:
@@ -38,12 +33,7 @@ KEY = BudgetKey("acme/tight", "usd", "day")
 
 
 def admission() -> Admission:
-    cfg = parse_config(CONFIG)
-    clock = ManualClock()
-    budgets = Budgets(LocalState(), ZoneInfo("UTC"), clock)
-    for key, limit in config_budgets(cfg):
-        budgets.set(key, limit)
-    return Admission(cfg, PrincipalTree(cfg), budgets, clock)
+    return admission_for(CONFIG)
 
 
 def call(who: Principal = TIGHT, stream: bool = True, **body: Any) -> Action:

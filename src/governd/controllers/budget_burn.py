@@ -157,7 +157,7 @@ class BudgetForecasts:
         else:
             self.early.discard(key)
         action = self._cfg.action
-        if action in ("off", "warn"):
+        if action == "warn":
             return
         override_key = f"{SCOPE}{key.name}"
         if not early:

@@ -62,11 +62,15 @@ class SloAlerts:
         totals = await asyncio.to_thread(self.store.load, self._retention, now)
         self.evaluator.load(totals)
         states = await asyncio.to_thread(self.store.alerts)
-        alerts = [a for a in states if not a["severity"].startswith("policy:")]
-        self.evaluator.restore((a["slo"], a["group"], a["severity"]) for a in alerts if a["firing"])
+        policies = [s for s in states if s["severity"].startswith("policy:")]
+        self.evaluator.restore(
+            (a["slo"], a["group"], a["severity"])
+            for a in states
+            if a["firing"] and not a["severity"].startswith("policy:")
+        )
         if self.policies is not None:
             steps = await asyncio.to_thread(self.store.recorded, list(POLICY_OPERATIONS.values()))
-            self.policies.restore([s for s in states if s not in alerts], steps)
+            self.policies.restore(policies, steps)
 
     async def tick(self) -> list[Transition]:
         """Share this replica's counts, judge every SLO, record and send what changed.

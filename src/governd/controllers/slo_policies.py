@@ -22,14 +22,12 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import orjson
-
 from governd.config.slo_policies import TARGET_LABEL, SloPolicy
 from governd.governance.overrides import Override, Overrides
-from governd.ids import new_id
 from governd.ledger.entries import LedgerEntry
 from governd.ledger.slos.evaluator import Group, GroupStatus, SloEvaluator
 from governd.ledger.slos.store import SloStore, encode
+from governd.ledger.writer import control_entry
 
 #: Appends an entry to the ledger.
 Append = Callable[[LedgerEntry], Awaitable[None]]
@@ -95,15 +93,7 @@ def state_name(index: int) -> str:
 
 def step_entry(step: Step) -> LedgerEntry:
     """The ledger entry of an action taken or undone."""
-    return LedgerEntry(
-        id=new_id("ctl_"),
-        ts=step.at,
-        kind="control",
-        operation=OPERATIONS[step.state],
-        principal="",
-        reasons=step.summary(),
-        signals=orjson.dumps(step.as_dict()).decode(),
-    )
+    return control_entry(OPERATIONS[step.state], step.summary(), ts=step.at, signals=step.as_dict())
 
 
 class PolicyBook:

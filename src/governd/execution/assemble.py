@@ -14,23 +14,14 @@ from typing import Any
 import orjson
 
 from governd.actions import Usage
-
-_DONE = b"data: [DONE]"
+from governd.execution.usage import data_chunks
 
 
 def assemble(events: bytes, usage: Usage, chat: bool) -> bytes:
     """The whole reply the SSE ``events`` stream, with ``usage``."""
     head: dict[str, Any] = {}
     choices: dict[int, dict[str, Any]] = {}
-    for line in events.split(b"\n"):
-        if not line.startswith(b"data:") or line.startswith(_DONE):
-            continue
-        try:
-            chunk = orjson.loads(line[5:])
-        except orjson.JSONDecodeError:
-            continue
-        if not isinstance(chunk, dict):
-            continue
+    for chunk in data_chunks(events):
         for key in ("id", "created", "model", "system_fingerprint"):
             if chunk.get(key) is not None:
                 head[key] = chunk[key]

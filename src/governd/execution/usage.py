@@ -10,7 +10,7 @@ counted with the tokenizer instead.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -108,16 +108,23 @@ class StreamMeter:
         )
 
 
+def data_chunks(block: bytes) -> Iterator[dict[str, Any]]:
+    """The JSON objects of the ``data:`` lines of SSE bytes (not ``[DONE]``, not malformed ones)."""
+    for line in block.split(b"\n"):
+        if not line.startswith(b"data:") or line.startswith(_DONE):
+            continue
+        try:
+            chunk = orjson.loads(line[5:])
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(chunk, dict):
+            yield chunk
+
+
 def _texts(events: list[bytes]) -> list[str]:
     out: list[str] = []
     for block in events:
-        for line in block.split(b"\n"):
-            if not line.startswith(b"data:") or line.startswith(_DONE):
-                continue
-            try:
-                chunk = orjson.loads(line[5:])
-            except orjson.JSONDecodeError:
-                continue
+        for chunk in data_chunks(block):
             for choice in chunk.get("choices") or ():
                 delta = choice.get("delta") or {}
                 piece = delta.get("content") if isinstance(delta, dict) else None
@@ -143,15 +150,7 @@ class OutputCounter:
 
     def add(self, block: bytes) -> int:
         """Count the events of ``block``; returns the output tokens so far."""
-        for line in block.split(b"\n"):
-            if not line.startswith(b"data:") or line.startswith(_DONE):
-                continue
-            try:
-                chunk = orjson.loads(line[5:])
-            except orjson.JSONDecodeError:
-                continue
-            if not isinstance(chunk, dict):
-                continue
+        for chunk in data_chunks(block):
             self.meta = {k: chunk[k] for k in ("id", "object", "created", "model") if k in chunk}
             for choice in chunk.get("choices") or ():
                 self.tokens += sum(tokens.count(piece) for piece in _pieces(choice))

@@ -18,6 +18,7 @@ policies.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,7 +176,7 @@ class Admission:
             decision = Decision("allow", decision.reasons)
         if self.runs.levels and action.run_id:
             decision = await self._tighten(action, tier, decision)
-        tightened = self.overrides.tool_effect(tier) if self.overrides.active else None
+        tightened = self.overrides.tiers.get(tier) if self.overrides.active else None
         if tightened is not None:
             effect, source = tightened
             decision = _stricter(decision, effect, source, f"{tier} tools")
@@ -299,9 +300,7 @@ class Admission:
 def _capped(decision: Decision, budget: str, max_tokens: int | None) -> Decision:
     """The verdict of a call whose output was capped to what a budget's room affords."""
     why = f"budget:{budget}: max_tokens capped to {max_tokens}, what the budget affords"
-    return Decision(
-        decision.effect, (*decision.reasons, why), decision.model, max_tokens, decision.policy
-    )
+    return dataclasses.replace(decision, reasons=(*decision.reasons, why), max_tokens=max_tokens)
 
 
 def _stricter(decision: Decision, effect: str | None, policy: str, what: str) -> Decision:

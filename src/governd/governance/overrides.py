@@ -9,6 +9,7 @@ attribute check.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -67,8 +68,8 @@ class Overrides:
         self.degraded_nodes: list[tuple[str, str]] = []
         self.priorities: list[tuple[str, Priority, str]] = []
         self.shed: dict[str, tuple[frozenset[str], str]] = {}
+        #: Tool tier -> (effect, source) of ``tighten_tools`` overrides.
         self.tiers: dict[str, tuple[str, str]] = {}
-        self.frozen: dict[str, str] = {}
 
     def put(self, key: str, override: Override) -> None:
         """Put ``override`` in force under ``key`` (replacing what was there)."""
@@ -108,16 +109,12 @@ class Overrides:
         if degraded is not None and decision.effect in ("allow", "degrade"):
             to, source = degraded
             reasons.append(f"{source}: {served} degraded to {to}")
-            decision = Decision("degrade", tuple(reasons), to, decision.max_tokens, decision.policy)
+            decision = dataclasses.replace(
+                decision, effect="degrade", reasons=tuple(reasons), model=to
+            )
             served = to
         elif len(reasons) > len(decision.reasons):
-            decision = Decision(
-                decision.effect,
-                tuple(reasons),
-                decision.model,
-                decision.max_tokens,
-                decision.policy,
-            )
+            decision = dataclasses.replace(decision, reasons=tuple(reasons))
         shed = self.shed.get(served)
         if shed is not None and priority in shed[0]:
             why = f"{shed[1]}: {priority} calls to {served} are shed"
@@ -136,10 +133,6 @@ class Overrides:
                 priority, source = low, by
         return priority, source
 
-    def tool_effect(self, tier: str) -> tuple[str, str] | None:
-        """What a ``tighten_tools`` override makes of a tool tier: (effect, source), if any."""
-        return self.tiers.get(tier)
-
     def _index(self) -> None:
         found = list(self._by_key.values())
         self.active = bool(found)
@@ -156,4 +149,3 @@ class Overrides:
             o.target: (frozenset(o.value.split(",")), o.source) for o in found if o.kind == "shed"
         }
         self.tiers = {o.target: (o.value, o.source) for o in found if o.kind == "tighten_tools"}
-        self.frozen = {o.target: o.source for o in found if o.kind == "freeze_releases"}

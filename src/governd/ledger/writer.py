@@ -26,6 +26,9 @@ import logging
 import queue
 import threading
 import time
+from typing import Any
+
+import orjson
 
 from governd.ids import new_id
 from governd.ledger.entries import LedgerEntry
@@ -221,8 +224,12 @@ def control_entry(
     principal: str = "",
     ts: float | None = None,
     run_id: str | None = None,
+    signals: dict[str, Any] | None = None,
 ) -> LedgerEntry:
-    """An entry recording a change to live state (budgets, keys, a run's level, the ledger's own)."""
+    """An entry recording a change to live state (budgets, keys, a run's level, the ledger's own).
+
+    ``signals``: the figures that justified the change (an SLO's window counts), as JSON.
+    """
     return LedgerEntry(
         id=new_id("ctl_"),
         ts=time.time() if ts is None else ts,
@@ -231,6 +238,7 @@ def control_entry(
         principal=principal,
         run_id=run_id,
         reasons=detail,
+        signals=orjson.dumps(signals).decode() if signals is not None else None,
     )
 
 

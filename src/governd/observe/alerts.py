@@ -75,11 +75,6 @@ class AlertSender:
         #: Alerts firing as this replica judged them, by fingerprint: the transition that fired.
         self.firing: dict[str, Transition] = {}
 
-    @property
-    def wanted(self) -> bool:
-        """Whether there is anywhere to send to."""
-        return bool(self._cfg.alertmanagers or self._cfg.webhooks)
-
     async def aclose(self) -> None:
         """Close the HTTP client."""
         if self._client is not None:

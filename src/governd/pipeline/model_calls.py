@@ -10,6 +10,7 @@ surfaces only translate protocols into ``Action``s and back.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -275,13 +276,7 @@ class ModelCall:
 def _cut(decision: Decision, output_tokens: int) -> Decision:
     """The verdict of a stream cut by its budget: as admitted, with why it ended early."""
     why = f"cut_by_budget: reply ended at {output_tokens} output tokens, no budget room for more"
-    return Decision(
-        decision.effect,
-        (*decision.reasons, why),
-        decision.model,
-        decision.max_tokens,
-        decision.policy,
-    )
+    return dataclasses.replace(decision, reasons=(*decision.reasons, why))
 
 
 def failure(exc: BaseException, action: Action) -> GovernError:

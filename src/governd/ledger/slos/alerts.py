@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import orjson
-
 from governd.durations import format_duration
-from governd.ids import new_id
 from governd.ledger.entries import LedgerEntry
 from governd.ledger.slos.evaluator import Transition
+from governd.ledger.writer import control_entry
 
 #: The operation of an alert's entry, by its state (operations are at most 16 characters).
 OPERATIONS = {"fired": "slo_fired", "resolved": "slo_resolved"}
@@ -23,12 +21,5 @@ def summary(t: Transition) -> str:
 
 def alert_entry(t: Transition) -> LedgerEntry:
     """The ledger entry of a transition: what changed in words, the window counts as signals."""
-    return LedgerEntry(
-        id=new_id("ctl_"),
-        ts=t.at,
-        kind="control",
-        operation=OPERATIONS[t.state],
-        principal="",
-        reasons=f"{t.severity} {t.state}: {summary(t)}",
-        signals=orjson.dumps(t.as_dict()).decode(),
-    )
+    detail = f"{t.severity} {t.state}: {summary(t)}"
+    return control_entry(OPERATIONS[t.state], detail, ts=t.at, signals=t.as_dict())

@@ -24,7 +24,7 @@ from governd.config.slos import SloConfig
 from governd.ledger.entries import LedgerEntry
 from governd.ledger.slos.burn import Rule, WindowBurn, fires, remaining, rules, window_burn
 from governd.ledger.slos.indicators import Classify, indicator, reader
-from governd.ledger.slos.windows import Counts, width_of
+from governd.ledger.slos.windows import Counts, retention, width_of
 
 Group = tuple[tuple[str, str], ...]
 _MAX_ROUTES = 10_000
@@ -234,7 +234,7 @@ class SloEvaluator:
 
     def widths(self, name: str) -> dict[int, int]:
         """The bucket widths an SLO counts in, with the seconds of history each keeps."""
-        return Counts(self._slos[name].windows).retention
+        return retention(self._slos[name].windows)
 
     def restore(self, firing: Iterable[tuple[str, Group, str]]) -> None:
         """Take up alerts already firing (slo, group, severity): they resolve, never fire again."""

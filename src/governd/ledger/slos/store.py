@@ -69,10 +69,13 @@ class SloStore:
         """Add ``deltas`` into every bucket width of their SLO, then read the recent totals back."""
         rows = _rows(deltas, retention)
         since = {
-            (name, width): min([now - RECENT_BUCKETS * width, *_starts(rows, name, width)])
+            (name, width): now - RECENT_BUCKETS * width
             for name, widths in retention.items()
             for width in widths
         }
+        for r in rows:  # a bucket just added to is read back however old it is
+            key = (r["slo"], r["width"])
+            since[key] = min(since[key], r["start"])
         with self._engine.begin() as conn:
             if rows:
                 conn.execute(self._add, rows)
@@ -142,11 +145,6 @@ class SloStore:
             }
             for st in self.states.all(SCOPE)
         ]
-
-
-def _starts(rows: list[dict[str, Any]], name: str, width: int) -> list[float]:
-    """The bucket starts ``rows`` wrote for one SLO and width."""
-    return [r["start"] for r in rows if r["slo"] == name and r["width"] == width]
 
 
 def _rows(deltas: Iterable[Delta], retention: Retention) -> list[dict[str, Any]]:

@@ -35,6 +35,15 @@ def width_of(window: float) -> int:
     return found
 
 
+def retention(windows: Iterable[float]) -> dict[int, int]:
+    """Seconds of history each width's ring of ``windows`` holds (its longest window), by width."""
+    out: dict[int, int] = {}
+    for window in windows:
+        width = width_of(window)
+        out[width] = max(out.get(width, 0), width * span_of(window))
+    return dict(sorted(out.items()))
+
+
 def span_of(window: float) -> int:
     """How many buckets of its width a window covers."""
     return max(1, math.ceil(window / width_of(window)))
@@ -120,11 +129,6 @@ class Counts:
         ring = self._by_width.get(width)
         if ring is not None:
             ring.put(int(start // width), good, bad)
-
-    @property
-    def retention(self) -> dict[int, int]:
-        """Seconds of history each width's ring holds, by width."""
-        return {ring.width: ring.width * len(ring.good) for ring in self._rings}
 
     def advance(self, now: float) -> None:
         """Let time pass to ``now`` with no events: old buckets leave their windows."""
