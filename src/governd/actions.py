@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Effect = Literal["allow", "deny", "degrade", "queue", "require_approval"]
@@ -40,6 +40,14 @@ class Principal:
     team: str | None = None
     project: str | None = None
     key_id: str | None = None
+    # Principals key the caches every call reads (terms, budget paths, output sizes): hash once.
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.org, self.team, self.project, self.key_id)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @classmethod
     def from_path(cls, path: str) -> Principal:

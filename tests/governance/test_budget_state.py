@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from governd.governance.budgets import BudgetKey, BudgetState, Claim
+from governd.governance.budgets import BudgetKey, BudgetState
 from governd.governance.state.local_budgets import LocalState
 from governd.governance.state.redis_budgets import RedisState
 
@@ -26,34 +26,36 @@ def key() -> BudgetKey:
     return BudgetKey(f"acme/t{next(_NODES)}", "usd", "day")
 
 
+async def hold(
+    state: BudgetState, claims: list[tuple[BudgetKey, float, float, float]], generation: int
+) -> int | str | None:
+    """Reserve ``(budget, window, amount, limit)`` claims together."""
+    cells = state.cells([(k, w) for k, w, _, _ in claims])
+    amounts, limits = [c[2] for c in claims], [c[3] for c in claims]
+    return await state.reserve(cells, amounts, limits, generation)
+
+
 async def test_all_or_none(state: BudgetState) -> None:
     a, b = key(), key()
-    assert (
-        await state.reserve(
-            [Claim(a, 0, 0.6, 1.0), Claim(b, 0, 0.6, 10.0)], await state.generation()
-        )
-        is None
-    )
-    refused = await state.reserve(
-        [Claim(b, 0, 0.6, 10.0), Claim(a, 0, 0.6, 1.0)], await state.generation()
-    )
-    assert refused is not None and refused.key == a
+    g = await state.generation()
+    assert await hold(state, [(a, 0, 0.6, 1.0), (b, 0, 0.6, 10.0)], g) is None
+    assert await hold(state, [(b, 0, 0.6, 10.0), (a, 0, 0.6, 1.0)], g) == 1
     assert await state.usage(b, 0) == (0.0, pytest.approx(0.6))
 
 
 async def test_settle_moves_reserved_to_spent(state: BudgetState) -> None:
     a = key()
-    held = [Claim(a, 0, 0.8, 1.0)]
-    assert await state.reserve(held, await state.generation()) is None
-    await state.settle(held, [0.25])
+    assert await hold(state, [(a, 0, 0.8, 1.0)], await state.generation()) is None
+    await state.settle(state.cells([(a, 0)]), [0.8], [0.25])
     spent, reserved = await state.usage(a, 0)
     assert spent == pytest.approx(0.25) and reserved == pytest.approx(0.0, abs=1e-9)
+    assert await state.usages(state.cells([(a, 0)])) == [(pytest.approx(0.25), pytest.approx(0.0))]
 
 
 async def test_windows_are_separate(state: BudgetState) -> None:
-    a = key()
-    assert await state.reserve([Claim(a, 0, 1.0, 1.0)], await state.generation()) is None
-    assert await state.reserve([Claim(a, 86_400, 1.0, 1.0)], await state.generation()) is None
+    a, g = key(), await state.generation()
+    assert await hold(state, [(a, 0, 1.0, 1.0)], g) is None
+    assert await hold(state, [(a, 86_400, 1.0, 1.0)], g) is None
 
 
 async def test_preload_only_initialises(state: BudgetState) -> None:
@@ -61,12 +63,20 @@ async def test_preload_only_initialises(state: BudgetState) -> None:
     await state.preload(a, 0, 0.5)
     await state.preload(a, 0, 0.1)
     assert (await state.usage(a, 0))[0] == pytest.approx(0.5)
-    assert await state.reserve([Claim(a, 0, 0.6, 1.0)], await state.generation()) is not None
+    assert await hold(state, [(a, 0, 0.6, 1.0)], await state.generation()) == 0
+
+
+async def test_cells_made_before_a_preload_see_it(state: BudgetState) -> None:
+    """A path built before its window was resumed from the ledger counts what was resumed."""
+    a = key()
+    cells = state.cells([(a, 0)])
+    await state.preload(a, 0, 0.5)
+    assert await state.usages(cells) == [(pytest.approx(0.5), 0.0)]
 
 
 async def test_concurrent_reservations_never_pass_the_limit(state: BudgetState) -> None:
     a, g = key(), await state.generation()
-    results = await asyncio.gather(*(state.reserve([Claim(a, 0, 0.1, 1.0)], g) for _ in range(40)))
+    results = await asyncio.gather(*(hold(state, [(a, 0, 0.1, 1.0)], g) for _ in range(40)))
     assert sum(r is None for r in results) == 10
 
 
@@ -76,7 +86,7 @@ async def test_unreachable_redis_refuses_instead_of_admitting() -> None:
 
     dead = RedisState(f"redis://127.0.0.1:{free_port()}/0")
     with pytest.raises(StateUnavailable) as info:
-        await dead.reserve([Claim(key(), 0, 0.1, 1.0)], 0)
+        await hold(dead, [(key(), 0, 0.1, 1.0)], 0)
     assert info.value.status == 503 and info.value.code == "state_unavailable"
     await dead.aclose()
 
@@ -87,7 +97,7 @@ async def test_limits_older_than_the_state_hold_nothing(state: BudgetState) -> N
     before = await state.generation()
     await state.bump()
     assert await state.generation() == before + 1
-    assert await state.reserve([Claim(a, 0, 0.5, 1.0)], before) == "stale"
-    assert await state.reserve([], before) == "stale"
+    assert await hold(state, [(a, 0, 0.5, 1.0)], before) == "stale"
+    assert await hold(state, [], before) == "stale"
     assert await state.usage(a, 0) == (0.0, 0.0)
-    assert await state.reserve([Claim(a, 0, 0.5, 1.0)], before + 1) is None
+    assert await hold(state, [(a, 0, 0.5, 1.0)], before + 1) is None

@@ -79,3 +79,9 @@ def test_the_reasons_name_the_budget_and_the_step() -> None:
         "ladder:acme/t usd/day at 95% past soft 80%: degraded",
         "priority:batch",
     )
+
+
+@pytest.mark.parametrize("uses", [[], [use(TEAM, 0.5)]], ids=["no budgets", "below every step"])
+def test_a_class_below_standard_is_said_even_when_no_step_applies(uses: list[BudgetUse]) -> None:
+    got, priority = ladder(ALLOW, "big", "batch", None, uses, STEPS, "small")
+    assert (got.effect, priority, got.reasons) == ("allow", "batch", ("priority:batch",))

@@ -88,7 +88,7 @@ async def test_refused_downstream_gives_the_request_back() -> None:
 async def test_unlimited_principals_take_nothing() -> None:
     rl, _ = limits("principals: {org: acme, teams: {t: {}}}\n")
     assert not rl.active(WHO)
-    assert (await rl.acquire(WHO, 10**9)).limits == []
+    assert (await rl.acquire(WHO, 10**9)).path.limits == []
 
 
 async def test_replicas_sharing_redis_share_the_limits(redis_url: str) -> None:

@@ -38,7 +38,7 @@ from governd.errors import (
 from governd.governance import tools
 from governd.governance.bets import Bet, Bets, Metered, Sized
 from governd.governance.bounds import CostBounds
-from governd.governance.budgets import Budgets, BudgetUse, Cost, Hold
+from governd.governance.budgets import BudgetPath, Budgets, BudgetUse, Cost, Hold
 from governd.governance.context import PolicyContext
 from governd.governance.decide import decide
 from governd.governance.ladder import ladder
@@ -110,8 +110,12 @@ class Admission:
                 param="model",
             )
         terms = self.terms.of(action.principal)
-        selection = self.policies.select(self._context.index(action, terms))
-        uses = await self._uses(action, terms, selection)
+        path = self.budgets.path(action.principal)
+        selection = terms.selections.get((action.model, action.operation))
+        if selection is None:
+            selection = self.policies.select(self._context.index(action, terms))
+            terms.selections[action.model, action.operation] = selection
+        uses = await self._uses(path, terms, selection)
         matches = await self._matches(selection, action, terms, uses)
         decision = decide(
             action,
@@ -137,13 +141,12 @@ class Admission:
             decision, priority = self.overrides.admit(
                 action.principal.path, served, decision, priority, alias.degrade_to
             )
-        return await self._reserve(action, terms, decision, priority)
+        return await self._reserve(action, terms, path, decision, priority)
 
-    async def _uses(self, action: Action, terms: Terms, selection: Selection) -> list[BudgetUse]:
+    async def _uses(self, path: BudgetPath, terms: Terms, selection: Selection) -> list[BudgetUse]:
         """How full the path's budgets are, if the ladder or the policies read it."""
-        principal = action.principal
-        if selection.reads_budget or terms.lowers_priority or self.budgets.soft(principal):
-            return await self.budgets.usage(principal)
+        if selection.reads_budget or terms.lowers_priority or path.soft:
+            return await self.budgets.uses(path)
         return []
 
     async def _read(self, action: Action, selection: Selection) -> list[BudgetUse]:
@@ -239,14 +242,15 @@ class Admission:
             await self.runs.settle(admitted.run, cost_usd)
 
     async def _reserve(
-        self, action: Action, terms: Terms, decision: Decision, priority: Priority
+        self, action: Action, terms: Terms, path: BudgetPath, decision: Decision, priority: Priority
     ) -> Admitted:
         """Bound the call, then take its rate-limit share, budget holds and run step, all or none."""
         principal, served = action.principal, decision.model or action.model
-        caps = [c for c in (terms.max_tokens, decision.max_tokens) if c]
-        cap = min(caps) if caps else None
+        cap = terms.max_tokens or None
+        if decision.max_tokens and (cap is None or decision.max_tokens < cap):
+            cap = decision.max_tokens
         # With shared state even a path without budgets checks: another replica may add one.
-        budgeted = bool(self.budgets.on_path(principal)) or self.budgets.state.shared
+        budgeted = bool(path.keys) or self.budgets.state.shared
         run_usd = bool(action.run_id) and self.runs.limits_for(principal).usd is not None
         limit = None
         if cap is not None or budgeted or run_usd:
@@ -255,7 +259,7 @@ class Admission:
         if not (budgeted or run_usd or terms.rate_limited or action.run_id):
             return Admitted(decision, served, priority, limit, sized=sized)
         if sized is not None and budgeted:
-            bet = self.bets.place(action, served, limit, sized)
+            bet = self.bets.place(action, served, limit, sized, path)
         else:
             worst = self._bounds.bound(action, served, limit)
             bet = Bet(worst, None, limit, worst.tokens)
@@ -264,11 +268,11 @@ class Admission:
         try:  # a refusal gives back what was taken
             if terms.rate_limited or budgeted or run_usd:
                 try:
-                    permit = await self.limits.acquire(principal, bet.worst_tokens)
+                    permit = await self.limits.acquire_on(terms.limits, bet.worst_tokens)
                 except RateLimited as exc:
                     raise exc.refusing(_why(served, f"rate_limit: {exc.message}")) from None
                 try:
-                    hold = await self.budgets.reserve(principal, bound)
+                    hold = await self.budgets.reserve_on(path, bound)
                 except BudgetExceeded as exc:
                     capped = None
                     if bet.metered is not None and sized is not None:
@@ -278,7 +282,7 @@ class Admission:
                     decision = _capped(decision, exc.budget, capped.max_tokens)
                     bet, bound = capped, capped.bound
                     try:
-                        hold = await self.budgets.reserve(principal, bound)
+                        hold = await self.budgets.reserve_on(path, bound)
                     except BudgetExceeded as again:
                         raise again.refusing(_why(served, f"budget:{again.budget}")) from None
             if action.run_id:

@@ -20,7 +20,7 @@ from governd.actions import Action, Principal, Usage
 from governd.config.schema import SizingConfig
 from governd.errors import BudgetExceeded
 from governd.governance.bounds import CostBounds
-from governd.governance.budgets import Budgets, Cost, Hold
+from governd.governance.budgets import BudgetPath, Budgets, Cost, Hold
 from governd.governance.sizing import OutputSizes
 
 #: (principal, served model, choices): where a call's output size is counted.
@@ -73,10 +73,12 @@ class Bets:
             principal, model, choices = sized
             self.sizes.observe(principal, model, usage.output_tokens // choices)
 
-    def place(self, action: Action, served: str, limit: int | None, sized: Sized) -> Bet:
-        """The call's hold: its worst case, or a metered bet where a budget is tight."""
+    def place(
+        self, action: Action, served: str, limit: int | None, sized: Sized, path: BudgetPath
+    ) -> Bet:
+        """The call's hold on ``path``: its worst case, or a metered bet where a budget is tight."""
         bound = self._bounds.bound(action, served, limit)
-        if not self._budgets.tight(action.principal, bound, self._cfg.tight_calls):
+        if not path.tight(bound, self._cfg.tight_calls):
             return Bet(bound, None, limit, bound.tokens)
         choices = sized[2]
         estimate = self.sizes.estimate(action.principal, served)

@@ -1,10 +1,12 @@
-"""The values budgets are made of: which budget, its limit, a claim on it, a cost, a hold."""
+"""The values budgets are made of: which budget, its limit, how full it is, a cost."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
+from governd.actions import Principal
 from governd.config import BudgetUnit
 from governd.governance.periods import Period
 
@@ -61,15 +63,6 @@ class BudgetUse(NamedTuple):
         return cls(key, limit, spent, reserved, fraction)
 
 
-class Claim(NamedTuple):
-    """An amount held (or charged) against one budget in one period window."""
-
-    key: BudgetKey
-    window: float
-    amount: float
-    limit: float
-
-
 @dataclass(frozen=True, slots=True)
 class Cost:
     """An amount in every unit: a bound before the action, the real cost after."""
@@ -90,14 +83,54 @@ UNITS: tuple[Unit, ...] = ("usd", "tokens", "device_hours")
 #: What ``BudgetState.reserve`` says when the limits it was given are older than the state's.
 Stale = Literal["stale"]
 
+#: A state's handles of some budgets' counters in their windows (``BudgetState.cells``): opaque
+#: to all but the state that made them, so that a call finds its counters without a lookup.
+Cells = Sequence[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetPath:
+    """A principal's budgets in their windows current from ``since`` to ``until``.
+
+    Built once per period and budget change (``Budgets.path``), with the
+    state's handles of the budgets' counters, so that a call reads, holds and
+    settles them without looking a budget up.
+    """
+
+    principal: Principal
+    keys: tuple[BudgetKey, ...]
+    limits: tuple[Limit, ...]
+    #: Each budget's window start: what the state keys its counters by.
+    windows: tuple[float, ...]
+    #: Which of ``Cost.amounts`` each budget is counted in.
+    units: tuple[int, ...]
+    cells: Cells
+    since: float
+    until: float
+    #: Whether any of them has a soft threshold (then the ladder reads them).
+    soft: bool
+    #: The smallest limit on the path in each of ``UNITS`` (inf: none): what ``tight`` reads.
+    smallest: tuple[float, float, float]
+
+    def amounts(self, cost: Cost) -> list[float]:
+        """``cost`` in each budget's unit, in the order of ``keys``."""
+        each = cost.amounts()
+        return [each[u] for u in self.units]
+
+    def tight(self, bound: Cost, calls: int) -> bool:
+        """Whether a budget on the path affords fewer than ``calls`` calls of ``bound``."""
+        usd, tokens, hours = self.smallest
+        return (
+            bound.usd * calls > usd
+            or bound.tokens * calls > tokens
+            or bound.device_hours * calls > hours
+        )
+
 
 @dataclass(slots=True)
 class Hold:
-    """A reservation: what was claimed, to be settled exactly once.
+    """A reservation: what is held on each budget of a path, to be settled exactly once."""
 
-    ``units`` says which of ``Cost.amounts`` each claim is charged in.
-    """
-
-    claims: list[Claim]
-    units: tuple[int, ...]
+    path: BudgetPath
+    amounts: list[float]
     settled: bool = False

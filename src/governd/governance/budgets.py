@@ -8,6 +8,11 @@ within the limit at any concurrency. The counters live behind ``BudgetState``:
 in process by default (``state.local_budgets``), Redis when replicas share
 budgets (``state.redis_budgets``).
 
+A principal's budgets in their current windows are a ``BudgetPath``, built
+once per period and change: with it come the state's handles of their
+counters (``BudgetState.cells``), so a call reads, holds and settles them
+without looking a budget up.
+
 Which budgets exist is shared too: an operator's change is saved to the store,
 then bumps a generation counter in the state. Every reservation names the
 generation its limits come from, and one made with older limits is refused as
@@ -20,8 +25,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -31,8 +35,9 @@ from governd.errors import BudgetExceeded
 from governd.governance.budget_values import (
     UNITS,
     BudgetKey,
+    BudgetPath,
     BudgetUse,
-    Claim,
+    Cells,
     Cost,
     Hold,
     Limit,
@@ -44,9 +49,10 @@ from governd.governance.periods import Period, window
 __all__ = [
     "UNITS",
     "BudgetKey",
+    "BudgetPath",
     "BudgetUse",
     "Budgets",
-    "Claim",
+    "Cells",
     "Cost",
     "Hold",
     "Limit",
@@ -62,8 +68,14 @@ class BudgetState(Protocol):
     #: Whether other processes share it (then another replica may add a budget at any time).
     shared: bool
 
-    async def reserve(self, claims: list[Claim], generation: int) -> Claim | Stale | None:
-        """Hold every claim, or none: the first claim that does not fit, or ``"stale"``."""
+    def cells(self, slots: Sequence[tuple[BudgetKey, float]]) -> Cells:
+        """Handles of the counters of each ``(budget, window start)``, for the calls below."""
+        ...
+
+    async def reserve(
+        self, cells: Cells, amounts: Sequence[float], limits: Sequence[float], generation: int
+    ) -> int | Stale | None:
+        """Hold every amount, or none: the index of the first that does not fit, or ``"stale"``."""
         ...
 
     async def generation(self) -> int:
@@ -74,16 +86,16 @@ class BudgetState(Protocol):
         """Say the set of budgets changed, so that every holder of older limits reloads."""
         ...
 
-    async def settle(self, held: list[Claim], actual: list[float]) -> None:
-        """Release what was held and charge what was used, claim by claim."""
+    async def settle(self, cells: Cells, held: Sequence[float], actual: Sequence[float]) -> None:
+        """Release what was held and charge what was used, cell by cell."""
         ...
 
     async def usage(self, key: BudgetKey, window: float) -> tuple[float, float]:
         """``(spent, reserved)`` of a budget in a window."""
         ...
 
-    async def usages(self, slots: list[tuple[BudgetKey, float]]) -> list[tuple[float, float]]:
-        """``(spent, reserved)`` of each ``(budget, window)``, read together."""
+    async def usages(self, cells: Cells) -> list[tuple[float, float]]:
+        """``(spent, reserved)`` of each cell, read together."""
         ...
 
     async def preload(self, key: BudgetKey, window: float, spent: float) -> None:
@@ -111,23 +123,6 @@ class BudgetSource(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    """A path's budgets in their windows current from ``since`` to ``until`` (built once for all)."""
-
-    keys: tuple[BudgetKey, ...]
-    limits: tuple[Limit, ...]
-    #: Each budget's (key, window start): what the state keys its counters by.
-    slots: list[tuple[BudgetKey, float]]
-    units: tuple[int, ...]
-    since: float
-    until: float
-    #: Whether any of them has a soft threshold (then the ladder reads them).
-    soft: bool
-    #: The smallest limit on the path in each of ``UNITS`` (inf: none): what ``tight`` reads.
-    smallest: tuple[float, float, float]
-
-
 class Budgets:
     """The budgets that exist, and reservations against them."""
 
@@ -146,7 +141,7 @@ class Budgets:
         self._by_node: defaultdict[str, list[BudgetKey]] = defaultdict(list)
         self._generation = 0 if source is None else -1  # -1: never loaded from the source
         self._paths: dict[Principal, list[BudgetKey]] = {}
-        self._plans: dict[Principal, _Plan] = {}
+        self._plans: dict[Principal, BudgetPath] = {}
         # The current window of each period: recomputed when time leaves it, not per request.
         self._windows: dict[Period, tuple[float, float]] = {}
 
@@ -228,25 +223,30 @@ class Budgets:
             found = self._windows[period] = window(period, now, self._tz)
         return found
 
-    def _plan(self, principal: Principal, now: float) -> _Plan:
-        plan = self._plans.get(principal)
-        if plan is None or not plan.since <= now < plan.until:
+    def path(self, principal: Principal, now: float | None = None) -> BudgetPath:
+        """The principal's budgets in their windows current at ``now`` (default: now)."""
+        now = self._clock.now() if now is None else now
+        found = self._plans.get(principal)
+        if found is None or not found.since <= now < found.until:
             if len(self._plans) >= _MAX_PATHS:
                 self._plans.clear()
-            plan = self._plans[principal] = self._plan_of(principal, now)
-        return plan
+            found = self._plans[principal] = self._path_of(principal, now)
+        return found
 
-    def _plan_of(self, principal: Principal, now: float) -> _Plan:
+    def _path_of(self, principal: Principal, now: float) -> BudgetPath:
         keys = tuple(self.on_path(principal))
-        windows = [self._window(key.period, now) for key in keys]
+        spans = [self._window(key.period, now) for key in keys]
         limits = tuple(self._limits[key] for key in keys)
-        return _Plan(
+        windows = tuple(start for start, _ in spans)
+        return BudgetPath(
+            principal=principal,
             keys=keys,
             limits=limits,
-            slots=[(key, start) for key, (start, _) in zip(keys, windows, strict=True)],
+            windows=windows,
             units=tuple(UNITS.index(key.unit) for key in keys),
-            since=max((start for start, _ in windows), default=float("-inf")),
-            until=min((end for _, end in windows), default=float("inf")),
+            cells=self.state.cells(list(zip(keys, windows, strict=True))),
+            since=max(windows, default=float("-inf")),
+            until=min((end for _, end in spans), default=float("inf")),
             soft=any(limit.soft is not None for limit in limits),
             smallest=tuple(  # type: ignore[arg-type]
                 min(
@@ -257,96 +257,85 @@ class Budgets:
             ),
         )
 
-    def soft(self, principal: Principal) -> bool:
-        """Whether a budget on the principal's path has a soft threshold."""
-        return self._plan(principal, self._clock.now()).soft
-
     async def usage(self, principal: Principal) -> list[BudgetUse]:
         """How full each budget on the principal's path is in its current window (read in one go)."""
-        plan = self._plan(principal, self._clock.now())
-        if not plan.keys:
+        return await self.uses(self.path(principal))
+
+    async def uses(self, path: BudgetPath) -> list[BudgetUse]:
+        """How full each budget of ``path`` is (read in one go)."""
+        if not path.keys:
             return []
-        found = await self.state.usages(plan.slots)
+        found = await self.state.usages(path.cells)
         # BudgetUse.of inlined: this runs for every budget of every call.
         return [
             BudgetUse(key, limit, spent, reserved, (spent + reserved) / limit.limit)
             if limit.limit
             else BudgetUse(key, limit, spent, reserved, 1.0)
-            for key, limit, (spent, reserved) in zip(plan.keys, plan.limits, found, strict=True)
+            for key, limit, (spent, reserved) in zip(path.keys, path.limits, found, strict=True)
         ]
 
     async def reserve(self, principal: Principal, bound: Cost) -> Hold:
         """Hold ``bound`` on every budget of the path; ``BudgetExceeded`` naming the first that cannot."""
-        now = self._clock.now()
-        amounts = bound.amounts()
-        while True:
-            plan = self._plan(principal, now)
-            # Even no claims: a path without budgets learns of new ones.
-            claims = [
-                Claim(key, start, amounts[unit], limit.limit)
-                for (key, start), unit, limit in zip(
-                    plan.slots, plan.units, plan.limits, strict=True
-                )
-            ]
-            refused = await self.state.reserve(claims, self._generation)
-            if refused is None:
-                return Hold(claims, plan.units)
-            if refused != "stale":
-                raise await self._exceeded(refused, now)
-            await self.sync()
+        return await self.reserve_on(self.path(principal), bound)
 
-    def tight(self, principal: Principal, bound: Cost, calls: int) -> bool:
-        """Whether a budget on the path affords fewer than ``calls`` calls of ``bound``."""
-        usd, tokens, hours = self._plan(principal, self._clock.now()).smallest
-        return (
-            bound.usd * calls > usd
-            or bound.tokens * calls > tokens
-            or bound.device_hours * calls > hours
-        )
+    async def reserve_on(self, path: BudgetPath, bound: Cost) -> Hold:
+        """``reserve`` on a path already at hand."""
+        while True:
+            # Even no budgets: a path without them learns of new ones (a stale generation).
+            amounts = path.amounts(bound)
+            limits = [limit.limit for limit in path.limits]
+            refused = await self.state.reserve(path.cells, amounts, limits, self._generation)
+            if refused is None:
+                return Hold(path, amounts)
+            if refused != "stale":
+                raise await self._exceeded(path, refused, amounts[refused])
+            await self.sync()
+            path = self.path(path.principal)
 
     async def top_up(self, hold: Hold, extra: Cost) -> None:
         """Raise a live hold by ``extra`` on each of its budgets; ``BudgetExceeded`` if one is full.
 
-        A hold is the handle of a reservation until it is settled: its claims grow here.
+        A hold is the handle of a reservation until it is settled: it grows here,
+        against the budgets' limits as they are now.
         """
-        amounts = extra.amounts()
+        path = hold.path
+        more = path.amounts(extra)
         while True:
-            more = [
-                Claim(c.key, c.window, amounts[u], self._limits[c.key].limit)
-                if c.key in self._limits
-                else c._replace(amount=amounts[u])
-                for c, u in zip(hold.claims, hold.units, strict=True)
+            limits = [
+                self._limits[key].limit if key in self._limits else limit.limit
+                for key, limit in zip(path.keys, path.limits, strict=True)
             ]
-            refused = await self.state.reserve(more, self._generation)
+            refused = await self.state.reserve(path.cells, more, limits, self._generation)
             if refused is None:
-                hold.claims = [
-                    c._replace(amount=c.amount + m.amount)
-                    for c, m in zip(hold.claims, more, strict=True)
-                ]
+                hold.amounts = [a + m for a, m in zip(hold.amounts, more, strict=True)]
                 return
             if refused != "stale":
-                raise await self._exceeded(refused, self._clock.now())
+                raise await self._exceeded(path, refused, more[refused], limits[refused])
             await self.sync()
 
     async def settle(self, hold: Hold, actual: Cost) -> None:
         """Charge the real cost and release the rest of the hold (once)."""
-        if hold.settled or not hold.claims:
+        if hold.settled or not hold.amounts:
             hold.settled = True
             return
         hold.settled = True
-        amounts = actual.amounts()
-        await self.state.settle(hold.claims, [amounts[unit] for unit in hold.units])
+        await self.state.settle(hold.path.cells, hold.amounts, hold.path.amounts(actual))
 
-    async def _exceeded(self, claim: Claim, now: float) -> BudgetExceeded:
-        spent, reserved = await self.state.usage(claim.key, claim.window)
-        _, end = self._window(claim.key.period, now)
-        unit = claim.key.unit
+    async def _exceeded(
+        self, path: BudgetPath, index: int, held: float, limit: float | None = None
+    ) -> BudgetExceeded:
+        key, start = path.keys[index], path.windows[index]
+        limit = path.limits[index].limit if limit is None else limit
+        spent, reserved = await self.state.usage(key, start)
+        now = self._clock.now()
+        _, end = self._window(key.period, now)
+        unit = key.unit
         return BudgetExceeded(
-            f"budget {claim.key.name} exceeded: limit {amount(unit, claim.limit)}, spent "
+            f"budget {key.name} exceeded: limit {amount(unit, limit)}, spent "
             f"{amount(unit, spent)}, reserved {amount(unit, reserved)}; this request may cost up "
-            f"to {amount(unit, claim.amount)}",
+            f"to {amount(unit, held)}",
             retry_after=max(1.0, end - now),
-            budget=claim.key.name,
+            budget=key.name,
         )
 
 

@@ -25,6 +25,8 @@ from governd.governance.runs import Runs
 from governd.governance.terms import Terms
 
 _NO_TOOL = {"name": "", "server": "", "tier": ""}
+_NO_ARGS: dict[str, Any] = {}
+_NO_BUDGET = {"used": 0.0, "over_soft": False}
 
 
 class PolicyContext:
@@ -60,8 +62,6 @@ class PolicyContext:
         """The context the selected policies evaluate over (``tool``, ``args``, ``job``: none)."""
         body = action.body
         limit = body.get("max_completion_tokens") or body.get("max_tokens") or 0
-        used = max((u.fraction for u in uses), default=0.0)
-        over_soft = any(u.limit.soft is not None and u.fraction >= u.limit.soft for u in uses)
         return {
             "principal": terms.view,
             "request": {
@@ -75,11 +75,11 @@ class PolicyContext:
                 "tools": len(body.get("tools") or ()),
                 "user": body.get("user") or "",
             },
-            "budget": {"used": used, "over_soft": over_soft},
+            "budget": _budget(uses) if selection.reads_budget else _NO_BUDGET,
             "run": await self._run(action) if selection.reads_run else NO_RUN,
             "time": self._now(),
             "tool": _NO_TOOL,
-            "args": {},
+            "args": _NO_ARGS,
             "job": NO_JOB,
         }
 
@@ -112,3 +112,13 @@ class PolicyContext:
             }
             self._time = (second, fields)
         return self._time[1]
+
+
+def _budget(uses: Sequence[BudgetUse]) -> dict[str, Any]:
+    """What policies see as ``budget``: the fullest budget's share, and whether one is past soft."""
+    used, over_soft = 0.0, False
+    for use in uses:
+        fraction, soft = use.fraction, use.limit.soft
+        used = max(used, fraction)
+        over_soft = over_soft or (soft is not None and fraction >= soft)
+    return {"used": used, "over_soft": over_soft}

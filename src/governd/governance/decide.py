@@ -30,6 +30,10 @@ def decide(
             (f"policy:{what}_access: {action.principal.path} may not use {what} {action.model!r}",),
             policy=f"{what}_access",
         )
+    if not matches:  # the usual call: no policy holds
+        if default_effect == "deny":
+            return Decision("deny", ("policy:default_deny",), policy="default_deny")
+        return Decision("allow", (), action.model)
     enforced = [m for m in matches if m.policy.mode == "enforce"]
     reasons = [
         f"shadow:{m.policy.id}={m.policy.effect}" for m in matches if m.policy.mode == "shadow"

@@ -30,8 +30,8 @@ def ladder(
     degrade_to: str | None,
 ) -> tuple[Decision, Priority]:
     """The verdict and priority class once the request's priority and the budgets had their say."""
-    if asked is None and not uses:
-        return decision, base
+    if asked is None and base == "standard" and not any(_steps_on(u, ladders) for u in uses):
+        return decision, base  # the usual call: nothing asked, nothing to say, no budget at a step
     rank = RANK[base]
     reasons = list(decision.reasons)
     if asked is not None:
@@ -44,14 +44,14 @@ def ladder(
         steps = ladders.get(use.key.node)
         if steps is None:
             continue
-        used, soft, name = use.fraction, use.limit.soft, use.key.name
+        used, soft = use.fraction, use.limit.soft
         if (
             steps.lower_priority_at is not None
             and used >= steps.lower_priority_at
             and rank < _LOWEST
         ):
             rank += 1
-            reasons.append(f"ladder:{name} at {used:.0%}: priority lowered")
+            reasons.append(f"ladder:{use.key.name} at {used:.0%}: priority lowered")
         if (
             steps.degrade
             and soft is not None
@@ -61,10 +61,21 @@ def ladder(
             and degrade_to != served
         ):
             effect, served = "degrade", degrade_to
-            reasons.append(f"ladder:{name} at {used:.0%} past soft {soft:.0%}: degraded")
+            reasons.append(f"ladder:{use.key.name} at {used:.0%} past soft {soft:.0%}: degraded")
     priority = PRIORITIES[rank]
     if priority != "standard":
         reasons.append(f"priority:{priority}")
     if effect == decision.effect and tuple(reasons) == decision.reasons:
         return decision, priority
     return Decision(effect, tuple(reasons), served, decision.max_tokens, decision.policy), priority
+
+
+def _steps_on(use: BudgetUse, ladders: Mapping[str, LadderConfig]) -> bool:
+    """Whether a step of its node's ladder may apply at the budget's use."""
+    steps = ladders.get(use.key.node)
+    if steps is None:
+        return False
+    lower, soft = steps.lower_priority_at, use.limit.soft
+    return (lower is not None and use.fraction >= lower) or (
+        steps.degrade and soft is not None and use.fraction >= soft
+    )

@@ -73,16 +73,17 @@ class Selection:
         if not self.policies:
             return []
         try:
+            if self._some is None:  # every condition plain: these are the matches, in order
+                return [m for m, form in self._plain if form.holds(context)]
             held = {id(m) for m, form in self._plain if form.holds(context)}
         except (Unsure, LookupError):  # a field missing or odd: CEL decides all
             return self._by_cel(context)
-        if self._some is not None:
-            result = self._some.eval(data=context)
-            if is_error(result):
-                return self._one_by_one(context)
-            held.update(
-                id(m) for m, hit in zip(self._cel, result.plain_value(), strict=True) if hit is True
-            )
+        result = self._some.eval(data=context)
+        if is_error(result):
+            return self._one_by_one(context)
+        held.update(
+            id(m) for m, hit in zip(self._cel, result.plain_value(), strict=True) if hit is True
+        )
         return [m for m in self._matches if id(m) in held]
 
     def _by_cel(self, context: dict[str, Any]) -> list[Match]:

@@ -11,20 +11,21 @@ are charged, or none.
 
 The counters live behind ``LimitState``: in this process (on the injected
 clock) or in Redis (``governd.governance.state.redis_limits``, on Redis's clock, so
-replicas agree).
+replicas agree). A principal's limited nodes are a ``LimitPath``, resolved once,
+with the state's handles of their counters.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 from governd.actions import Principal
 from governd.clock import Clock
 from governd.config import GovernConfig
 from governd.errors import RateLimited
-from governd.ids import new_id
 
 WINDOW_S = 60.0
 Kind = Literal["concurrency", "rpm", "tpm", "too_big"]
@@ -49,16 +50,38 @@ class Refusal:
     retry_after: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class LimitPath:
+    """The limited nodes from the org down to a principal, and the state's handles of them."""
+
+    limits: list[NodeLimit]
+    #: Opaque to all but the state that made them (``LimitState.cells``).
+    cells: Sequence[Any]
+
+
+@dataclass(slots=True)
+class Permit:
+    """What a call took from its path's limits, to be given back once."""
+
+    path: LimitPath
+    tokens: int = 0
+    #: The state's name of the call's in-flight slots (Redis's lease), if it needs one.
+    lease: str = ""
+    released: bool = False
+
+
 class LimitState(Protocol):
     """Where the counters live."""
 
-    async def acquire(self, permit_id: str, limits: list[NodeLimit], tokens: int) -> Refusal | None:
+    def cells(self, limits: list[NodeLimit]) -> Sequence[Any]:
+        """Handles of the counters of each node, for the calls below."""
+        ...
+
+    async def acquire(self, path: LimitPath, tokens: int) -> Permit | Refusal:
         """Charge every node, or none and say which refused."""
         ...
 
-    async def release(
-        self, permit_id: str, limits: list[NodeLimit], refund_tokens: int, refund_request: bool
-    ) -> None:
+    async def release(self, permit: Permit, refund_tokens: int, refund_request: bool) -> None:
         """Free the in-flight slots and give back what was not used."""
         ...
 
@@ -94,33 +117,36 @@ class _Counters:
 
 
 class LocalLimits:
-    """Counters in this process, on the injected clock. Atomic: nothing here awaits."""
+    """Counters in this process, on the injected clock. Atomic: nothing here awaits.
+
+    A cell is the node's ``_Counters`` itself.
+    """
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._nodes: defaultdict[str, _Counters] = defaultdict(_Counters)
 
-    async def acquire(self, permit_id: str, limits: list[NodeLimit], tokens: int) -> Refusal | None:
+    def cells(self, limits: list[NodeLimit]) -> list[_Counters]:
+        return [self._nodes[lim.path] for lim in limits]
+
+    async def acquire(self, path: LimitPath, tokens: int) -> Permit | Refusal:
         now = self._clock.monotonic()
-        nodes = self._nodes
-        counters = [nodes[lim.path] for lim in limits]
-        for lim, c in zip(limits, counters, strict=True):
+        pairs = list(zip(path.limits, path.cells, strict=True))
+        for lim, c in pairs:
             refused = check(lim, now, tokens, c.in_flight, c.request_tat, c.token_tat)
             if refused is not None:
                 return refused
-        for lim, c in zip(limits, counters, strict=True):
+        for lim, c in pairs:
             if lim.rpm:
                 c.request_tat = max(c.request_tat, now) + WINDOW_S / lim.rpm
             if lim.tpm:
                 c.token_tat = max(c.token_tat, now) + tokens * WINDOW_S / lim.tpm
             c.in_flight += 1
-        return None
+        return Permit(path, tokens)
 
-    async def release(
-        self, permit_id: str, limits: list[NodeLimit], refund_tokens: int, refund_request: bool
-    ) -> None:
-        for lim in limits:
-            c = self._nodes[lim.path]
+    async def release(self, permit: Permit, refund_tokens: int, refund_request: bool) -> None:
+        path = permit.path
+        for lim, c in zip(path.limits, path.cells, strict=True):
             c.in_flight -= 1
             if lim.tpm and refund_tokens:
                 c.token_tat -= refund_tokens * WINDOW_S / lim.tpm
@@ -129,16 +155,6 @@ class LocalLimits:
 
     async def aclose(self) -> None:
         """Nothing to release."""
-
-
-@dataclass(slots=True)
-class Permit:
-    """What a call took from its path's limits, to be given back once."""
-
-    id: str = ""
-    limits: list[NodeLimit] = field(default_factory=list)
-    tokens: int = 0
-    released: bool = False
 
 
 class RateLimits:
@@ -151,41 +167,48 @@ class RateLimits:
             lim = node.config.limits
             if lim.rpm or lim.tpm or lim.concurrency:
                 self._limits[node.path] = NodeLimit(node.path, lim.rpm, lim.tpm, lim.concurrency)
-        self._paths: dict[tuple[str, ...], list[NodeLimit]] = {}
+        self._paths: dict[tuple[str, ...], LimitPath] = {}
 
-    def on_path(self, principal: Principal) -> list[NodeLimit]:
-        """The limited nodes from the org down to the principal."""
+    def path(self, principal: Principal) -> LimitPath:
+        """The limited nodes from the org down to the principal, with their counters."""
         scope = principal.scope
         found = self._paths.get(scope)
         if found is None:
             parts = [principal.org, *scope]
             paths = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-            found = self._paths[scope] = [self._limits[p] for p in paths if p in self._limits]
+            limits = [self._limits[p] for p in paths if p in self._limits]
+            found = self._paths[scope] = LimitPath(limits, self.state.cells(limits))
         return found
+
+    def on_path(self, principal: Principal) -> list[NodeLimit]:
+        """The limited nodes from the org down to the principal."""
+        return self.path(principal).limits
 
     def active(self, principal: Principal) -> bool:
         """Whether any limit applies to the principal."""
-        return bool(self.on_path(principal))
+        return bool(self.path(principal).limits)
 
     async def acquire(self, principal: Principal, tokens: int) -> Permit:
         """Take a request, ``tokens`` tokens and an in-flight slot on every limited node, or none."""
-        limits = self.on_path(principal)
-        if not limits:
-            return Permit()
-        permit = Permit(new_id("lim_"), limits, tokens)
-        refused = await self.state.acquire(permit.id, limits, tokens)
-        if refused is not None:
-            raise _error(refused, tokens)
-        return permit
+        return await self.acquire_on(self.path(principal), tokens)
+
+    async def acquire_on(self, path: LimitPath, tokens: int) -> Permit:
+        """``acquire`` on a path already at hand."""
+        if not path.limits:
+            return Permit(path, tokens)
+        taken = await self.state.acquire(path, tokens)
+        if isinstance(taken, Refusal):
+            raise _error(taken, tokens)
+        return taken
 
     async def release(self, permit: Permit, used_tokens: int | None) -> None:
         """End the call: free its slots; give back unused tokens (all of them, and the request, if None)."""
-        if permit.released or not permit.limits:
+        if permit.released or not permit.path.limits:
             permit.released = True
             return
         permit.released = True
         refund = permit.tokens if used_tokens is None else max(0, permit.tokens - used_tokens)
-        await self.state.release(permit.id, permit.limits, refund, used_tokens is None)
+        await self.state.release(permit, refund, used_tokens is None)
 
 
 def _error(refused: Refusal, tokens: int) -> RateLimited:

@@ -11,12 +11,13 @@ by generation).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from governd.actions import Principal, Priority
 from governd.config import LadderConfig
+from governd.governance.policies import Selection
 from governd.governance.principals import PrincipalTree
-from governd.governance.ratelimits import RateLimits
+from governd.governance.ratelimits import LimitPath, RateLimits
 
 _MAX_PRINCIPALS = 100_000
 
@@ -34,9 +35,13 @@ class Terms:
     ladders: Mapping[str, LadderConfig]
     #: Whether a node on the path lowers priority as its budgets fill (then the ladder reads them).
     lowers_priority: bool
+    #: The limited nodes on the path, with their counters.
+    limits: LimitPath
     rate_limited: bool
     #: What policies see as ``principal``.
     view: Mapping[str, str]
+    #: The policies a model call may match, by (model, operation): filled as calls come.
+    selections: dict[tuple[str, str], Selection] = field(default_factory=dict)
 
 
 class TermsBook:
@@ -66,6 +71,7 @@ class TermsBook:
         ladders = {path: node.ladder for path, node in zip(paths, nodes, strict=False)}
         if who.key_id:
             ladders[f"{who.path}/{who.key_id}"] = nodes[-1].ladder
+        limits = self._limits.path(who)
         return Terms(
             principal=who,
             models=tree.models_for(who),
@@ -74,7 +80,8 @@ class TermsBook:
             tool_lists=tuple(tree.tool_lists(who)),
             ladders=ladders,
             lowers_priority=any(lad.lower_priority_at is not None for lad in ladders.values()),
-            rate_limited=self._limits.active(who),
+            limits=limits,
+            rate_limited=bool(limits.limits),
             view={
                 "org": who.org,
                 "team": who.team or "",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 
-from governd.governance.budgets import BudgetKey, Claim, Stale
+from governd.governance.budgets import BudgetKey, Stale
 
 
 class _Slot:
@@ -18,7 +19,10 @@ class _Slot:
 
 
 class LocalState:
-    """Counters in this process. Atomic because nothing in ``reserve`` awaits."""
+    """Counters in this process. Atomic because nothing in ``reserve`` awaits.
+
+    A cell is the window's ``_Slot`` itself: a call's path holds its slots.
+    """
 
     shared = False
 
@@ -26,33 +30,41 @@ class LocalState:
         # A window's counters start at zero when first touched.
         self._slots: defaultdict[tuple[BudgetKey, float], _Slot] = defaultdict(_Slot)
         self._generation = 0
+        self._preloaded: set[tuple[BudgetKey, float]] = set()
 
-    async def reserve(self, claims: list[Claim], generation: int) -> Claim | Stale | None:
+    def cells(self, slots: Sequence[tuple[BudgetKey, float]]) -> list[_Slot]:
+        found = self._slots
+        return [found[slot] for slot in slots]
+
+    async def reserve(
+        self,
+        cells: Sequence[_Slot],
+        amounts: Sequence[float],
+        limits: Sequence[float],
+        generation: int,
+    ) -> int | Stale | None:
         if generation != self._generation:
             return "stale"
-        found = self._slots
-        slots = [found[c.key, c.window] for c in claims]
-        for c, slot in zip(claims, slots, strict=True):
-            if slot.spent + slot.reserved + c.amount > c.limit:
-                return c
-        for c, slot in zip(claims, slots, strict=True):
-            slot.reserved += c.amount
+        for i, (slot, amount, limit) in enumerate(zip(cells, amounts, limits, strict=True)):
+            if slot.spent + slot.reserved + amount > limit:
+                return i
+        for slot, amount in zip(cells, amounts, strict=True):
+            slot.reserved += amount
         return None
 
-    async def settle(self, held: list[Claim], actual: list[float]) -> None:
-        found = self._slots
-        for c, used in zip(held, actual, strict=True):
-            slot = found[c.key, c.window]
-            slot.reserved = max(0.0, slot.reserved - c.amount)
+    async def settle(
+        self, cells: Sequence[_Slot], held: Sequence[float], actual: Sequence[float]
+    ) -> None:
+        for slot, amount, used in zip(cells, held, actual, strict=True):
+            slot.reserved = max(0.0, slot.reserved - amount)
             slot.spent += used
 
     async def usage(self, key: BudgetKey, window: float) -> tuple[float, float]:
         slot = self._slots[key, window]
         return slot.spent, slot.reserved
 
-    async def usages(self, slots: list[tuple[BudgetKey, float]]) -> list[tuple[float, float]]:
-        found = self._slots
-        return [(s.spent, s.reserved) for s in map(found.__getitem__, slots)]
+    async def usages(self, cells: Sequence[_Slot]) -> list[tuple[float, float]]:
+        return [(s.spent, s.reserved) for s in cells]
 
     async def generation(self) -> int:
         return self._generation
@@ -61,8 +73,15 @@ class LocalState:
         self._generation += 1
 
     async def preload(self, key: BudgetKey, window: float, spent: float) -> None:
-        """Start a window at ``spent`` (rebuilt from the ledger after a restart)."""
-        self._slots.setdefault((key, window), _Slot(spent))
+        """Add ``spent`` (rebuilt from the ledger after a restart) to a window, once.
+
+        Calls may have touched the window already (a path is built before its
+        budgets are resumed): what they settled meanwhile may be counted twice,
+        which errs on the safe side of a hard limit, never under it.
+        """
+        if (key, window) not in self._preloaded:
+            self._preloaded.add((key, window))
+            self._slots[key, window].spent += spent
 
     async def aclose(self) -> None:
         """Nothing to release."""

@@ -9,14 +9,14 @@ reserved to spent in one transaction. Windows expire a period after they end.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from governd.errors import StateUnavailable
-from governd.governance.budgets import BudgetKey, Claim, Stale
+from governd.governance.budgets import BudgetKey, Stale
 
 # KEYS[1] is the budgets' generation, ARGV[1] the one the caller's limits come from: older
 # limits hold nothing (-1), so a replica that missed a change reloads before it reserves.
@@ -76,14 +76,24 @@ class RedisState:
         self._redis: Redis = Redis(connection_pool=pool)
         self._reserve = self._redis.register_script(_RESERVE)
 
+    def cells(self, slots: Sequence[tuple[BudgetKey, float]]) -> list[str]:
+        """A cell is the window's Redis key."""
+        return [window_key(key, window) for key, window in slots]
+
     @guarded
-    async def reserve(self, claims: list[Claim], generation: int) -> Claim | Stale | None:
-        keys = [_GENERATION, *(window_key(c.key, c.window) for c in claims)]
-        args: list[Any] = [x for c in claims for x in (repr(c.amount), repr(c.limit))]
+    async def reserve(
+        self,
+        cells: Sequence[str],
+        amounts: Sequence[float],
+        limits: Sequence[float],
+        generation: int,
+    ) -> int | Stale | None:
+        args: list[Any] = [x for pair in zip(amounts, limits, strict=True) for x in map(repr, pair)]
+        keys = [_GENERATION, *cells]
         refused = int(await self._reserve(keys=keys, args=[generation, *args, _TTL_S]))
         if refused < 0:
             return "stale"
-        return claims[refused - 1] if refused else None
+        return refused - 1 if refused else None
 
     @guarded
     async def generation(self) -> int:
@@ -94,11 +104,12 @@ class RedisState:
         await self._redis.incr(_GENERATION)
 
     @guarded
-    async def settle(self, held: list[Claim], actual: list[float]) -> None:
+    async def settle(
+        self, cells: Sequence[str], held: Sequence[float], actual: Sequence[float]
+    ) -> None:
         async with self._redis.pipeline(transaction=True) as tx:
-            for claim, used in zip(held, actual, strict=True):
-                k = window_key(claim.key, claim.window)
-                tx.hincrbyfloat(k, "reserved", -claim.amount)
+            for k, amount, used in zip(cells, held, actual, strict=True):
+                tx.hincrbyfloat(k, "reserved", -amount)
                 tx.hincrbyfloat(k, "spent", used)
             await tx.execute()
 
@@ -108,10 +119,10 @@ class RedisState:
         return float(spent or 0.0), max(0.0, float(reserved or 0.0))
 
     @guarded
-    async def usages(self, slots: list[tuple[BudgetKey, float]]) -> list[tuple[float, float]]:
+    async def usages(self, cells: Sequence[str]) -> list[tuple[float, float]]:
         async with self._redis.pipeline(transaction=False) as pipe:
-            for key, window in slots:
-                pipe.hmget(window_key(key, window), ["spent", "reserved"])
+            for k in cells:
+                pipe.hmget(k, ["spent", "reserved"])
             found = await pipe.execute()
         return [(float(s or 0.0), max(0.0, float(r or 0.0))) for s, r in found]
 

@@ -11,8 +11,17 @@ from __future__ import annotations
 
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from governd.governance.ratelimits import WINDOW_S, Kind, LimitState, NodeLimit, Refusal
+from governd.governance.ratelimits import (
+    WINDOW_S,
+    Kind,
+    LimitPath,
+    LimitState,
+    NodeLimit,
+    Permit,
+    Refusal,
+)
 from governd.governance.state.redis_budgets import guarded
+from governd.ids import new_id
 
 LEASE_S = 900  # the longest a call may hold an in-flight slot of a replica that died
 
@@ -77,12 +86,6 @@ return 0
 """
 
 
-def _keys(limits: list[NodeLimit]) -> list[str]:
-    return [f"governd:limit:{lim.path}" for lim in limits] + [
-        f"governd:inflight:{lim.path}" for lim in limits
-    ]
-
-
 class RedisLimits:
     """``LimitState`` over a Redis server."""
 
@@ -92,27 +95,32 @@ class RedisLimits:
         self._acquire = self._redis.register_script(_ACQUIRE)
         self._release = self._redis.register_script(_RELEASE)
 
-    @guarded
-    async def acquire(self, permit_id: str, limits: list[NodeLimit], tokens: int) -> Refusal | None:
-        args: list[str | int | float] = [tokens, permit_id, LEASE_S, WINDOW_S]
-        for lim in limits:
-            args += [lim.rpm or 0, lim.tpm or 0, lim.concurrency or 0]
-        result = await self._acquire(keys=_keys(limits), args=args)
-        index = int(result[0])
-        if not index:
-            return None
-        kind: Kind = result[1].decode()
-        retry = float(result[2])
-        return Refusal(limits[index - 1], kind, None if kind == "too_big" else retry)
+    def cells(self, limits: list[NodeLimit]) -> list[str]:
+        """A node's cells are its two Redis keys: arrival times, then in-flight leases."""
+        return [f"governd:limit:{lim.path}" for lim in limits] + [
+            f"governd:inflight:{lim.path}" for lim in limits
+        ]
 
     @guarded
-    async def release(
-        self, permit_id: str, limits: list[NodeLimit], refund_tokens: int, refund_request: bool
-    ) -> None:
-        args: list[str | int | float] = [refund_tokens, int(refund_request), permit_id, WINDOW_S]
-        for lim in limits:
+    async def acquire(self, path: LimitPath, tokens: int) -> Permit | Refusal:
+        lease = new_id("lim_")
+        args: list[str | int | float] = [tokens, lease, LEASE_S, WINDOW_S]
+        for lim in path.limits:
+            args += [lim.rpm or 0, lim.tpm or 0, lim.concurrency or 0]
+        result = await self._acquire(keys=list(path.cells), args=args)
+        index = int(result[0])
+        if not index:
+            return Permit(path, tokens, lease)
+        kind: Kind = result[1].decode()
+        retry = float(result[2])
+        return Refusal(path.limits[index - 1], kind, None if kind == "too_big" else retry)
+
+    @guarded
+    async def release(self, permit: Permit, refund_tokens: int, refund_request: bool) -> None:
+        args: list[str | int | float] = [refund_tokens, int(refund_request), permit.lease, WINDOW_S]
+        for lim in permit.path.limits:
             args += [lim.rpm or 0, lim.tpm or 0]
-        await self._release(keys=_keys(limits), args=args)
+        await self._release(keys=list(permit.path.cells), args=args)
 
     async def aclose(self) -> None:
         """Close the connection pool."""

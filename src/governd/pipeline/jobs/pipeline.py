@@ -98,12 +98,12 @@ class Jobs:
                 if row.pid is not None and self._executor.reap(row.id, row.pid):
                     log.warning("job %s: killed the attempt left running (pid %s)", row.id, row.pid)
                 requeue_after_restart(row, self._clock.now())
+            path = self._budgets.path(principal_of(row))
             try:
-                hold = await self._budgets.reserve(principal_of(row), bound(row))
+                hold = await self._budgets.reserve_on(path, bound(row))
             except GovernError as exc:
-                await self._finish(
-                    Live(row, Hold([], ())), "failed", f"at restart: {exc.message}", None
-                )
+                held = Hold(path, [])  # nothing: settling it charges nothing
+                await self._finish(Live(row, held), "failed", f"at restart: {exc.message}", None)
                 continue
             live = self._live[row.id] = Live(row, hold)
             awaiting = awaiting_approval(row)
