@@ -6,6 +6,8 @@ import itertools
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from governd.actions import Action, Principal
 from governd.config import PolicyConfig
@@ -218,4 +220,38 @@ def test_plain_conditions_judge_as_cel_does(when: str, request_fields: dict[str,
     policies = [pol("p", "deny", when)]
     fast = PolicySet(policies).all.evaluate(context)
     by_cel = PolicySet(policies).all._by_cel(context)
+    assert [(m.policy.id, m.errored) for m in fast] == [(m.policy.id, m.errored) for m in by_cel]
+
+
+_VALUE = st.one_of(
+    st.integers(-3, 3), st.floats(-3, 3, allow_nan=False), st.booleans(), st.sampled_from(["", "a"])
+)
+_LITERAL = st.sampled_from(["1", "2.5", "true", "false", '"a"', '""'])
+_OP = st.sampled_from(["==", "!=", "<", "<=", ">", ">="])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    terms=st.lists(
+        st.tuples(st.sampled_from(["n", "user"]), _OP, _LITERAL), min_size=1, max_size=3
+    ),
+    truth=st.booleans(),
+    n=_VALUE,
+    user=_VALUE,
+    stream=_VALUE,
+)
+def test_plain_conditions_of_any_kinds_judge_as_cel_does(
+    terms: list[tuple[str, str, str]], truth: bool, n: Any, user: Any, stream: Any
+) -> None:
+    """Compiled Python and CEL agree on conjunctions over values of every kind CEL compares."""
+    when = " && ".join(f"request.{f} {op} {lit}" for f, op, lit in terms)
+    policies = [
+        pol("terms", "deny", when),
+        pol("truth", "allow", "request.stream" if truth else "!request.stream"),
+        pol("both", "deny", f"request.stream && {when}"),
+    ]
+    context = ctx(n=n, user=user, stream=stream)
+    selection = PolicySet(policies).all
+    fast = selection.evaluate(context)
+    by_cel = selection._by_cel(context)
     assert [(m.policy.id, m.errored) for m in fast] == [(m.policy.id, m.errored) for m in by_cel]

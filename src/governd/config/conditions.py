@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import operator
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,28 +83,66 @@ Term = tuple[str, str, Any, Any, str]
 
 @dataclass(frozen=True, slots=True)
 class Plain:
-    """A condition as a conjunction of comparisons Python can evaluate."""
+    """A condition as a conjunction of comparisons Python can evaluate (``judge`` compiles them)."""
 
     terms: tuple[Term, ...]
 
-    def holds(self, context: Mapping[str, Mapping[str, Any]]) -> bool:
-        """Whether it holds; ``Unsure`` when CEL should decide (``KeyError``: a field missing)."""
-        for section, field, op, literal, kind in self.terms:
-            value = context[section][field]
-            found = KIND.get(type(value))
-            if op is TRUTH:
-                if found != "bool":
-                    raise Unsure
-                if value is not literal:
-                    return False
-            elif found != kind:  # CEL: values of different types are never equal, not ordered
-                if op is operator.eq:
-                    return False
-                if op is not operator.ne:
-                    raise Unsure
-            elif not op(value, literal):
-                return False
-        return True
+
+#: Judges plain forms over a context: whether each holds, in order.
+Judge = Callable[[Mapping[str, Mapping[str, Any]]], tuple[bool, ...]]
+
+
+def judge(forms: Sequence[Plain]) -> Judge:
+    """One Python function that says, for a context, whether each of ``forms`` holds.
+
+    Each term compares a value of the context as CEL would for the value it
+    finds: values of different kinds are never equal and unequal, a truth test
+    of a value that is not a bool and an ordering across kinds raise
+    ``Unsure`` (CEL would error: let it decide); a missing field raises
+    ``KeyError``. Terms are judged left to right, the first false one ends
+    its form, as ``&&`` does.
+    """
+    source = "lambda c: (" + "".join(_form_source(form) + ", " for form in forms) + ")"
+    names = {"type": type, "int": int, "float": float, "str": str, "bool": bool, "_unsure": _unsure}
+    function: Judge = eval(source, {"__builtins__": {}, **names})
+    return function
+
+
+def _form_source(form: Plain) -> str:
+    return "(" + (" and ".join(map(_term_source, form.terms)) or "True") + ")"
+
+
+_IS_KIND = {
+    "number": "((t := type(v := {read})) is int or t is float)",
+    "string": "(type(v := {read}) is str)",
+    "bool": "(type(v := {read}) is bool)",
+}
+#: How Python writes each operator of a term.
+SYMBOLS = {
+    operator.eq: "==",
+    operator.ne: "!=",
+    operator.lt: "<",
+    operator.le: "<=",
+    operator.gt: ">",
+    operator.ge: ">=",
+}
+
+
+def _term_source(term: Term) -> str:
+    section, field, op, literal, kind = term
+    is_kind = _IS_KIND[kind].format(read=f"c[{section!r}][{field!r}]")
+    if op is TRUTH:
+        return f"(({is_kind} or _unsure()) and v is {literal!r})"
+    compare = f"v {SYMBOLS[op]} {literal!r}"
+    if op is operator.eq:
+        return f"({is_kind} and {compare})"
+    if op is operator.ne:
+        return f"(not {is_kind} or {compare})"
+    return f"(({is_kind} or _unsure()) and {compare})"
+
+
+def _unsure() -> bool:
+    raise Unsure
 
 
 def plain(when: str, sections: tuple[str, ...] = POLICY_SECTIONS) -> Plain | None:

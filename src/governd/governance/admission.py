@@ -38,7 +38,7 @@ from governd.errors import (
 from governd.governance import tools
 from governd.governance.bets import Bet, Bets, Metered, Sized
 from governd.governance.bounds import CostBounds
-from governd.governance.budgets import BudgetPath, Budgets, BudgetUse, Cost, Hold
+from governd.governance.budgets import BudgetPath, Budgets, Cost, Fill, Hold
 from governd.governance.context import PolicyContext
 from governd.governance.decide import decide
 from governd.governance.ladder import ladder
@@ -115,8 +115,8 @@ class Admission:
         if selection is None:
             selection = self.policies.select(self._context.index(action, terms))
             terms.selections[action.model, action.operation] = selection
-        uses = await self._uses(path, terms, selection)
-        matches = await self._matches(selection, action, terms, uses)
+        fill = await self._fill(path, terms, selection)
+        matches = await self._matches(selection, action, terms, fill)
         decision = decide(
             action,
             action.model in terms.models,
@@ -127,15 +127,17 @@ class Admission:
         if self._stops and action.run_id:
             decision = await self._tighten(action, None, decision)
         _enforce(decision, action)
-        decision, priority = ladder(
-            decision,
-            action.model,
-            terms.priority,
-            action.priority,
-            uses,
-            terms.ladders,
-            alias.degrade_to,
-        )
+        priority = terms.priority
+        if action.priority is not None or priority != "standard" or (fill and fill.at_step):
+            decision, priority = ladder(
+                decision,
+                action.model,
+                priority,
+                action.priority,
+                fill.uses() if fill is not None else [],
+                terms.ladders,
+                alias.degrade_to,
+            )
         if self.overrides.active:
             served = decision.model or action.model
             decision, priority = self.overrides.admit(
@@ -143,24 +145,24 @@ class Admission:
             )
         return await self._reserve(action, terms, path, decision, priority)
 
-    async def _uses(self, path: BudgetPath, terms: Terms, selection: Selection) -> list[BudgetUse]:
+    async def _fill(self, path: BudgetPath, terms: Terms, selection: Selection) -> Fill | None:
         """How full the path's budgets are, if the ladder or the policies read it."""
-        if selection.reads_budget or terms.lowers_priority or path.soft:
-            return await self.budgets.uses(path)
-        return []
+        if selection.reads_budget or path.stepped:
+            return await self.budgets.fill(path)
+        return None
 
-    async def _read(self, action: Action, selection: Selection) -> list[BudgetUse]:
+    async def _read(self, action: Action, selection: Selection) -> Fill | None:
         """The path's budgets' use, for actions no ladder applies to: only if policies read it."""
         if not selection.reads_budget:
-            return []
-        return await self.budgets.usage(action.principal)
+            return None
+        return await self.budgets.fill(self.budgets.path(action.principal))
 
     async def _matches(
-        self, selection: Selection, action: Action, terms: Terms, uses: list[BudgetUse]
+        self, selection: Selection, action: Action, terms: Terms, fill: Fill | None
     ) -> list[Match]:
         if not selection:
             return []
-        return selection.evaluate(await self._context.build(action, terms, selection, uses))
+        return selection.evaluate(await self._context.build(action, terms, selection, fill))
 
     async def admit_tool(self, action: Action, server: str, tier: str) -> Decision:
         """Admit a tool call (``action.model``: the namespaced tool, ``action.body``: its arguments)."""

@@ -107,8 +107,14 @@ class BudgetPath:
     cells: Cells
     since: float
     until: float
-    #: Whether any of them has a soft threshold (then the ladder reads them).
-    soft: bool
+    #: Each budget's limit, as a reservation checks it.
+    caps: list[float]
+    #: Each budget's soft threshold (inf: none).
+    softs: tuple[float, ...]
+    #: The share of each budget at which its node's ladder first acts (inf: never).
+    steps: tuple[float, ...]
+    #: Whether the ladder may act on one of them (then a call reads them).
+    stepped: bool
     #: The smallest limit on the path in each of ``UNITS`` (inf: none): what ``tight`` reads.
     smallest: tuple[float, float, float]
 
@@ -125,6 +131,33 @@ class BudgetPath:
             or bound.tokens * calls > tokens
             or bound.device_hours * calls > hours
         )
+
+
+@dataclass(slots=True)
+class Fill:
+    """How full each budget of a path is, read once for a call.
+
+    ``used`` is the fullest budget's share (0 without budgets) and
+    ``over_soft`` whether one is past its soft threshold: what policies see as
+    ``budget``; ``at_step`` whether one is where its node's ladder acts.
+    ``uses`` spells each budget out, for the ladder.
+    """
+
+    path: BudgetPath
+    counts: list[tuple[float, float]]
+    fractions: list[float]
+    used: float
+    over_soft: bool
+    at_step: bool
+
+    def uses(self) -> list[BudgetUse]:
+        """Each budget's use."""
+        return [
+            BudgetUse(key, limit, spent, reserved, fraction)
+            for key, limit, (spent, reserved), fraction in zip(
+                self.path.keys, self.path.limits, self.counts, self.fractions, strict=True
+            )
+        ]
 
 
 @dataclass(slots=True)

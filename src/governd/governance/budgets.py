@@ -24,13 +24,15 @@ replica enforces the new limit.
 from __future__ import annotations
 
 import math
+import operator
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from governd.actions import Principal
 from governd.clock import Clock
+from governd.config import LadderConfig
 from governd.errors import BudgetExceeded
 from governd.governance.budget_values import (
     UNITS,
@@ -39,6 +41,7 @@ from governd.governance.budget_values import (
     BudgetUse,
     Cells,
     Cost,
+    Fill,
     Hold,
     Limit,
     Stale,
@@ -54,6 +57,7 @@ __all__ = [
     "Budgets",
     "Cells",
     "Cost",
+    "Fill",
     "Hold",
     "Limit",
     "Stale",
@@ -132,11 +136,13 @@ class Budgets:
         tz: ZoneInfo,
         clock: Clock,
         source: BudgetSource | None = None,
+        ladders: Mapping[str, LadderConfig] | None = None,
     ) -> None:
         self.state = state
         self._tz = tz
         self._clock = clock
         self._source = source
+        self._ladders = ladders
         self._limits: dict[BudgetKey, Limit] = {}
         self._by_node: defaultdict[str, list[BudgetKey]] = defaultdict(list)
         self._generation = 0 if source is None else -1  # -1: never loaded from the source
@@ -238,6 +244,7 @@ class Budgets:
         spans = [self._window(key.period, now) for key in keys]
         limits = tuple(self._limits[key] for key in keys)
         windows = tuple(start for start, _ in spans)
+        steps = tuple(self._step(principal, k, lim) for k, lim in zip(keys, limits, strict=True))
         return BudgetPath(
             principal=principal,
             keys=keys,
@@ -247,7 +254,10 @@ class Budgets:
             cells=self.state.cells(list(zip(keys, windows, strict=True))),
             since=max(windows, default=float("-inf")),
             until=min((end for _, end in spans), default=float("inf")),
-            soft=any(limit.soft is not None for limit in limits),
+            caps=[limit.limit for limit in limits],
+            softs=tuple(math.inf if lim.soft is None else lim.soft for lim in limits),
+            steps=steps,
+            stepped=any(step != math.inf for step in steps),
             smallest=tuple(  # type: ignore[arg-type]
                 min(
                     (lim.limit for k, lim in zip(keys, limits, strict=True) if k.unit == u),
@@ -257,22 +267,42 @@ class Budgets:
             ),
         )
 
+    def _step(self, principal: Principal, key: BudgetKey, limit: Limit) -> float:
+        """The share of a budget at which its node's ladder first acts (0 when not told: always)."""
+        if self._ladders is None:
+            return 0.0
+        ladder = self._ladders.get(key.node)
+        if (
+            ladder is None
+            and principal.key_id
+            and key.node == f"{principal.path}/{principal.key_id}"
+        ):
+            ladder = self._ladders.get(principal.path)  # a key's budgets step as its owner's
+        if ladder is None:
+            return math.inf
+        lower = math.inf if ladder.lower_priority_at is None else ladder.lower_priority_at
+        soft = limit.soft if ladder.degrade and limit.soft is not None else math.inf
+        return min(lower, soft)
+
     async def usage(self, principal: Principal) -> list[BudgetUse]:
         """How full each budget on the principal's path is in its current window (read in one go)."""
-        return await self.uses(self.path(principal))
+        return (await self.fill(self.path(principal))).uses()
 
-    async def uses(self, path: BudgetPath) -> list[BudgetUse]:
+    async def fill(self, path: BudgetPath) -> Fill:
         """How full each budget of ``path`` is (read in one go)."""
         if not path.keys:
-            return []
-        found = await self.state.usages(path.cells)
-        # BudgetUse.of inlined: this runs for every budget of every call.
-        return [
-            BudgetUse(key, limit, spent, reserved, (spent + reserved) / limit.limit)
-            if limit.limit
-            else BudgetUse(key, limit, spent, reserved, 1.0)
-            for key, limit, (spent, reserved) in zip(path.keys, path.limits, found, strict=True)
-        ]
+            return Fill(path, [], [], 0.0, False, False)
+        counts = await self.state.usages(path.cells)
+        caps = path.caps
+        fractions = [(s + r) / c if c else 1.0 for (s, r), c in zip(counts, caps, strict=True)]
+        return Fill(
+            path,
+            counts,
+            fractions,
+            max(fractions),
+            any(map(operator.ge, fractions, path.softs)),
+            any(map(operator.ge, fractions, path.steps)),
+        )
 
     async def reserve(self, principal: Principal, bound: Cost) -> Hold:
         """Hold ``bound`` on every budget of the path; ``BudgetExceeded`` naming the first that cannot."""
@@ -283,8 +313,7 @@ class Budgets:
         while True:
             # Even no budgets: a path without them learns of new ones (a stale generation).
             amounts = path.amounts(bound)
-            limits = [limit.limit for limit in path.limits]
-            refused = await self.state.reserve(path.cells, amounts, limits, self._generation)
+            refused = await self.state.reserve(path.cells, amounts, path.caps, self._generation)
             if refused is None:
                 return Hold(path, amounts)
             if refused != "stale":

@@ -9,7 +9,6 @@ that change rarely are built once and shared: CEL never mutates its input.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,7 +18,7 @@ from governd.clock import Clock
 from governd.config import GovernConfig
 from governd.config.cel_env import NO_JOB, NO_RUN
 from governd.governance.bounds import input_bound
-from governd.governance.budgets import Budgets, BudgetUse
+from governd.governance.budgets import Budgets, Fill
 from governd.governance.policies import Selection
 from governd.governance.runs import Runs
 from governd.governance.terms import Terms
@@ -57,7 +56,7 @@ class PolicyContext:
         }
 
     async def build(
-        self, action: Action, terms: Terms, selection: Selection, uses: Sequence[BudgetUse]
+        self, action: Action, terms: Terms, selection: Selection, fill: Fill | None
     ) -> dict[str, Any]:
         """The context the selected policies evaluate over (``tool``, ``args``, ``job``: none)."""
         body = action.body
@@ -75,7 +74,9 @@ class PolicyContext:
                 "tools": len(body.get("tools") or ()),
                 "user": body.get("user") or "",
             },
-            "budget": _budget(uses) if selection.reads_budget else _NO_BUDGET,
+            "budget": _NO_BUDGET
+            if fill is None
+            else {"used": fill.used, "over_soft": fill.over_soft},
             "run": await self._run(action) if selection.reads_run else NO_RUN,
             "time": self._now(),
             "tool": _NO_TOOL,
@@ -112,13 +113,3 @@ class PolicyContext:
             }
             self._time = (second, fields)
         return self._time[1]
-
-
-def _budget(uses: Sequence[BudgetUse]) -> dict[str, Any]:
-    """What policies see as ``budget``: the fullest budget's share, and whether one is past soft."""
-    used, over_soft = 0.0, False
-    for use in uses:
-        fraction, soft = use.fraction, use.limit.soft
-        used = max(used, fraction)
-        over_soft = over_soft or (soft is not None and fraction >= soft)
-    return {"used": used, "over_soft": over_soft}

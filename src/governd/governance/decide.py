@@ -9,6 +9,7 @@ enforced policies: ``deny`` > ``require_approval`` > ``degrade`` > ``allow``;
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from governd.actions import Action, Decision
@@ -33,7 +34,7 @@ def decide(
     if not matches:  # the usual call: no policy holds
         if default_effect == "deny":
             return Decision("deny", ("policy:default_deny",), policy="default_deny")
-        return Decision("allow", (), action.model)
+        return _allowed(action.model)
     enforced = [m for m in matches if m.policy.mode == "enforce"]
     reasons = [
         f"shadow:{m.policy.id}={m.policy.effect}" for m in matches if m.policy.mode == "shadow"
@@ -59,3 +60,9 @@ def decide(
             return Decision("degrade", (m.reason, *reasons), target, max_tokens)
         reasons.append(f"policy:{m.policy.id}: no degrade_to for {action.model!r}, served as asked")
     return Decision("allow", tuple(reasons), action.model, max_tokens)
+
+
+@functools.lru_cache(maxsize=1024)
+def _allowed(model: str) -> Decision:
+    """A plain allow of ``model`` (immutable: one per model serves every call)."""
+    return Decision("allow", (), model)

@@ -30,8 +30,6 @@ def ladder(
     degrade_to: str | None,
 ) -> tuple[Decision, Priority]:
     """The verdict and priority class once the request's priority and the budgets had their say."""
-    if asked is None and base == "standard" and not any(_steps_on(u, ladders) for u in uses):
-        return decision, base  # the usual call: nothing asked, nothing to say, no budget at a step
     rank = RANK[base]
     reasons = list(decision.reasons)
     if asked is not None:
@@ -68,14 +66,3 @@ def ladder(
     if effect == decision.effect and tuple(reasons) == decision.reasons:
         return decision, priority
     return Decision(effect, tuple(reasons), served, decision.max_tokens, decision.policy), priority
-
-
-def _steps_on(use: BudgetUse, ladders: Mapping[str, LadderConfig]) -> bool:
-    """Whether a step of its node's ladder may apply at the budget's use."""
-    steps = ladders.get(use.key.node)
-    if steps is None:
-        return False
-    lower, soft = steps.lower_priority_at, use.limit.soft
-    return (lower is not None and use.fraction >= lower) or (
-        steps.degrade and soft is not None and use.fraction >= soft
-    )

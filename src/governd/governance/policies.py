@@ -23,7 +23,7 @@ from typing import Any
 
 from governd.config import PolicyConfig
 from governd.config.cel_env import compile_expr, is_error
-from governd.config.conditions import INDEXED, Unsure, equalities, plain
+from governd.config.conditions import INDEXED, Unsure, equalities, judge, plain
 
 _RESTRICTIVE = frozenset({"deny", "require_approval"})
 
@@ -57,7 +57,8 @@ class Selection:
         # Built once: a request only picks the ones that hold.
         self._matches = [Match.of(p) for p in self.policies]
         forms = [plain(p.when) for p in self.policies]
-        self._plain = [(m, f) for m, f in zip(self._matches, forms, strict=True) if f is not None]
+        self._plain = [m for m, f in zip(self._matches, forms, strict=True) if f is not None]
+        self._judge = judge([f for f in forms if f is not None])
         self._cel = [m for m, f in zip(self._matches, forms, strict=True) if f is None]
         self._some = _joined([m.policy for m in self._cel])
         self._all = _joined(self.policies)
@@ -73,11 +74,12 @@ class Selection:
         if not self.policies:
             return []
         try:
-            if self._some is None:  # every condition plain: these are the matches, in order
-                return [m for m, form in self._plain if form.holds(context)]
-            held = {id(m) for m, form in self._plain if form.holds(context)}
+            hits = self._judge(context)
         except (Unsure, LookupError):  # a field missing or odd: CEL decides all
             return self._by_cel(context)
+        if self._some is None:  # every condition plain: these are the matches, in order
+            return [m for m, hit in zip(self._plain, hits, strict=True) if hit]
+        held = {id(m) for m, hit in zip(self._plain, hits, strict=True) if hit}
         result = self._some.eval(data=context)
         if is_error(result):
             return self._one_by_one(context)

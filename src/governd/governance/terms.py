@@ -33,8 +33,6 @@ class Terms:
     tool_lists: tuple[list[str], ...]
     #: Node path -> its ladder (a key's node: its owner's), for every node on the path.
     ladders: Mapping[str, LadderConfig]
-    #: Whether a node on the path lowers priority as its budgets fill (then the ladder reads them).
-    lowers_priority: bool
     #: The limited nodes on the path, with their counters.
     limits: LimitPath
     rate_limited: bool
@@ -79,7 +77,6 @@ class TermsBook:
             priority=tree.priority_for(who),
             tool_lists=tuple(tree.tool_lists(who)),
             ladders=ladders,
-            lowers_priority=any(lad.lower_priority_at is not None for lad in ladders.values()),
             limits=limits,
             rate_limited=bool(limits.limits),
             view={

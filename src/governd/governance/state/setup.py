@@ -73,7 +73,8 @@ def load_budgets(cfg: GovernConfig, store: BudgetStore, clock: Clock) -> Budgets
     """
     state = LocalState() if cfg.state == "memory" else _redis_state(cfg.state)
     source = StoredBudgets(cfg, store, clock)
-    return Budgets(state, ZoneInfo(cfg.governance.timezone), clock, source)
+    ladders = {node.path: node.config.ladder for node in cfg.principals.walk()}
+    return Budgets(state, ZoneInfo(cfg.governance.timezone), clock, source, ladders)
 
 
 def limit_state(cfg: GovernConfig, clock: Clock) -> LimitState:

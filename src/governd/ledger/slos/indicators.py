@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from governd.config import cel_env
-from governd.config.conditions import KIND, TRUTH, Plain, Term, plain
+from governd.config.conditions import KIND, SYMBOLS, TRUTH, Plain, Term, plain
 from governd.config.slos import Sli, SloConfig
 from governd.ledger.entries import LedgerEntry
 
@@ -58,14 +58,6 @@ _READ: dict[str, str] = {
     "tier": "tier(e)",
 }
 _KIND_OF = {name: KIND[type(value)] for name, value in cel_env.sample_entry().items()}
-_SYMBOL = {
-    operator.eq: "==",
-    operator.ne: "!=",
-    operator.lt: "<",
-    operator.le: "<=",
-    operator.gt: ">",
-    operator.ge: ">=",
-}
 
 
 def tier(entry: LedgerEntry) -> str:
@@ -151,7 +143,7 @@ def _python(term: Term) -> str:
         return read if literal else f"not {read}"
     if _KIND_OF[field] != kind:  # CEL: never equal, unequal, and an error when ordered
         return "True" if op is operator.ne else "False"
-    return f"({read} {_SYMBOL[op]} {literal!r})"
+    return f"({read} {SYMBOLS[op]} {literal!r})"
 
 
 def _cel_holds(programs: list[Any], entry: LedgerEntry) -> bool:
