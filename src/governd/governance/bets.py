@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from governd.actions import Action, Principal, Usage
 from governd.config.schema import SizingConfig
@@ -39,8 +40,7 @@ class Metered:
     usd_per_token: float
 
 
-@dataclass(frozen=True, slots=True)
-class Bet:
+class Bet(NamedTuple):
     """What a call holds, whether it is metered, and the output limit sent upstream."""
 
     bound: Cost

@@ -63,9 +63,12 @@ class BudgetUse(NamedTuple):
         return cls(key, limit, spent, reserved, fraction)
 
 
-@dataclass(frozen=True, slots=True)
-class Cost:
-    """An amount in every unit: a bound before the action, the real cost after."""
+class Cost(NamedTuple):
+    """An amount in every unit: a bound before the action, the real cost after.
+
+    A tuple: two are built for every governed call, and a frozen dataclass
+    costs a call per field to build.
+    """
 
     usd: float
     tokens: int
@@ -120,8 +123,7 @@ class BudgetPath:
 
     def amounts(self, cost: Cost) -> list[float]:
         """``cost`` in each budget's unit, in the order of ``keys``."""
-        each = cost.amounts()
-        return [each[u] for u in self.units]
+        return list(map(cost.amounts().__getitem__, self.units))
 
     def tight(self, bound: Cost, calls: int) -> bool:
         """Whether a budget on the path affords fewer than ``calls`` calls of ``bound``."""

@@ -45,9 +45,9 @@ class LocalState:
     ) -> int | Stale | None:
         if generation != self._generation:
             return "stale"
-        for i, (slot, amount, limit) in enumerate(zip(cells, amounts, limits, strict=True)):
+        for slot, amount, limit in zip(cells, amounts, limits, strict=True):
             if slot.spent + slot.reserved + amount > limit:
-                return i
+                return list(cells).index(slot)
         for slot, amount in zip(cells, amounts, strict=True):
             slot.reserved += amount
         return None
@@ -56,7 +56,8 @@ class LocalState:
         self, cells: Sequence[_Slot], held: Sequence[float], actual: Sequence[float]
     ) -> None:
         for slot, amount, used in zip(cells, held, actual, strict=True):
-            slot.reserved = max(0.0, slot.reserved - amount)
+            left = slot.reserved - amount
+            slot.reserved = left if left > 0.0 else 0.0  # float sums may dip below zero
             slot.spent += used
 
     async def usage(self, key: BudgetKey, window: float) -> tuple[float, float]:
