@@ -135,8 +135,7 @@ class BudgetPath:
         )
 
 
-@dataclass(slots=True)
-class Fill:
+class Fill(NamedTuple):
     """How full each budget of a path is, read once for a call.
 
     ``used`` is the fullest budget's share (0 without budgets) and

@@ -138,9 +138,11 @@ class LocalLimits:
                 return refused
         for lim, c in pairs:
             if lim.rpm:
-                c.request_tat = max(c.request_tat, now) + WINDOW_S / lim.rpm
+                tat = c.request_tat
+                c.request_tat = (tat if tat > now else now) + WINDOW_S / lim.rpm
             if lim.tpm:
-                c.token_tat = max(c.token_tat, now) + tokens * WINDOW_S / lim.tpm
+                tat = c.token_tat
+                c.token_tat = (tat if tat > now else now) + tokens * WINDOW_S / lim.tpm
             c.in_flight += 1
         return Permit(path, tokens)
 
