@@ -13,6 +13,7 @@ from governd.config.slo_policies import SloPolicy
 
 if TYPE_CHECKING:
     from governd.config.compute import ComputeConfig
+    from governd.config.releases import ReleaseConfig
     from governd.config.schema import GovernConfig
 
 #: (path below the model checked, what is wrong there)
@@ -23,7 +24,44 @@ _GLOB = frozenset("*?[")
 
 def config_references(cfg: GovernConfig) -> Found:
     """Every name in ``cfg`` that points nowhere: models, policies, allow-lists, tools."""
-    return [*_models(cfg), *_policies(cfg), *_allow_lists(cfg), *_slos(cfg)]
+    out = [*_models(cfg), *_policies(cfg), *_allow_lists(cfg), *_slos(cfg)]
+    out += _duplicates("releases", "name", [r.name for r in cfg.releases], "release name")
+    for i, release in enumerate(cfg.releases):
+        out += [(("releases", str(i), *at), why) for at, why in release_references(cfg, release)]
+    return out
+
+
+def release_references(cfg: GovernConfig, release: ReleaseConfig) -> Found:
+    """What a release names exists: its model, its targets' upstreams, its SLO, its safeguards.
+
+    Config releases are checked at load, releases created at runtime when created.
+    """
+    out: Found = []
+    alias = cfg.models.get(release.model)
+    if alias is None:
+        return [(("model",), f"unknown model {release.model!r}")]
+    for arm in ("canary", "stable"):
+        deployment = getattr(release, arm).deployment
+        upstream = deployment.partition("/")[0] if deployment else None
+        if upstream is not None and upstream not in cfg.upstreams:
+            out.append(((arm, "deployment"), f"unknown upstream {upstream!r} (upstream/model)"))
+    canary = release.canary.deployment
+    own = [f"{d.upstream}/{d.model}" for d in alias.deployments]
+    if release.stable.deployment is None and canary is not None and not set(own) - {canary}:
+        why = f"the canary is {release.model!r}'s only deployment: name a `stable.deployment`"
+        out.append((("canary", "deployment"), why))
+    slos = {slo.name: slo for slo in cfg.slos}
+    slo = release.analysis.slo
+    if slo is not None and slos.get(slo) is None:
+        out.append((("analysis", "slo"), f"unknown slo {slo!r}"))
+    elif slo is not None and slos[slo].kind != "model_call":
+        out.append((("analysis", "slo"), f"slo {slo!r} counts {slos[slo].kind}s, not model calls"))
+    enforced = {p.id for p in cfg.policies if p.mode == "enforce"}
+    for i, name in enumerate(release.gates.safeguards):
+        if name not in enforced:
+            why = f"safeguard {name!r} is not an enforced policy"
+            out.append((("gates", "safeguards", str(i)), why))
+    return out
 
 
 def _models(cfg: GovernConfig) -> Found:

@@ -15,6 +15,7 @@ from governd.config.base import StrictModel
 from governd.config.compute import ComputeConfig
 from governd.config.problems import ReferenceProblems
 from governd.config.references import config_references
+from governd.config.releases import ReleaseConfig
 from governd.config.slos import AlertsConfig, SloConfig
 
 _Model = StrictModel
@@ -336,6 +337,9 @@ class GovernConfig(_Model):
     observe: ObserveConfig = Field(default_factory=ObserveConfig)
     compute: ComputeConfig = Field(default_factory=ComputeConfig)
     slos: list[SloConfig] = Field(default_factory=list)
+    releases: list[ReleaseConfig] = Field(
+        default_factory=list, description="model releases, started with `governd releases start`"
+    )
 
     @model_validator(mode="after")
     def _references(self) -> GovernConfig:

@@ -220,6 +220,47 @@ control_states = sa.Table(
     sa.Column("since", sa.Float, nullable=False),
 )
 
+#: Releases: each one's state, read by every replica each tick and changed by compare-and-set.
+releases = sa.Table(
+    "releases",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("spec", sa.Text, nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("phase", sa.String(16), nullable=False),
+    sa.Column("step", sa.Integer, nullable=False),
+    sa.Column("weight", sa.Float, nullable=False),
+    sa.Column("epoch", sa.Integer, nullable=False),
+    sa.Column("since", sa.Float, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("approval", sa.String(64)),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+#: What each arm of a release counted since its weight was last set, added to by every replica.
+release_counts = sa.Table(
+    "release_counts",
+    metadata,
+    sa.Column("release", sa.String(128), primary_key=True),
+    sa.Column("epoch", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("arm", sa.String(8), primary_key=True),
+    sa.Column("metric", sa.String(16), primary_key=True),
+    sa.Column("bucket", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("value", sa.Float, nullable=False),
+)
+
+#: The arm each agent run was first served by: a run never switches arms.
+release_runs = sa.Table(
+    "release_runs",
+    metadata,
+    sa.Column("release", sa.String(128), primary_key=True),
+    sa.Column("run_id", sa.String(128), primary_key=True),
+    sa.Column("arm", sa.String(8), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+)
+
 ledger_meta = sa.Table(
     "ledger_meta",
     metadata,
