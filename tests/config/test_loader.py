@@ -34,7 +34,9 @@ def test_example_config_exercises_every_section() -> None:
         "runs",
         "compute",
         "slos",
+        "releases",
     }
+    assert [r.name for r in cfg.releases] == ["mini-v2"]
     assert {s.sli for s in cfg.slos} == {"availability", "ttft", None}
     assert cfg.compute.queues["evals"].quotas["a10g/share"].nominal == 8
     assert {u.kind for u in cfg.upstreams.values()} == {"sim", "openai"}
