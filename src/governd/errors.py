@@ -11,6 +11,7 @@
     │   └── ApprovalRequired         approval_required       403
     ├── NotFound                     not_found               404
     │   └── ModelNotFound            model_not_found         404
+    ├── Conflict                     conflict                409
     ├── RateLimited                  rate_limit_exceeded     429
     ├── BudgetExceeded               budget_exceeded         429
     ├── RunLimitExceeded             run_limit_exceeded      429
@@ -171,6 +172,14 @@ class ModelNotFound(NotFound):
     """No model alias of that name is configured."""
 
     code = "model_not_found"
+
+
+class Conflict(GovernError):
+    """The thing asked for cannot be done in the state its target is in (a release's phase, gates)."""
+
+    code = "conflict"
+    type = "invalid_request_error"
+    status = 409
 
 
 class RateLimited(GovernError):

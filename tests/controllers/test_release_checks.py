@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -105,7 +106,9 @@ def test_more_refusals_than_stable_fail() -> None:
 
 
 def test_only_when_every_check_is_successful_is_the_judgement_conclusive() -> None:
-    assert judge(Analysis(), B, BURN, arm(500), arm(500)).conclusive
+    found = judge(Analysis(), B, BURN, arm(500), arm(500))
+    assert found.conclusive
+    orjson.dumps([c.as_dict() for c in found.checks])  # recorded in entries: plain numbers
     assert not judge(Analysis(), B, BURN, arm(30), arm(500)).conclusive
 
 

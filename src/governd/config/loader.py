@@ -19,6 +19,7 @@ import yaml
 from pydantic import ValidationError
 
 from governd.config.problems import ConfigError, ConfigProblem, ReferenceProblems
+from governd.config.releases import ReleaseConfig
 from governd.config.schema import GovernConfig
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -116,7 +117,19 @@ def parse_config(text: str, source: str = "<string>", base_dir: Path | None = No
         updates["compute"] = cfg.compute.model_copy(
             update={"log_dir": str((base_dir / logs).resolve())}
         )
+    if base_dir is not None and cfg.releases:
+        updates["releases"] = [_resolved_evidence(r, base_dir) for r in cfg.releases]
     return cfg.model_copy(update=updates)
+
+
+def _resolved_evidence(release: ReleaseConfig, base_dir: Path) -> ReleaseConfig:
+    """A release whose evidence files are absolute (relative ones are the config folder's)."""
+    evidence = [
+        e if Path(e.file).is_absolute() else e.model_copy(update={"file": str(base_dir / e.file)})
+        for e in release.gates.evidence
+    ]
+    gates = release.gates.model_copy(update={"evidence": evidence})
+    return release.model_copy(update={"gates": gates})
 
 
 def _problems_of(exc: ValidationError, lines: _Lines) -> list[ConfigProblem]:

@@ -148,8 +148,8 @@ class _Tests:
             return Check(
                 name, "inconclusive", f"no events yet (needs {need} without an error)", figures
             )
-        above = self._stats.binom.sf(k - 1, n, p0)  # P(at least k bad | burning at max_burn)
-        below = self._stats.binom.cdf(k, n, p0)  # P(at most k bad | burning at max_burn)
+        above = float(self._stats.binom.sf(k - 1, n, p0))  # P(at least k bad | burning at max_burn)
+        below = float(self._stats.binom.cdf(k, n, p0))  # P(at most k bad | burning at max_burn)
         if above < self._alpha:
             why = f"{k} of {n} bad ({k / n:.2%}): burns {k / n / budget:.1f}x the budget, above {p0 / budget:.1f}x"
             return Check(name, "failed", why, figures)
@@ -175,7 +175,9 @@ class _Tests:
                 f"{nc} canary and {ns} stable events (needs {self._min} each)",
                 figures,
             )
-        p = self._stats.fisher_exact([[kc, nc - kc], [ks, ns - ks]], alternative="greater").pvalue
+        p = float(
+            self._stats.fisher_exact([[kc, nc - kc], [ks, ns - ks]], alternative="greater").pvalue
+        )
         figures["p"] = p
         if p < self._alpha and rc - rs > margin:
             return Check(
@@ -246,7 +248,7 @@ class _Tests:
                 figures,
             )
         counts = [[int(kc), int(max(0, nc - kc))], [int(ks), int(max(0, ns - ks))]]
-        p = self._stats.fisher_exact(counts, alternative="greater").pvalue
+        p = float(self._stats.fisher_exact(counts, alternative="greater").pvalue)
         figures["p"] = p
         if p < self._alpha and rc - rs > margin:
             return Check(name, "failed", f"{rc:.2%} against stable's {rs:.2%} (p={p:.2g})", figures)

@@ -91,6 +91,10 @@ class Router:
         self._retries = cfg.router.retries
         self._rng = rng or random.Random()
         self._clock = clock
+        self._upstreams = upstreams
+        self._breaker = (cfg.router.breaker_failures, cfg.router.breaker_cooldown_s)
+        #: Deployments releases name that their alias does not list, made when first sent to.
+        self._extra: dict[tuple[str, str], Target] = {}
         self.gates: dict[str, CapacityGate] = {
             alias: CapacityGate(
                 alias,
@@ -101,20 +105,15 @@ class Router:
             for alias, m in cfg.models.items()
             if all(d.max_in_flight for d in m.deployments)
         }
-        self._targets: dict[str, list[Target]] = {}
-        for alias, model in cfg.models.items():
-            self._targets[alias] = [
-                Target(
-                    alias,
-                    dep,
-                    upstreams[dep.upstream],
-                    CircuitBreaker(
-                        cfg.router.breaker_failures, cfg.router.breaker_cooldown_s, clock
-                    ),
-                    dep.pricing or model.pricing,
-                )
-                for dep in model.deployments
-            ]
+        self._targets: dict[str, list[Target]] = {
+            alias: [self._target(alias, dep) for dep in model.deployments]
+            for alias, model in cfg.models.items()
+        }
+
+    def _target(self, alias: str, dep: Deployment) -> Target:
+        pricing = dep.pricing or self._aliases[alias].pricing
+        breaker = CircuitBreaker(*self._breaker, self._clock)
+        return Target(alias, dep, self._upstreams[dep.upstream], breaker, pricing)
 
     def targets(self, alias: str) -> list[Target]:
         """The deployments of an alias."""
@@ -127,16 +126,18 @@ class Router:
         body: dict[str, Any],
         stream: bool,
         priority: str = "standard",
+        arm: Arm | None = None,
     ) -> Routed:
         """Send to the first deployment that answers without a 5xx; raise the last failure.
 
         When the alias has a capacity, the call first waits for a slot by priority.
+        ``arm``: the deployment a release's arm must (``only``) or must not (``avoid``) use.
         """
         gate = self.gates.get(alias)
         queued = await gate.acquire(priority) if gate is not None else 0.0
         admitted_at = self._clock.monotonic()
         try:
-            routed = await self._send(alias, operation, body, stream)
+            routed = await self._send(alias, operation, body, stream, arm)
         except BaseException:
             if gate is not None:
                 gate.release(self._clock.monotonic() - admitted_at)
@@ -145,7 +146,9 @@ class Router:
         routed.clock = self._clock
         return routed
 
-    async def _send(self, alias: str, operation: str, body: dict[str, Any], stream: bool) -> Routed:
+    async def _send(
+        self, alias: str, operation: str, body: dict[str, Any], stream: bool, arm: Arm | None
+    ) -> Routed:
         last: GovernError | None = None
         last_target: Target | None = None
         attempts = 0
@@ -156,7 +159,7 @@ class Router:
         for name in chain:
             tried: set[int] = set()
             for _ in range(self._retries + 1):
-                target = self._pick(name, tried, drained)
+                target = self._pick(name, tried, drained, arm=arm if name == alias else None)
                 if target is None:
                     break
                 tried.add(id(target))
@@ -196,10 +199,15 @@ class Router:
         return Routed(reply, target, attempts), None
 
     def _pick(
-        self, alias: str, tried: set[int], drained: Container[str] = (), probe: bool = False
+        self,
+        alias: str,
+        tried: set[int],
+        drained: Container[str] = (),
+        probe: bool = False,
+        arm: Arm | None = None,
     ) -> Target | None:
         usable = [
-            t for t in self._targets[alias] if t.breaker.available() and t.name not in drained
+            t for t in self._arm(alias, arm) if t.breaker.available() and t.name not in drained
         ]
         if probe:
             return usable[0] if usable else None
@@ -221,3 +229,28 @@ class Router:
             chosen = self._rng.choices(candidates, weights=[t.spec.weight for t in candidates])[0]
         chosen.breaker.begin()
         return chosen
+
+    def _arm(self, alias: str, arm: Arm | None) -> list[Target]:
+        """The deployments of ``alias`` an arm of its release may use."""
+        targets = self._targets[alias]
+        if arm is None:
+            return targets
+        if arm.only is not None:
+            found = self._extra.get((alias, arm.only))
+            if found is None:
+                found = next((t for t in targets if t.name == arm.only), None)
+                if found is None:
+                    upstream, _, model = arm.only.partition("/")
+                    spec = Deployment.model_validate({"upstream": upstream, "model": model})
+                    found = self._target(alias, spec)
+                self._extra[alias, arm.only] = found
+            return [found]
+        return [t for t in targets if t.name != arm.avoid]
+
+
+@dataclass(frozen=True, slots=True)
+class Arm:
+    """Where a release's arm may send a call: only one deployment, or any but one."""
+
+    only: str | None = None
+    avoid: str | None = None

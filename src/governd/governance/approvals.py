@@ -32,6 +32,21 @@ class ApprovalStore(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Ask:
+    """What a human is asked to approve: a tool call, a release's start."""
+
+    #: The tool, or ``release:NAME``.
+    subject: str
+    tier: str
+    #: The policy (or gate) that asks.
+    policy: str
+    details: dict[str, Any]
+    principal: str
+    key_id: str | None = None
+    run_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """How an approval ended."""
 
@@ -58,25 +73,39 @@ class Approvals:
 
     async def request(self, action: Action, tier: str, policy: str) -> str:
         """Store a pending approval of ``action`` (``tier``: what kind of action); its id."""
+        who = action.principal
+        return await self.ask(
+            Ask(action.model, tier, policy, action.body, who.path, who.key_id, action.run_id)
+        )
+
+    async def ask(self, ask: Ask, timeout_s: float | None = None) -> str:
+        """Store a pending approval of what ``ask`` describes; its id."""
         approval_id = new_id("apr_")
         now = self._clock.now()
         row = {
             "id": approval_id,
             "created_at": now,
-            "expires_at": now + self._timeout,
-            "principal": action.principal.path,
-            "key_id": action.principal.key_id,
-            "run_id": action.run_id,
-            "tool": action.model,
-            "tier": tier,
-            "arguments": orjson.dumps(action.body).decode(),
-            "policy": policy,
+            "expires_at": now + (timeout_s or self._timeout),
+            "principal": ask.principal,
+            "key_id": ask.key_id,
+            "run_id": ask.run_id,
+            "tool": ask.subject,
+            "tier": ask.tier,
+            "arguments": orjson.dumps(ask.details).decode(),
+            "policy": ask.policy,
             "status": "pending",
             "decided_by": None,
             "decided_at": None,
         }
         await asyncio.to_thread(self._store.add_approval, row)
         return approval_id
+
+    async def status(self, approval_id: str) -> Verdict | None:
+        """How an approval stands now (None: no such approval)."""
+        row = await asyncio.to_thread(self._store.approval, approval_id)
+        if row is None:
+            return None
+        return Verdict(approval_id, row["status"], row["decided_by"])
 
     async def wait(self, approval_id: str) -> Verdict:
         """The verdict on an approval, once given (or once it expires)."""

@@ -52,8 +52,11 @@ def error_response(err: GovernError, headers: Mapping[str, str] | None = None) -
     return json_response(err.envelope(), err.status, out)
 
 
-async def read_json(request: Request, limit: int) -> dict[str, Any]:
-    """The request's JSON object; a clear 4xx for a body too large, not JSON, or not an object."""
+async def read_json(request: Request, limit: int, empty_ok: bool = False) -> dict[str, Any]:
+    """The request's JSON object; a clear 4xx for a body too large, not JSON, or not an object.
+
+    ``empty_ok``: no body at all reads as ``{}`` (commands whose options are all optional).
+    """
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -67,6 +70,8 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
             "client closed the connection before sending its request"
         ) from None
     if not body:
+        if empty_ok:
+            return {}
         raise InvalidRequest("request body is empty; expected a JSON object")
     try:
         data = orjson.loads(body)

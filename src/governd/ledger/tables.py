@@ -231,6 +231,7 @@ releases = sa.Table(
     sa.Column("step", sa.Integer, nullable=False),
     sa.Column("weight", sa.Float, nullable=False),
     sa.Column("epoch", sa.Integer, nullable=False),
+    sa.Column("epoch_at", sa.Float, nullable=False),
     sa.Column("since", sa.Float, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("note", sa.Text, nullable=False),

@@ -25,9 +25,12 @@ from governd.clock import Clock
 from governd.errors import ClientDisconnected, GovernError, InvalidRequest, UpstreamError
 from governd.execution import Routed, Router
 from governd.execution.assemble import assemble
+from governd.execution.router import Arm
 from governd.execution.usage import OutputCounter, StreamMeter, usage_of_body
 from governd.governance.admission import Admission, Admitted, refusal
+from governd.governance.releases import Assignment, Releases
 from governd.ledger import cost_usd
+from governd.ledger.releases.counts import signals_of
 from governd.pipeline.entries import Timing, model_entry, model_signals
 from governd.pipeline.recorder import Recorder
 
@@ -38,12 +41,18 @@ class ModelCalls:
     """Admits, routes, settles and records model calls."""
 
     def __init__(
-        self, admission: Admission, router: Router, recorder: Recorder, clock: Clock
+        self,
+        admission: Admission,
+        router: Router,
+        recorder: Recorder,
+        clock: Clock,
+        releases: Releases | None = None,
     ) -> None:
         self.admission = admission
         self._router = router
         self._recorder = recorder
         self.clock = clock
+        self._releases = releases
 
     async def begin(self, action: Action) -> ModelCall:
         """Decide and route ``action``; a refusal or upstream failure is recorded, then raised."""
@@ -55,21 +64,24 @@ class ModelCalls:
             raise
         # A metered call is streamed from the upstream even when the client wants it whole.
         streamed = action.stream or admitted.metered is not None
+        arm = await self._arm(action, admitted.served)
+        body = upstream_body(action, admitted.max_tokens, streamed)
+        if arm is not None and arm.target.system_prompt is not None and action.operation == "chat":
+            body = with_system_prompt(body, arm.target.system_prompt)
+        route = None if arm is None else Arm(arm.target.deployment, arm.avoid)
         try:
             routed = await self._router.send(
-                admitted.served,
-                action.operation,
-                upstream_body(action, admitted.max_tokens, streamed),
-                streamed,
-                admitted.priority,
+                admitted.served, action.operation, body, streamed, admitted.priority, route
             )
         except BaseException as exc:
             error = failure(exc, action)
-            await self.settle(Settlement(action, started, admitted.decision, admitted, error=error))
+            await self.settle(
+                Settlement(action, started, admitted.decision, admitted, error=error, arm=arm)
+            )
             if isinstance(exc, GovernError):
                 raise exc.refusing(refusal(exc, admitted.decision)) from None
             raise
-        call = ModelCall(self, action, admitted, routed, started)
+        call = ModelCall(self, action, admitted, routed, started, arm)
         try:
             call.take_reply()
             if streamed and not action.stream:
@@ -78,6 +90,12 @@ class ModelCalls:
             await call.finish(exc)
             raise exc.refusing(refusal(exc, admitted.decision)) from None
         return call
+
+    async def _arm(self, action: Action, served: str) -> Assignment | None:
+        """The arm of a release that serves the call, if a release of ``served`` is in force."""
+        if self._releases is None or not self._releases.active:
+            return None
+        return await self._releases.assign(served, action.principal, action.run_id)
 
     async def reject(self, action: Action, error: GovernError, started: float) -> None:
         """Record a request refused before it was admitted (bad key, bad input)."""
@@ -89,7 +107,9 @@ class ModelCalls:
         if routed is not None:
             await routed.release()
         cost = cost_usd(usage, routed.target.pricing) if routed is not None else 0.0
-        signals, points = model_signals(done.error, self.admission.runs.weights)
+        arm = done.arm
+        part = None if arm is None else signals_of(arm.release, arm.epoch, arm.arm)
+        signals, points = model_signals(done.error, self.admission.runs.weights, part)
         timing = Timing(
             self.clock.now(), (self.clock.monotonic() - done.started) * 1000, done.ttft_ms
         )
@@ -116,6 +136,8 @@ class Settlement:
     error: GovernError | None = None
     ttft_ms: float | None = None
     note: str | None = None
+    #: The release arm that served it.
+    arm: Assignment | None = None
 
 
 class ModelCall:
@@ -128,8 +150,10 @@ class ModelCall:
         admitted: Admitted,
         routed: Routed,
         started: float,
+        arm: Assignment | None = None,
     ) -> None:
         self._calls = calls
+        self.arm = arm
         self.action = action
         self.admitted = admitted
         self.decision = admitted.decision
@@ -269,6 +293,7 @@ class ModelCall:
                 error,
                 self.ttft_ms,
                 self.note,
+                self.arm,
             )
         )
 
@@ -327,3 +352,21 @@ def upstream_rejection(status: int, body: bytes, target: str) -> GovernError:
     except (orjson.JSONDecodeError, AttributeError):
         pass
     return InvalidRequest(message, param=param, status=status if 400 <= status < 500 else 400)
+
+
+def with_system_prompt(body: dict[str, Any], prompt: str) -> dict[str, Any]:
+    """A chat body whose system prompt is ``prompt`` (replacing the first, or put first)."""
+    messages = list(body.get("messages") or [])
+    first = next(
+        (
+            i
+            for i, m in enumerate(messages)
+            if isinstance(m, dict) and m.get("role") in ("system", "developer")
+        ),
+        None,
+    )
+    if first is None:
+        messages.insert(0, {"role": "system", "content": prompt})
+    else:
+        messages[first] = {**messages[first], "content": prompt}
+    return {**body, "messages": messages}

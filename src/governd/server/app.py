@@ -16,6 +16,7 @@ from starlette.routing import Route
 from governd import tokens
 from governd.clock import Clock
 from governd.config import GovernConfig
+from governd.controllers.release_commands import describe
 from governd.errors import GovernError
 from governd.intent.admin_api import AdminRoutes
 from governd.intent.auth import check_admin
@@ -26,6 +27,7 @@ from governd.intent.http import json_response, on_govern_error, on_http_exceptio
 from governd.intent.jobs_api import JobRoutes
 from governd.intent.mcp_gateway import McpGateway
 from governd.intent.openai_api import OpenAIRoutes
+from governd.intent.releases_api import ReleaseRoutes
 from governd.intent.runs_api import RunRoutes
 from governd.intent.slos_api import SloRoutes
 from governd.observe.gauges import BudgetGauges, live_sources
@@ -116,6 +118,9 @@ def _lifespan(
                 stack.push_async_callback(s.slos.tick)
                 ticking = asyncio.create_task(s.slos.run())
                 stack.callback(ticking.cancel)
+            await s.releases.start()
+            releasing = asyncio.create_task(s.releases.run())
+            stack.callback(releasing.cancel)
             await jobs.start()
             stack.push_async_callback(jobs.aclose)
             refresher = asyncio.create_task(gauges.refresh_forever(s.budgets))
@@ -191,6 +196,14 @@ def _routes(s: Services, gateway: McpGateway, jobs: Jobs) -> list[Route]:
             admin_key=cfg.admin_key.get_secret_value() if cfg.admin_key else None,
         ).routes(),
         *FaultRoutes(upstreams=s.upstreams, recorder=s.recorder, check=admin.check).routes(),
+        *ReleaseRoutes(
+            controller=s.releases,
+            commands=s.release_commands,
+            describe=lambda row: describe(s.releases, row),
+            writer=s.writer,
+            check=admin.check,
+            max_body_bytes=cfg.server.max_body_bytes,
+        ).routes(),
         *JobRoutes(
             config=cfg, keyring=s.keyring, tree=s.tree, jobs=jobs, check=admin.check
         ).routes(),

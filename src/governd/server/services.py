@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from governd.clock import Clock, SystemClock
 from governd.config import GovernConfig
 from governd.controllers.budget_burn import BudgetForecasts
+from governd.controllers.release_commands import ReleaseCommands
+from governd.controllers.releases import ReleaseController
 from governd.controllers.slo_alerts import SloAlerts
 from governd.controllers.slo_policies import PolicyBook, SloPolicies
 from governd.execution import Router, build_upstreams
@@ -18,6 +21,7 @@ from governd.governance.admission import Admission
 from governd.governance.approvals import Approvals
 from governd.governance.budgets import Budgets
 from governd.governance.overrides import Overrides
+from governd.governance.releases import Releases
 from governd.governance.runs import Runs
 from governd.governance.scheduler import Discovered, inventory
 from governd.governance.state.setup import load_budgets, run_state
@@ -25,6 +29,8 @@ from governd.ledger import LedgerWriter, Storage
 from governd.ledger.audit import signer_for
 from governd.ledger.control_states import ControlStates
 from governd.ledger.job_store import JobStore
+from governd.ledger.releases.counts import ReleaseCounts
+from governd.ledger.releases.store import ReleaseStore
 from governd.ledger.slos.evaluator import SloEvaluator
 from governd.ledger.slos.store import SloStore
 from governd.observe.alerts import AlertSender
@@ -62,6 +68,9 @@ class Services:
     overrides: Overrides
     #: Budget-burn forecasts (None when ``governance.forecast.action`` is off).
     forecasts: BudgetForecasts | None
+    #: Releases: counted, judged and moved every tick; what people do to them.
+    releases: ReleaseController
+    release_commands: ReleaseCommands
 
 
 def build_services(cfg: GovernConfig, clock: Clock | None = None) -> Services:
@@ -90,8 +99,18 @@ def build_services(cfg: GovernConfig, clock: Clock | None = None) -> Services:
     tracing = Tracing(cfg.observe) if cfg.observe.otlp_endpoint else None
     alerts = AlertSender(cfg.observe.alerts)
     evaluator = SloEvaluator(cfg.slos, clock.now()) if cfg.slos else None
-    observers = [metrics.observe, *([evaluator.observe] if evaluator else [])]
+    counts = ReleaseCounts()
+    observers = [metrics.observe, counts.observe, *([evaluator.observe] if evaluator else [])]
     recorder = Recorder(writer, observers, clock, runs, tracing)
+    release_store = ReleaseStore(storage.engine)
+
+    async def pin(release: str, run_id: str, arm: str) -> str:
+        return await asyncio.to_thread(release_store.pin, release, run_id, arm, clock.now())
+
+    live = Releases(pin)
+    releases = ReleaseController(
+        cfg, release_store, counts, live, overrides, evaluator, budgets, recorder.append, clock
+    )
     slos = _slo_alerts(cfg, evaluator, storage, recorder, alerts, overrides) if evaluator else None
     forecast = cfg.governance.forecast
     forecasts = (
@@ -119,13 +138,15 @@ def build_services(cfg: GovernConfig, clock: Clock | None = None) -> Services:
         admission=admission,
         approvals=approvals,
         recorder=recorder,
-        model_calls=ModelCalls(admission, router, recorder, clock),
+        model_calls=ModelCalls(admission, router, recorder, clock, live),
         tool_calls=ToolCalls(admission, approvals, recorder, clock),
         metrics=metrics,
         slos=slos,
         alerts=alerts,
         overrides=overrides,
         forecasts=forecasts,
+        releases=releases,
+        release_commands=ReleaseCommands(releases, approvals),
     )
 
 

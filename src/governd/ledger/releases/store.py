@@ -20,12 +20,27 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from governd.ledger.releases.counts import CountKey, Tallies, tallies
-from governd.ledger.tables import release_counts, release_runs, releases
+from governd.ledger.tables import entries_named, release_counts, release_runs, releases
 
 #: Where a release is: created (not started), running, paused (by a human), frozen (its SLO
 #: burns on both arms, or releases are frozen), promoted, aborted.
 PHASES = ("created", "running", "paused", "frozen", "promoted", "aborted")
 ENDED = ("promoted", "aborted")
+#: The operations of the ledger entries that record a release's changes.
+OPERATIONS = (
+    "release_created",
+    "release_refused",
+    "release_started",
+    "release_step",
+    "release_blocked",
+    "release_waiting",
+    "release_frozen",
+    "release_resumed",
+    "release_paused",
+    "release_promoted",
+    "release_aborted",
+)
+_HISTORY_SCAN = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +56,8 @@ class ReleaseRow:
     weight: float
     #: The step its weight was last set at: the counts it is judged on.
     epoch: int
+    #: When its weight was last set.
+    epoch_at: float
     #: When its current step began.
     since: float
     version: int
@@ -60,7 +77,7 @@ class ReleaseRow:
 def new_row(name: str, spec: Mapping[str, Any], source: str, at: float) -> ReleaseRow:
     """A release as created: no step taken, all traffic on stable."""
     return ReleaseRow(
-        name, dict(spec), source, "created", 0, 0.0, -1, at, 0, "created", None, at, at
+        name, dict(spec), source, "created", 0, 0.0, -1, at, at, 0, "created", None, at, at
     )
 
 
@@ -130,6 +147,47 @@ class ReleaseStore:
             ).all()
         return tallies((r[0], r[1], r[2], r[3], r[4], r[5]) for r in found)
 
+    def callers(self, model: str, since: float) -> dict[str, int]:
+        """Model calls to ``model`` since ``since`` by caller (``path`` and ``path/key``)."""
+        c = entries_named.c
+        q = (
+            sa.select(c.principal, c.key_id, sa.func.count())
+            .where(c.kind == "model_call", c.model == model, c.ts >= since)
+            .group_by(c.principal, c.key_id)
+        )
+        out: dict[str, int] = {}
+        with self._engine.connect() as conn:
+            for principal, key_id, n in conn.execute(q):
+                out[f"{principal}/{key_id}" if key_id else principal] = int(n)
+        return out
+
+    def history(self, name: str, limit: int) -> list[dict[str, Any]]:
+        """A release's recorded changes, newest first: when, what, who, and their signals."""
+        c = entries_named.c
+        q = (
+            sa.select(c.ts, c.operation, c.principal, c.reasons, c.signals)
+            .where(c.kind == "control", c.operation.in_(OPERATIONS))
+            .order_by(c.seq.desc())
+            .limit(_HISTORY_SCAN)
+        )
+        out = []
+        with self._engine.connect() as conn:
+            for r in conn.execute(q):
+                signals = orjson.loads(r.signals) if r.signals else {}
+                if signals.get("release") == name:
+                    out.append(
+                        {
+                            "ts": r.ts,
+                            "operation": r.operation,
+                            "by": r.principal,
+                            "detail": r.reasons,
+                            "signals": signals,
+                        }
+                    )
+                    if len(out) >= limit:
+                        break
+        return out
+
     def pin(self, release: str, run_id: str, arm: str, at: float) -> str:
         """Pin a run to ``arm`` unless a replica pinned it first; the arm it is pinned to."""
         c = release_runs.c
@@ -156,6 +214,7 @@ def _row(m: sa.RowMapping) -> ReleaseRow:
         step=m["step"],
         weight=m["weight"],
         epoch=m["epoch"],
+        epoch_at=m["epoch_at"],
         since=m["since"],
         version=m["version"],
         note=m["note"],

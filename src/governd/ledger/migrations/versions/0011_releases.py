@@ -21,6 +21,7 @@ def upgrade() -> None:
         sa.Column("step", sa.Integer, nullable=False),
         sa.Column("weight", sa.Float, nullable=False),
         sa.Column("epoch", sa.Integer, nullable=False),
+        sa.Column("epoch_at", sa.Float, nullable=False),
         sa.Column("since", sa.Float, nullable=False),
         sa.Column("version", sa.Integer, nullable=False),
         sa.Column("note", sa.Text, nullable=False),
