@@ -11,6 +11,11 @@ transition is a ledger entry, and the chain verifies after.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -53,14 +58,31 @@ ANALYSIS = {"slo": "avail", "latency": {"allowed": 5, "critical": 50}, "ttft": N
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    tmp = tmp_path_factory.mktemp("releases")
+    with server(tmp_path_factory.mktemp("releases")) as found:
+        yield found
+
+
+@contextlib.contextmanager
+def server(tmp: Path) -> Iterator[Served]:
     cfg = write_yaml(tmp / "governd.yaml", CONFIG.format(budget=1_000_000))
-    with governd_server(tmp, cfg, ADMIN) as server:
-        yield server
+    with governd_server(tmp, cfg, ADMIN) as found:
+        yield found
 
 
 @pytest.fixture(scope="module")
 def clients(served: Served) -> list[openai.OpenAI]:
+    return keyed(served)
+
+
+@pytest.fixture
+def burning(tmp_path: Path) -> Iterator[tuple[AdminClient, list[openai.OpenAI]]]:
+    """A server of its own, for a test that spends the SLO's error budget (it blocks later steps)."""
+    with server(tmp_path) as found:
+        yield AdminClient(found.url, ADMIN), keyed(found)
+
+
+def keyed(served: Served) -> list[openai.OpenAI]:
+    """Twenty keys of team t, as openai clients."""
     admin = AdminClient(served.url, ADMIN)
     keys = [admin.call("POST", "/admin/v1/keys", {"principal": "t"})["key"] for _ in range(20)]
     return [openai.OpenAI(base_url=served.url + "/v1", api_key=k, max_retries=0) for k in keys]
@@ -140,9 +162,148 @@ def test_a_good_canary_is_promoted_through_every_step(
     assert checks["errors"] == "successful"
 
 
-def test_a_failing_canary_is_rolled_back_and_stable_serves_the_next_calls(
+def test_a_canary_with_too_little_traffic_waits_and_is_never_promoted(
     admin: AdminClient, clients: list[openai.OpenAI]
 ) -> None:
+    admin.call(
+        "POST", "/admin/v1/releases", release("quiet", [{"set_weight": 50}, {"analysis": {}}])
+    )
+    admin.call("POST", "/admin/v1/releases/quiet/start")
+    until(admin, "quiet", lambda s: s["step"] == 1, clients)
+    traffic(clients[:4])  # a few calls: far below the 248 the errors check needs
+    waiting = until(admin, "quiet", lambda s: "waits" in s["note"], [])
+    assert (waiting["phase"], waiting["step"]) == ("running", 1)
+    verdicts = {c["check"]: c["verdict"] for c in waiting["checks"]}
+    assert verdicts["errors"] == "inconclusive", "never successful for lack of evidence"
+    assert "release_promoted" not in history(admin, "quiet")
+    assert history(admin, "quiet").count("release_waiting") == 1, "said once, not every tick"
+
+
+def test_a_step_the_budgets_cannot_afford_is_refused_with_its_numbers(
+    admin: AdminClient, clients: list[openai.OpenAI]
+) -> None:
+    tight = {"principal": "t", "unit": "usd", "period": "day", "limit": 10.0}
+    admin.call("PUT", "/admin/v1/budgets", tight)
+    try:
+        steps = [{"set_weight": 50}, {"pause": {"duration": 86400}}]
+        admin.call("POST", "/admin/v1/releases", release("dear", steps))
+        admin.call("POST", "/admin/v1/releases/dear/start")
+        refused = until(admin, "dear", lambda s: "refused" in s["note"], clients)
+        assert (refused["weight"], refused["step"]) == (0, 0)
+        room = {r["check"]: r for r in refused["headroom"]}
+        assert not room["cost"]["holds"] and room["cost"]["budget"] == "acme/t usd/day"
+        assert room["cost"]["charge"] > room["cost"]["left"]
+        assert history(admin, "dear")[-1] == "release_blocked"
+    finally:
+        admin.call("PUT", "/admin/v1/budgets", {**tight, "limit": 1_000_000.0})
+    taken = until(admin, "dear", lambda s: s["weight"] == 50, clients)
+    assert taken["step"] == 1
+
+
+def evidence(path: Path, target: str, age_s: float, pass_rate: float = 0.95) -> str:
+    """promptfoo's output, as ``promptfoo eval --output`` writes it."""
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - age_s))
+    passed = round(pass_rate * 100)
+    path.write_text(
+        json.dumps(
+            {
+                "evalId": "eval-1",
+                "results": {
+                    "version": 3,
+                    "timestamp": when,
+                    "results": [],
+                    "stats": {"successes": passed, "failures": 100 - passed, "errors": 0},
+                },
+                "config": {"tags": {"governd_target": target}},
+            }
+        )
+    )
+    return str(path)
+
+
+def test_launch_gates_refuse_stale_or_mismatched_evidence_and_wait_for_a_human(
+    admin: AdminClient, served: Served, tmp_path: Path
+) -> None:
+    canary = admin.call("POST", "/admin/v1/releases", release("gated", [{"set_weight": 10}]))[
+        "canary"
+    ]
+    digest = canary["digest"]
+    cases = {
+        "stale": evidence(tmp_path / "stale.json", digest, age_s=30 * 86400),
+        "other": evidence(tmp_path / "other.json", "sha256:" + "0" * 64, age_s=60),
+        "poor": evidence(tmp_path / "poor.json", digest, age_s=60, pass_rate=0.5),
+    }
+    for name, file in cases.items():
+        gates = {"tier": "high", "evidence": [{"file": file, "threshold": 0.9, "max_age": "7d"}]}
+        admin.call(
+            "POST",
+            "/admin/v1/releases",
+            release(f"gated-{name}", [{"set_weight": 10}], gates=gates),
+        )
+        with pytest.raises(AdminError) as info:
+            admin.call("POST", f"/admin/v1/releases/gated-{name}/start")
+        assert info.value.status == 409 and info.value.code == "conflict"
+        assert {"stale": "old", "other": "not this canary", "poor": "below"}[name] in str(
+            info.value
+        )
+        admin.call("POST", f"/admin/v1/releases/gated-{name}/abort")
+    good = evidence(tmp_path / "good.json", digest, age_s=60)
+    gates = {"tier": "high", "evidence": [{"file": good, "threshold": 0.9}]}
+    admin.call(
+        "POST", "/admin/v1/releases", release("gated-good", [{"set_weight": 10}], gates=gates)
+    )
+    with pytest.raises(AdminError, match="needs a human") as asked:
+        admin.call("POST", "/admin/v1/releases/gated-good/start")
+    approval = str(asked.value).rsplit(" ", 1)[-1]
+    done = governd_cli(served.url, ADMIN, "approvals", "approve", approval, "--by", "alice")
+    assert done.returncode == 0, done.stderr
+    started = admin.call("POST", "/admin/v1/releases/gated-good/start")
+    assert started["phase"] == "running" and "approved by alice" in started["note"]
+    refusals = history(admin, "gated-stale")
+    assert "release_refused" in refusals and "release_started" not in refusals
+
+
+def test_a_run_never_switches_arms_when_the_weight_moves(
+    admin: AdminClient, served: Served, clients: list[openai.OpenAI]
+) -> None:
+    steps = [
+        {"set_weight": 30},
+        {"pause": {"duration": 3600}},
+        {"set_weight": 80},
+        {"pause": {"duration": 3600}},
+    ]
+    admin.call("POST", "/admin/v1/releases", release("runs", steps, sticky="run"))
+    admin.call("POST", "/admin/v1/releases/runs/start")
+    until(admin, "runs", lambda s: s["weight"] == 30, clients)
+    runs = [f"run-{i}" for i in range(30)]
+    client = clients[0]
+
+    def arms() -> dict[str, str]:
+        out = {}
+        for run in runs:
+            reply = client.chat.completions.create(
+                model="chat",
+                messages=[{"role": "user", "content": "hi"}],
+                max_tokens=4,
+                extra_headers={"x-governd-run": run},
+            )
+            out[run] = reply.model
+        return out
+
+    before = arms()
+    assert set(before.values()) == {"a", "b"}
+    admin.call("POST", "/admin/v1/releases/runs/promote")  # skip the pause: to 80%
+    until(admin, "runs", lambda s: s["weight"] == 80, clients)
+    assert arms() == before, "every run kept its arm"
+    fresh = [f"new-{i}" for i in range(30)]
+    runs[:] = fresh
+    assert list(arms().values()).count("b") > 15, "new runs split at 80%"
+
+
+def test_a_failing_canary_is_rolled_back_and_stable_serves_the_next_calls(
+    burning: tuple[AdminClient, list[openai.OpenAI]],
+) -> None:
+    admin, clients = burning
     admin.call(
         "POST",
         "/admin/v1/releases",
@@ -159,3 +320,37 @@ def test_a_failing_canary_is_rolled_back_and_stable_serves_the_next_calls(
     assert aborted["weight"] == 0 and "errors" in aborted["note"]
     assert set(traffic(clients)) == {"a"}, "rolled back: every call on stable"
     assert took < 10
+
+
+def test_both_arms_failing_freezes_the_release_without_blaming_the_canary(
+    burning: tuple[AdminClient, list[openai.OpenAI]],
+) -> None:
+    admin, clients = burning
+    admin.call(
+        "POST",
+        "/admin/v1/releases",
+        release("outage", [{"set_weight": 50}, {"pause": {"duration": 3600}}]),
+    )
+    admin.call("POST", "/admin/v1/releases/outage/start")
+    until(admin, "outage", lambda s: s["step"] == 1, clients)
+    traffic(clients, 3)
+    admin.call("PUT", "/admin/v1/upstreams/sim-a/faults", {"error_rate": 1.0})  # stable first
+    traffic(clients)
+    admin.call("PUT", "/admin/v1/upstreams/sim-b/faults", {"error_rate": 1.0})
+    frozen = until(admin, "outage", lambda s: s["phase"] == "frozen", clients)
+    assert frozen["weight"] == 50 and "both arms" in frozen["note"]
+    for sim in ("sim-a", "sim-b"):
+        admin.call("PUT", f"/admin/v1/upstreams/{sim}/faults", {})
+    resumed = until(admin, "outage", lambda s: s["phase"] == "running", clients)
+    assert resumed["weight"] == 50
+    assert "release_aborted" not in history(admin, "outage")
+
+
+def test_every_transition_is_in_a_chain_that_verifies(admin: AdminClient, served: Served) -> None:
+    admin.call("GET", "/admin/v1/ledger", limit=1)  # flushed to storage
+    db = served.log.parent / "ledger.db"
+    env = {**os.environ, "GOVERND_STORAGE": f"sqlite:///{db}"}
+    args = [sys.executable, "-m", "governd", "audit", "verify", "--json"]
+    out = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert json.loads(out.stdout)["intact"]

@@ -132,7 +132,7 @@ class ReleaseCommands:
         step = cfg.steps[row.step]
         changes: dict[str, Any] = {"step": row.step + 1, "since": now}
         if step.set_weight is not None:
-            changes.update(weight=step.set_weight, epoch=row.step, epoch_at=now)
+            changes.update(weight=step.set_weight, epoch=row.epoch + 1, epoch_at=now)
         said = f"step {row.step} ({step.kind}) taken by {by}, unchecked"
         return await self._move(row, "release_step", said, (), by, **changes)
 

@@ -163,15 +163,21 @@ class ReleaseController:
             if canary_burns and judgement.stable_burns
             else None
         )
+        # An outage's evidence is about the outage: each freeze and thaw starts counting anew.
+        fresh: dict[str, Any] = {
+            "phase": "running" if row.phase == "frozen" else "frozen",
+            "epoch": row.epoch + 1,
+            "epoch_at": now,
+        }
         if freeze is not None:
             if row.phase == "frozen":
                 return None
             return await self.move(
-                row, now, "release_frozen", f"frozen: {freeze}", judgement.checks, phase="frozen"
+                row, now, "release_frozen", f"frozen: {freeze}", judgement.checks, **fresh
             )
         if row.phase == "frozen":
             return await self.move(
-                row, now, "release_resumed", "unfrozen: nothing burns", (), phase="running"
+                row, now, "release_resumed", "unfrozen: nothing burns", (), **fresh
             )
         if failed:
             why = "; ".join(f"{c.name}: {c.why}" for c in failed)
@@ -212,9 +218,10 @@ class ReleaseController:
             )
             short = [r for r in rooms if not r.holds]
             if short:
-                note = f"step {row.step} refused: " + "; ".join(f"{r.name}: {r.why}" for r in short)
-                if row.note.startswith(f"step {row.step} refused"):
-                    return None  # said once per step; status shows the live figures
+                said = f"step {row.step} refused ({', '.join(r.name for r in short)})"
+                note = f"{said}: " + "; ".join(r.why for r in short)
+                if row.note.startswith(said):
+                    return None  # said once per step and reason; status shows the live figures
                 return await self.move(row, now, "release_blocked", note, rooms, note=note)
             return await self.move(
                 row,
@@ -224,7 +231,7 @@ class ReleaseController:
                 rooms,
                 step=row.step + 1,
                 weight=step.set_weight,
-                epoch=row.step,
+                epoch=row.epoch + 1,
                 epoch_at=now,
                 since=now,
             )

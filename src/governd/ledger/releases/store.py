@@ -54,7 +54,7 @@ class ReleaseRow:
     phase: str
     step: int
     weight: float
-    #: The step its weight was last set at: the counts it is judged on.
+    #: Which counts it is judged on: anew at each weight, freeze and thaw.
     epoch: int
     #: When its weight was last set.
     epoch_at: float
