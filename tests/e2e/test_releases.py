@@ -300,6 +300,52 @@ def test_a_run_never_switches_arms_when_the_weight_moves(
     assert list(arms().values()).count("b") > 15, "new runs split at 80%"
 
 
+def test_the_cli_creates_starts_shows_and_kills_a_release(
+    admin: AdminClient, served: Served, tmp_path: Path
+) -> None:
+    spec = tmp_path / "release.yaml"
+    spec.write_text(
+        "name: by-cli\nmodel: chat\ncanary: {system_prompt: 'Answer in French.'}\n"
+        "steps: [{set_weight: 20}, {pause: {duration: 1h}}]\n"
+    )
+    created = governd_cli(served.url, ADMIN, "releases", "create", str(spec), "--by", "bob")
+    assert created.returncode == 0 and "by-cli: chat created" in created.stdout, created.stderr
+    started = governd_cli(served.url, ADMIN, "releases", "start", "by-cli", "--json")
+    assert json.loads(started.stdout)["phase"] == "running"
+    shown = governd_cli(served.url, ADMIN, "releases", "status", "by-cli")
+    assert "canary" in shown.stdout and "system prompt" in shown.stdout
+    twice = governd_cli(served.url, ADMIN, "releases", "start", "by-cli")
+    assert (
+        twice.returncode == 1 and "is running" in twice.stderr and "Traceback" not in twice.stderr
+    )
+    unknown = governd_cli(served.url, ADMIN, "releases", "status", "nope")
+    assert unknown.returncode == 1 and "no release 'nope'" in unknown.stderr
+    killed = governd_cli(served.url, ADMIN, "releases", "kill", "--model", "chat")
+    assert killed.returncode == 0 and "aborted 1: by-cli" in killed.stdout
+    story = governd_cli(served.url, ADMIN, "releases", "history", "by-cli").stdout
+    assert "release_created" in story and " bob " in story and "kill switch" in story
+
+
+def test_a_canary_prompt_reaches_the_upstream_only_on_its_arm(
+    admin: AdminClient, clients: list[openai.OpenAI]
+) -> None:
+    prompt = "You are the canary."
+    steps = [{"set_weight": 50}, {"pause": {"duration": 3600}}]
+    spec = release("prompted", steps, canary={"system_prompt": prompt})
+    admin.call("POST", "/admin/v1/releases", spec)
+    admin.call("POST", "/admin/v1/releases/prompted/start")
+    until(admin, "prompted", lambda s: s["weight"] == 50, clients)
+    arms = {}
+    for client in clients:
+        reply = client.chat.completions.with_raw_response.create(
+            model="chat", messages=[{"role": "user", "content": "hi"}], max_tokens=4
+        )
+        entry = admin.call("GET", f"/admin/v1/ledger/{reply.headers['x-governd-request-id']}")
+        arms[json.loads(entry["signals"])["release"]["arm"]] = entry
+    assert set(arms) == {"canary", "stable"}
+    assert arms["canary"]["input_tokens"] > arms["stable"]["input_tokens"], "the prompt was added"
+
+
 def test_a_failing_canary_is_rolled_back_and_stable_serves_the_next_calls(
     burning: tuple[AdminClient, list[openai.OpenAI]],
 ) -> None:

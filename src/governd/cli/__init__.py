@@ -2,7 +2,7 @@
 
 ``serve`` and ``demo`` run things; ``config check``, ``policy test``,
 ``audit`` and ``slos backtest`` work on files; the operational commands (``keys``, ``ledger``,
-``budgets``, ``approvals``, ``tools``, ``runs``, ``jobs``) talk to a running server's
+``budgets``, ``approvals``, ``tools``, ``runs``, ``jobs``, ``slos``, ``releases``) talk to a running server's
 admin API at ``--url`` / ``GOVERND_URL`` with ``--admin-key`` /
 ``GOVERND_ADMIN_KEY``.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from governd.cli import admin, agents, explain, jobs, local, slos
+from governd.cli import admin, agents, explain, jobs, local, releases, slos
 from governd.config import ConfigError
 from governd.errors import GovernError
 
@@ -62,6 +62,7 @@ for command in (
     agents.runs,
     jobs.jobs,
     slos.slos,
+    releases.releases,
     explain.explain,
 ):
     main.add_command(command)
