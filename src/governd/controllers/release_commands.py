@@ -200,6 +200,10 @@ def describe(c: ReleaseController, row: ReleaseRow) -> dict[str, Any]:
     cfg = c.config(row)
     canary, stable = c.arms(row)
     judged = c.judged.get(row.name)
+    live = c.releases.get(cfg.model)
+    routed = live.weight if live is not None and live.config.name == row.name else None
+    if live is not None and live.phase == "promoted" and routed is not None:
+        routed = 100.0
     return {
         "name": row.name,
         "model": cfg.model,
@@ -207,6 +211,9 @@ def describe(c: ReleaseController, row: ReleaseRow) -> dict[str, Any]:
         "step": row.step,
         "steps": [_step(s) for s in cfg.steps],
         "weight": row.weight,
+        #: The canary's weight this replica routes with (None: not in force here); every
+        #: replica takes up a change within a tick.
+        "routed_weight": routed,
         "sticky": cfg.sticky,
         "since": row.since,
         "note": row.note,
