@@ -22,18 +22,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-serve() {  # serve NAME CONFIG PORT: on CPU 0 with a fresh ledger; waits for /readyz
-  rm -f "$LOGS/$1.db"*
-  GOVERND_STORAGE="$LOGS/$1.db" taskset -c 0 "$GOVERND" serve --config "$2" --port "$3" \
-    > "$LOGS/$1.log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 200); do curl -sf "http://127.0.0.1:$3/readyz" >/dev/null && return; sleep 0.1; done
-  echo "governd $1 did not start:" >&2; cat "$LOGS/$1.log" >&2; exit 1
-}
-key() {  # key PORT PRINCIPAL
-  curl -sf -X POST "http://127.0.0.1:$1/admin/v1/keys" -H "authorization: Bearer $GOVERND_ADMIN_KEY" \
-    -d "{\"principal\": \"$2\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])'
-}
+# shellcheck source=peers-lib.sh
+source "$ROOT/bench/peers-lib.sh"
 load() {  # load PORT KEY CONNECTIONS FIELD: one wrk run on CPU 1, prints rps or p50_ms
   taskset -c 1 wrk -t1 -c"$3" -d"${SECS}s" --timeout 10s --latency -s "$HARNESS/bench.lua" \
     -H "Authorization: Bearer $2" "http://127.0.0.1:$1/v1/chat/completions" 2>&1 \

@@ -22,7 +22,7 @@ from tests.conftest import governd_cli, write_yaml
 ADMIN = "adm-approvals"
 CONFIG = """
 principals: {org: acme, teams: {ops: {}}}
-governance: {approval_timeout_s: 2}
+governance: {approval_timeout_s: TIMEOUT}
 mcp_servers: {notes: {transport: stdio, command: python, args: [-m, governd.testing.mcp_server]}}
 policies:
   - {id: deletes-need-a-human, when: 'tool.tier == "destructive"', effect: require_approval}
@@ -30,14 +30,25 @@ ledger: {flush_ms: 5}
 """
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served, str]]:
-    tmp: Path = tmp_path_factory.mktemp("approvals")
-    with governd_server(tmp, write_yaml(tmp / "governd.yaml", CONFIG), ADMIN) as served:
+def serve(tmp: Path, timeout_s: float) -> Iterator[tuple[Served, str]]:
+    config = CONFIG.replace("TIMEOUT", str(timeout_s))
+    with governd_server(tmp, write_yaml(tmp / "governd.yaml", config), ADMIN) as served:
         key = AdminClient(served.url, ADMIN).call("POST", "/admin/v1/keys", {"principal": "ops"})[
             "key"
         ]
         yield served, key
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served, str]]:
+    """A server whose approvals wait long enough for a human on a slow machine."""
+    yield from serve(tmp_path_factory.mktemp("approvals"), 120)
+
+
+@pytest.fixture(scope="module")
+def hasty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served, str]]:
+    """A server whose approvals expire within the test's patience."""
+    yield from serve(tmp_path_factory.mktemp("hasty"), 1)
 
 
 async def held_call(served: Served, key: str, name: str) -> object:
@@ -106,8 +117,8 @@ async def test_a_denied_call_is_refused(server: tuple[Served, str]) -> None:
     assert entry["decision"] == "deny" and "denied by bob" in str(entry["reasons"])
 
 
-async def test_an_undecided_call_times_out(server: tuple[Served, str]) -> None:
-    served, key = server
+async def test_an_undecided_call_times_out(hasty: tuple[Served, str]) -> None:
+    served, key = hasty
     with pytest.raises(MCPError) as info:
         await asyncio.wait_for(held_call(served, key, "nobody-answers"), 30)
     assert info.value.code == -32001 and info.value.data == {"code": "approval_required"}

@@ -97,7 +97,7 @@ def admin(served: Served) -> Iterator[AdminClient]:
     client.call("POST", "/admin/v1/releases/kill", {"model": "chat", "reason": "test over"})
 
 
-def release(name: str, steps: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
+def release(name: str, steps: list[Any], **spec: Any) -> dict[str, Any]:
     return {
         "name": name,
         "model": "chat",
@@ -106,6 +106,13 @@ def release(name: str, steps: list[dict[str, Any]], **spec: Any) -> dict[str, An
         "analysis": ANALYSIS,
         **spec,
     }
+
+
+def begin(admin: AdminClient, spec: dict[str, Any]) -> dict[str, Any]:
+    """Create a release and start it; its status."""
+    admin.call("POST", "/admin/v1/releases", spec)
+    started: dict[str, Any] = admin.call("POST", f"/admin/v1/releases/{spec['name']}/start")
+    return started
 
 
 def traffic(clients: list[openai.OpenAI], rounds: int = 1) -> list[str]:
@@ -148,8 +155,7 @@ def test_a_good_canary_is_promoted_through_every_step(
     admin: AdminClient, clients: list[openai.OpenAI]
 ) -> None:
     steps = [{"set_weight": 50}, {"pause": {"min_events": 20}}, {"analysis": {}}]
-    admin.call("POST", "/admin/v1/releases", release("good", steps))
-    started = admin.call("POST", "/admin/v1/releases/good/start")
+    started = begin(admin, release("good", steps))
     assert started["phase"] == "running"
     done = until(admin, "good", lambda s: s["phase"] == "promoted", clients, timeout=120)
     assert done["weight"] == 100
@@ -165,10 +171,7 @@ def test_a_good_canary_is_promoted_through_every_step(
 def test_a_canary_with_too_little_traffic_waits_and_is_never_promoted(
     admin: AdminClient, clients: list[openai.OpenAI]
 ) -> None:
-    admin.call(
-        "POST", "/admin/v1/releases", release("quiet", [{"set_weight": 50}, {"analysis": {}}])
-    )
-    admin.call("POST", "/admin/v1/releases/quiet/start")
+    begin(admin, release("quiet", [{"set_weight": 50}, {"analysis": {}}]))
     until(admin, "quiet", lambda s: s["step"] == 1, clients)
     traffic(clients[:4])  # a few calls: far below the 248 the errors check needs
     waiting = until(admin, "quiet", lambda s: "waits" in s["note"], [])
@@ -186,8 +189,7 @@ def test_a_step_the_budgets_cannot_afford_is_refused_with_its_numbers(
     admin.call("PUT", "/admin/v1/budgets", tight)
     try:
         steps = [{"set_weight": 50}, {"pause": {"duration": 86400}}]
-        admin.call("POST", "/admin/v1/releases", release("dear", steps))
-        admin.call("POST", "/admin/v1/releases/dear/start")
+        begin(admin, release("dear", steps))
         refused = until(admin, "dear", lambda s: "refused" in s["note"], clients)
         assert (refused["weight"], refused["step"]) == (0, 0)
         room = {r["check"]: r for r in refused["headroom"]}
@@ -272,8 +274,7 @@ def test_a_run_never_switches_arms_when_the_weight_moves(
         {"set_weight": 80},
         {"pause": {"duration": 3600}},
     ]
-    admin.call("POST", "/admin/v1/releases", release("runs", steps, sticky="run"))
-    admin.call("POST", "/admin/v1/releases/runs/start")
+    begin(admin, release("runs", steps, sticky="run"))
     until(admin, "runs", lambda s: s["weight"] == 30, clients)
     runs = [f"run-{i}" for i in range(30)]
     client = clients[0]
@@ -331,9 +332,7 @@ def test_a_canary_prompt_reaches_the_upstream_only_on_its_arm(
 ) -> None:
     prompt = "You are the canary."
     steps = [{"set_weight": 50}, {"pause": {"duration": 3600}}]
-    spec = release("prompted", steps, canary={"system_prompt": prompt})
-    admin.call("POST", "/admin/v1/releases", spec)
-    admin.call("POST", "/admin/v1/releases/prompted/start")
+    begin(admin, release("prompted", steps, canary={"system_prompt": prompt}))
     until(admin, "prompted", lambda s: s["weight"] == 50, clients)
     arms = {}
     for client in clients:
@@ -350,12 +349,7 @@ def test_a_failing_canary_is_rolled_back_and_stable_serves_the_next_calls(
     burning: tuple[AdminClient, list[openai.OpenAI]],
 ) -> None:
     admin, clients = burning
-    admin.call(
-        "POST",
-        "/admin/v1/releases",
-        release("bad", [{"set_weight": 50}, {"pause": {"duration": 3600}}]),
-    )
-    admin.call("POST", "/admin/v1/releases/bad/start")
+    begin(admin, release("bad", [{"set_weight": 50}, {"pause": {"duration": 3600}}]))
     on_both = until(admin, "bad", lambda s: s["weight"] == 50, clients)
     assert on_both["phase"] == "running"
     assert set(traffic(clients)) == {"a", "b"}, "half the keys on each arm"
@@ -372,12 +366,7 @@ def test_both_arms_failing_freezes_the_release_without_blaming_the_canary(
     burning: tuple[AdminClient, list[openai.OpenAI]],
 ) -> None:
     admin, clients = burning
-    admin.call(
-        "POST",
-        "/admin/v1/releases",
-        release("outage", [{"set_weight": 50}, {"pause": {"duration": 3600}}]),
-    )
-    admin.call("POST", "/admin/v1/releases/outage/start")
+    begin(admin, release("outage", [{"set_weight": 50}, {"pause": {"duration": 3600}}]))
     until(admin, "outage", lambda s: s["step"] == 1, clients)
     traffic(clients, 3)
     admin.call("PUT", "/admin/v1/upstreams/sim-a/faults", {"error_rate": 1.0})  # stable first
