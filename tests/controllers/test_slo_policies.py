@@ -30,15 +30,21 @@ def policy(**fields: object) -> SloPolicy:
 
 
 def run(
-    policies: list[SloPolicy], bad: range, seconds: int, evaluator: SloEvaluator | None = None
+    policies: list[SloPolicy],
+    bad: range,
+    seconds: int,
+    evaluator: SloEvaluator | None = None,
+    group_by: tuple[str, ...] = ("deployment",),
 ) -> list[Step]:
-    """One call a second to deployment b, bad in ``bad``; the book stepped after every tick."""
-    cfg = slo_config(group_by=["deployment"], policies=policies)
+    """One call a second to model chat on deployment b, bad in ``bad``; the book stepped after
+    every tick."""
+    cfg = slo_config(group_by=list(group_by), policies=policies)
     ev = evaluator or SloEvaluator([cfg], 0)
     book = PolicyBook(ev, "acme")
     out = []
     for second in range(seconds):
-        ev.observe(call_entry(second + 0.5, 500 if second in bad else 200, deployment="b"))
+        status = 500 if second in bad else 200
+        ev.observe(call_entry(second + 0.5, status, deployment="b", model="chat"))
         ev.tick(second + 1)
         out += book.step(second + 1)
     return out
@@ -56,6 +62,25 @@ def test_a_page_drains_the_burning_deployment_and_recovery_undoes_it() -> None:
     assert (taken.override.kind, taken.override.target) == ("shift_route", "b")
     assert taken.firing == ("page",) and taken.group == B
     assert "took shift_route (no new calls to deployment b) on page" in taken.summary()
+
+
+@pytest.mark.parametrize(
+    ("named", "group_by", "frozen"),
+    [
+        ({"model": "other"}, ("model",), "other"),  # the config's word wins
+        ({}, ("model",), "chat"),  # the model that burns
+        ({}, ("deployment",), ""),  # nothing names a model: every release
+    ],
+)
+def test_a_freeze_holds_the_releases_of_the_model_it_names_or_that_burns(
+    named: dict[str, str], group_by: tuple[str, ...], frozen: str
+) -> None:
+    freeze = policy(do="freeze_releases", when="page", **named)
+    (taken, _) = run([freeze], bad=range(1000, 1300), seconds=1400, group_by=group_by)
+    assert (taken.override.kind, taken.override.target) == ("freeze_releases", frozen)
+    assert taken.override.describe() == (
+        f"releases of {frozen} frozen" if frozen else "releases frozen"
+    )
 
 
 def test_an_action_holds_for_its_hold_even_after_its_trigger_clears() -> None:

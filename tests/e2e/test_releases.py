@@ -38,10 +38,13 @@ principals:
 upstreams:
   sim-a: {{kind: sim, prefill_tps: 1000000, decode_tps: 100000}}
   sim-b: {{kind: sim, prefill_tps: 1000000, decode_tps: 100000}}
+  sim-c: {{kind: sim, prefill_tps: 1000000, decode_tps: 100000}}
 models:
   chat:
     deployments: [{{upstream: sim-a, model: a}}]
     pricing: {{input: 10, output: 10}}
+  other:
+    deployments: [{{upstream: sim-c, model: c}}]
 router: {{retries: 0, breaker_failures: 1000000}}
 ledger: {{flush_ms: 5}}
 slos:
@@ -51,6 +54,14 @@ slos:
     sli: availability
     alerts: [{{severity: page, long: 1m, short: 5s, budget_percent: 2}}]
     no_data: null
+  - name: elsewhere
+    objective: 99
+    window: 1h
+    filter: 'entry.model == "other"'
+    sli: availability
+    alerts: [{{severity: page, long: 1m, short: 5s, budget_percent: 2}}]
+    no_data: null
+    policies: [{{when: page, do: freeze_releases, hold: 0}}]
 """
 #: Checks that the sims' sub-millisecond jitter cannot fail: errors decide these tests.
 ANALYSIS = {"slo": "avail", "latency": {"allowed": 5, "critical": 50}, "ttft": None}
@@ -389,3 +400,54 @@ def test_every_transition_is_in_a_chain_that_verifies(admin: AdminClient, served
     out = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
     assert json.loads(out.stdout)["intact"]
+
+
+def test_an_error_budget_policy_freezes_releases_until_its_page_clears(
+    burning: tuple[AdminClient, list[openai.OpenAI]],
+) -> None:
+    admin, clients = burning
+    begin(admin, release("held", [{"set_weight": 50}, {"pause": {"min_events": 10**6}}]))
+    until(admin, "held", lambda s: s["step"] == 1, clients)
+
+    def elsewhere(n: int = 10) -> None:
+        for client in clients[:n]:
+            try:
+                client.chat.completions.create(
+                    model="other", messages=[{"role": "user", "content": "hi"}], max_tokens=4
+                )
+            except openai.APIStatusError as exc:
+                assert exc.status_code in (502, 503), exc
+
+    admin.call("PUT", "/admin/v1/upstreams/sim-c/faults", {"error_rate": 1.0})
+    deadline = time.monotonic() + 60
+    while (frozen := admin.call("GET", "/admin/v1/releases/held"))["phase"] != "frozen":
+        assert time.monotonic() < deadline, f"not frozen: {frozen['note']}"
+        elsewhere()
+    assert frozen["weight"] == 50 and "releases frozen by slo:elsewhere" in frozen["note"]
+    assert set(traffic(clients)) == {"a", "b"}, "a freeze holds the weight; both arms serve"
+    admin.call("PUT", "/admin/v1/upstreams/sim-c/faults", {})
+    deadline = time.monotonic() + 60
+    while (thawed := admin.call("GET", "/admin/v1/releases/held"))["phase"] != "running":
+        assert time.monotonic() < deadline, f"still frozen: {thawed['note']}"
+        elsewhere()
+    assert thawed["weight"] == 50
+    ops = history(admin, "held")
+    assert "release_frozen" in ops and "release_resumed" in ops
+    assert "release_aborted" not in ops
+
+
+def test_a_slow_canary_is_rolled_back_on_its_latency(
+    admin: AdminClient, clients: list[openai.OpenAI]
+) -> None:
+    watch = {**ANALYSIS, "latency": {"allowed": 0.5, "critical": 3}}
+    steps = [{"set_weight": 50}, {"pause": {"duration": 3600}}]
+    begin(admin, release("slow", steps, analysis=watch))
+    until(admin, "slow", lambda s: s["weight"] == 50, clients)
+    admin.call("PUT", "/admin/v1/upstreams/sim-b/faults", {"latency_ms": 150})
+    aborted = until(admin, "slow", lambda s: s["phase"] == "aborted", clients)
+    assert aborted["weight"] == 0 and "latency" in aborted["note"]
+    last = admin.call("GET", "/admin/v1/releases/slow/history?limit=1")["history"][0]
+    latency = next(e for e in last["signals"]["evidence"] if e["check"] == "latency")
+    canary_p95, stable_p95 = latency["p95"]
+    assert latency["verdict"] == "failed" and canary_p95 >= 150 > stable_p95
+    assert set(traffic(clients)) == {"a"}, "rolled back: every call on stable"

@@ -4,7 +4,8 @@ Each entry names a trigger -- an alert that fires (``when: page``, ``ticket``,
 ``no_data``), the budget spent (``when: exhausted``) or running low
 (``remaining_below: 0.25``) -- and one action on live governance:
 
-- ``freeze_releases``: releases of the SLO's targets stop promoting;
+- ``freeze_releases``: releases of ``model`` (left out: the group's model, or
+  every release) freeze: no step, no promotion, no blame on the canary;
 - ``shift_route``: a deployment gets no new calls while others (or the alias's
   fallbacks) can take them;
 - ``degrade``: calls to a model are served by ``to`` instead;
@@ -51,7 +52,9 @@ class SloPolicy(StrictModel):
     )
     do: PolicyAction
     deployment: str | None = Field(None, description="shift_route: `upstream/model`")
-    model: str | None = Field(None, description="degrade, shed: the model alias")
+    model: str | None = Field(
+        None, description="degrade, shed: the model alias; freeze_releases: whose releases"
+    )
     principal: str | None = Field(None, description="lower_priority: TEAM[/PROJECT]")
     to: str | None = Field(None, description="degrade: the alias; lower_priority: the priority")
     priorities: list[Priority] = Field(
@@ -86,6 +89,7 @@ class SloPolicy(StrictModel):
     def target(self) -> str | None:
         """The target the config names (None: the group's label)."""
         named = {"shift_route": self.deployment, "degrade": self.model, "shed": self.model}
+        named["freeze_releases"] = self.model
         return {**named, "lower_priority": self.principal}.get(self.do)
 
     def describe(self) -> str:

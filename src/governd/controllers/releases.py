@@ -158,7 +158,7 @@ class ReleaseController:
         judgement = self.judged[row.name] = judge(cfg.analysis, budget, burn, canary, stable)
         failed = judgement.failed
         canary_burns = any(c.name == "errors" for c in failed)
-        freeze = self._frozen_by() or (
+        freeze = self._frozen_by(cfg.model) or (
             "its SLO burns on both arms (not the canary's doing)"
             if canary_burns and judgement.stable_burns
             else None
@@ -307,8 +307,12 @@ class ReleaseController:
         paging = any("page" in g.firing for g in groups)
         return SloStanding(slo.budget, slo.window, remaining, paging)
 
-    def _frozen_by(self) -> str | None:
-        frozen = [o for o in self._overrides.all().values() if o.kind == "freeze_releases"]
+    def _frozen_by(self, model: str) -> str | None:
+        frozen = [
+            o
+            for o in self._overrides.all().values()
+            if o.kind == "freeze_releases" and o.target in ("", model)
+        ]
         return f"releases frozen by {frozen[0].source}" if frozen else None
 
     async def move(

@@ -168,8 +168,8 @@ class PolicyBook:
             return Override(p.do, path, p.to or "", source)
         if p.do == "tighten_tools":
             return Override(p.do, p.tier or "", p.effect, source)
-        if p.do == "freeze_releases":
-            return Override(p.do, slo, "", source)
+        if p.do == "freeze_releases":  # no model named, none grouped by: every release
+            return Override(p.do, p.model or dict(group).get("model", ""), "", source)
         value = p.to if p.do == "degrade" else ",".join(p.priorities) if p.do == "shed" else ""
         return Override(p.do, target, value or "", source)
 

@@ -36,7 +36,7 @@ class Override:
     """One change in force, and the rule that made it (``slo:NAME``)."""
 
     kind: Kind
-    #: What it acts on: a deployment, model, principal path or tool tier ('' for a freeze).
+    #: What it acts on: a deployment, model, principal path or tool tier ('' for every release).
     target: str
     #: degrade: the alias; lower_priority: the priority; shed: priorities (comma-separated);
     #: tighten_tools: the effect.
@@ -46,7 +46,9 @@ class Override:
     def describe(self) -> str:
         """The change in words."""
         return {
-            "freeze_releases": "releases frozen",
+            "freeze_releases": f"releases of {self.target} frozen"
+            if self.target
+            else "releases frozen",
             "shift_route": f"no new calls to deployment {self.target}",
             "degrade": f"{self.target} served by {self.value}",
             "degrade_node": f"{self.target}'s calls served by their models' degrade_to",
