@@ -25,10 +25,12 @@ import argparse
 import json
 import math
 import statistics
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import openai
 
@@ -92,11 +94,34 @@ class Load:
                 self.replies.append((i, time.time(), model))
 
 
+class LedgerTail:
+    """The model-call entries appended since the last read (each trial reads only its own)."""
+
+    def __init__(self, admin: AdminClient) -> None:
+        self._admin = admin
+        self._after: int | None = None
+
+    def read(self) -> list[dict[str, Any]]:
+        entries: list[dict[str, Any]] = []
+        while True:
+            page = self._admin.call("GET", "/admin/v1/ledger", limit=1000, after=self._after)
+            entries += page["entries"]
+            if page["next"] is None:
+                return entries
+            self._after = page["next"]
+
+
 def trial(
-    server: Served, clients: list[openai.OpenAI], name: str, error_rate: float, rate: float
+    server: Served,
+    clients: list[openai.OpenAI],
+    name: str,
+    error_rate: float,
+    rate: float,
+    tail: LedgerTail,
 ) -> float | None:
     """Seconds from the append that made the failure condition true to stable serving a canary key."""
     admin = AdminClient(server.url, ADMIN)
+    tail.read()  # earlier trials' entries: not this one's
     spec = {
         "name": name,
         "model": "chat",
@@ -124,23 +149,18 @@ def trial(
     admin.call("PUT", "/admin/v1/upstreams/sim-b/faults", {})
     history = admin.call("GET", f"/admin/v1/releases/{name}/history", limit=20)["history"]
     aborted_at = next(h["ts"] for h in history if h["operation"] == "release_aborted")
-    condition_at = failure_condition(admin, name)
+    condition_at = failure_condition(tail.read(), name)
     back = [t for k, t, m in load.replies if k in canary_keys and t > aborted_at and m == "a"]
     return (min(back) - condition_at) if back and condition_at else None
 
 
-def failure_condition(admin: AdminClient, name: str) -> float | None:
+def failure_condition(entries: list[dict[str, Any]], name: str) -> float | None:
     """When a check of the canary first failed, replaying the epoch's entries of both arms in order."""
-    entries, after = [], None
-    while True:  # every model-call entry, page by page
-        page = admin.call("GET", "/admin/v1/ledger", limit=1000, after=after, model="chat")
-        entries += page["entries"]
-        if page["next"] is None:
-            break
-        after = page["next"]
     arms = {"canary": Tally(), "stable": Tally()}
     analysis = Analysis(slo="avail", latency=None, ttft=None, cost=None)
     for e in entries:  # in the order they were appended
+        if e["kind"] != "model_call":
+            continue
         part = json.loads(e["signals"]).get("release") if e.get("signals") else None
         if not part or part["name"] != name or part["epoch"] != 0:
             continue
@@ -179,11 +199,13 @@ def main() -> None:
             clients = [
                 openai.OpenAI(base_url=server.url + "/v1", api_key=k, max_retries=0) for k in keys
             ]
+            tail = LedgerTail(admin)
             for error_rate in (1.0, 0.2, 0.05):
-                took = [
-                    trial(server, clients, f"b{int(error_rate * 100)}-{i}", error_rate, args.rate)
-                    for i in range(args.trials)
-                ]
+                took = []
+                for i in range(args.trials):
+                    name = f"b{int(error_rate * 100)}-{i}"
+                    took.append(trial(server, clients, name, error_rate, args.rate, tail))
+                    print(f"{name}: {took[-1]}", file=sys.stderr, flush=True)
                 found = sorted(t for t in took if t is not None)
                 rows.append((error_rate, found, len(took) - len(found)))
     print(

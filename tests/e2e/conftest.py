@@ -69,6 +69,12 @@ models:
   fake-stall: {{deployments: [{{upstream: fake, model: "stall:2"}}]}}
   fake-reject: {{deployments: [{{upstream: fake, model: reject}}]}}
   fake-badauth: {{deployments: [{{upstream: fake, model: badauth}}]}}
+  fake-echo: {{deployments: [{{upstream: fake, model: echo}}]}}
+  fake-garbage: {{deployments: [{{upstream: fake, model: garbage}}]}}
+  fake-cut: {{deployments: [{{upstream: fake, model: cut}}]}}
+  fake-strusage:
+    deployments: [{{upstream: fake, model: strusage}}]
+    pricing: {{input: 1.0, output: 2.0}}
 """
 
 

@@ -122,3 +122,54 @@ def test_upstream_credentials_never_reach_the_client(gateway: Gateway) -> None:
     assert info.value.status_code == 502
     assert UPSTREAM_SECRET not in info.value.response.text
     assert UPSTREAM_SECRET not in gateway.served.output()
+
+
+def test_a_200_that_is_not_json_is_a_failed_call_with_its_entry(gateway: Gateway) -> None:
+    with pytest.raises(openai.APIStatusError) as info:
+        gateway.client().chat.completions.create(model="fake-garbage", messages=MSG)  # type: ignore[arg-type]
+    assert info.value.status_code == 502 and info.value.code == "upstream_error"
+    assert "not a JSON object" in info.value.message
+    entry = gateway.entry(info.value.response.headers["x-governd-request-id"])
+    assert entry["status"] == 502 and entry["error_code"] == "upstream_error"
+
+
+def test_a_stream_cut_without_done_ends_with_an_error_event(gateway: Gateway) -> None:
+    with gateway.client().chat.completions.with_streaming_response.create(
+        model="fake-cut",
+        messages=MSG,
+        stream=True,  # type: ignore[arg-type]
+    ) as resp:
+        rid = resp.headers["x-governd-request-id"]
+        with pytest.raises(openai.APIError, match="ended the stream early"):
+            list(resp.parse())
+    entry = gateway.entry(rid)
+    assert entry["status"] == 502
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_usage_whose_counts_are_strings_is_counted_instead(gateway: Gateway, stream: bool) -> None:
+    client = gateway.client()
+    if stream:
+        with client.chat.completions.with_streaming_response.create(
+            model="fake-strusage",
+            messages=MSG,
+            stream=True,
+            stream_options={"include_usage": True},  # type: ignore[arg-type]
+        ) as resp:
+            rid = resp.headers["x-governd-request-id"]
+            list(resp.parse())
+    else:
+        rid, _ = raw_chat(gateway, "fake-strusage")
+    entry = gateway.entry(rid)
+    assert entry["status"] == 200 and entry["usage_source"] == "counted"
+    assert entry["output_tokens"] == 9 and entry["input_tokens"] == tokens.count_messages(MSG)
+    assert float(str(entry["cost_usd"])) > 0
+
+
+def test_an_upstream_4xx_echoing_the_credential_reaches_the_client_scrubbed(
+    gateway: Gateway,
+) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        gateway.client().chat.completions.create(model="fake-echo", messages=MSG)  # type: ignore[arg-type]
+    assert "unsupported header: [redacted]" in info.value.message
+    assert UPSTREAM_SECRET not in info.value.response.text

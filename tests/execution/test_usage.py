@@ -6,7 +6,8 @@ import orjson
 import pytest
 
 from governd import tokens
-from governd.execution.usage import StreamMeter, usage_of_body
+from governd.errors import UpstreamError
+from governd.execution.usage import StreamMeter, reply_usage
 
 
 def ev(data: dict[str, object]) -> bytes:
@@ -87,9 +88,38 @@ def test_usage_chunk_with_choices_is_kept() -> None:
     assert meter.result().source == "upstream"
 
 
-def test_usage_of_body() -> None:
-    body = orjson.dumps({"usage": {"prompt_tokens": 4, "completion_tokens": 2}})
-    usage = usage_of_body(body)
-    assert usage is not None and (usage.input_tokens, usage.output_tokens) == (4, 2)
-    assert usage_of_body(b"not json") is None
-    assert usage_of_body(b'{"usage": null}') is None
+REPLY = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello world"}}]}
+
+
+@pytest.mark.parametrize(
+    ("usage", "expected"),
+    [
+        ({"prompt_tokens": 4, "completion_tokens": 2}, (4, 0, 2, "upstream")),
+        (
+            {
+                "prompt_tokens": 4,
+                "completion_tokens": 2,
+                "prompt_tokens_details": {"cached_tokens": 3},
+            },
+            (4, 3, 2, "upstream"),
+        ),
+        (None, (7, 0, 2, "counted")),  # no usage: the reply's text is counted
+        ({"prompt_tokens": "4", "completion_tokens": "2"}, (7, 0, 2, "counted")),
+        ({"prompt_tokens": 4, "completion_tokens": "lots"}, (7, 0, 2, "counted")),
+        ({"prompt_tokens": 4, "completion_tokens": -1}, (7, 0, 2, "counted")),
+        ({"prompt_tokens": 4.5, "completion_tokens": 2}, (7, 0, 2, "counted")),
+        ({"prompt_tokens": True, "completion_tokens": 2}, (7, 0, 2, "counted")),
+    ],
+)
+def test_a_reply_usage_is_taken_only_when_its_counts_are_counts(
+    usage: dict[str, object] | None, expected: tuple[int, int, int, str]
+) -> None:
+    body = orjson.dumps({**REPLY, "usage": usage})
+    found = reply_usage(body, "up", lambda: 7)
+    assert (found.input_tokens, found.cached_tokens, found.output_tokens, found.source) == expected
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b'"text"', b""])
+def test_a_reply_that_is_not_a_json_object_is_an_upstream_error(body: bytes) -> None:
+    with pytest.raises(UpstreamError, match="upstream up sent a reply that is not a JSON object"):
+        reply_usage(body, "up", lambda: 7)

@@ -100,12 +100,41 @@ async def test_tokens_budget_counts_tokens() -> None:
 
 async def test_device_hours_budget_counts_device_hours_and_names_them() -> None:
     b = Budgets(LocalState(), ZoneInfo("UTC"), ManualClock())
-    b.set(BudgetKey("acme/t", "device_hours", "day"), Limit(2.0))
+    b.set(BudgetKey("acme/t/p", "device_hours", "day"), Limit(2.0))
     hold = await b.reserve(WHO, Cost(100.0, 10**6, 1.5))  # USD and tokens have no budget here
     with pytest.raises(BudgetExceeded, match=r"device_hours/day exceeded.*0\.6000 device-hours"):
         await b.reserve(WHO, Cost(0.0, 0, 0.6))
     await b.settle(hold, Cost(0.0, 0, 0.25))
     await b.reserve(WHO, Cost(0.0, 0, 1.75))  # 0.25 spent + 1.75 fits exactly
+
+
+@pytest.mark.parametrize(
+    ("node", "figures"),
+    [("acme", False), ("acme/t", False), ("acme/t/p", True), ("acme/t/p/key_1", True)],
+)
+async def test_a_refusal_shows_spend_only_of_the_callers_own_subtree(
+    node: str, figures: bool
+) -> None:
+    b = Budgets(LocalState(), ZoneInfo("UTC"), ManualClock(start=3600))
+    b.set(BudgetKey(node, "usd", "day"), Limit(10.0))
+    await b.settle(await b.reserve(WHO, Cost(7.0, 0)), Cost(7.0, 0))
+    with pytest.raises(BudgetExceeded) as info:
+        await b.reserve(WHO, Cost(4.0, 0))
+    assert ("spent $7.0000" in str(info.value)) is figures
+    assert f"budget {node} usd/day" in str(info.value)
+
+
+async def test_retry_after_is_seconds_when_holds_in_flight_fill_the_budget() -> None:
+    b = Budgets(LocalState(), ZoneInfo("UTC"), ManualClock(start=3600))
+    b.set(BudgetKey("acme/t/p", "usd", "day"), Limit(10.0))
+    hold = await b.reserve(WHO, Cost(8.0, 0))  # in flight: most of it comes back when it settles
+    with pytest.raises(BudgetExceeded) as held:
+        await b.reserve(WHO, Cost(4.0, 0))
+    assert held.value.retry_after == 1.0
+    await b.settle(hold, Cost(8.0, 0))  # spent now: room only in tomorrow's window
+    with pytest.raises(BudgetExceeded) as spent:
+        await b.reserve(WHO, Cost(4.0, 0))
+    assert spent.value.retry_after == 86400 - 3600
 
 
 @settings(max_examples=200, deadline=None)

@@ -28,6 +28,10 @@ class OpenAIClient:
         self._headers = {"content-type": "application/json", **cfg.headers}
         if cfg.api_key is not None:
             self._headers["authorization"] = f"Bearer {cfg.api_key.get_secret_value()}"
+        # Every header but content-type may carry a credential (Azure's api-key, a gateway's).
+        sent = [v for k, v in self._headers.items() if k != "content-type"]
+        key = [cfg.api_key.get_secret_value()] if cfg.api_key is not None else []
+        self.secrets = tuple(sent + key)
         self._pool: HttpPool | None = None
 
     async def start(self) -> None:

@@ -72,6 +72,7 @@ class SimEngine:
     """One simulated server replica."""
 
     kind = "governd.sim"
+    secrets: tuple[str, ...] = ()
 
     def __init__(self, name: str, cfg: SimUpstream) -> None:
         self.name = name

@@ -35,6 +35,8 @@ class Upstream(Protocol):
     name: str
     #: What serves it, as traces name a GenAI provider (``openai``, ``governd.sim``).
     kind: str
+    #: What governd sends it that no one else may read (its credentials): scrubbed from errors.
+    secrets: tuple[str, ...]
 
     async def post(self, path: str, body: dict[str, Any], stream: bool) -> UpstreamReply:
         """Send ``body`` to ``path`` (e.g. ``/chat/completions``)."""

@@ -17,33 +17,48 @@ import orjson
 
 from governd import tokens
 from governd.actions import Usage
+from governd.errors import UpstreamError
 
 _DONE = b"data: [DONE]"
 
 
 def usage_from(data: Any) -> Usage | None:
-    """The ``usage`` object of a reply or chunk, if it has one."""
+    """The ``usage`` object of a reply or chunk, if it has one whose counts are counts.
+
+    A count that is not a non-negative integer (a string, a float, a negative)
+    makes the whole object unusable: the reply is then counted with the tokenizer.
+    """
     if not isinstance(data, dict):
         return None
     raw = data.get("usage")
     if not isinstance(raw, dict):
         return None
-    details = raw.get("prompt_tokens_details") or {}
-    cached = details.get("cached_tokens") if isinstance(details, dict) else 0
-    return Usage(
-        input_tokens=int(raw.get("prompt_tokens") or 0),
-        cached_tokens=int(cached or 0),
-        output_tokens=int(raw.get("completion_tokens") or 0),
-        source="upstream",
-    )
-
-
-def usage_of_body(body: bytes) -> Usage | None:
-    """Usage of a complete (non-streaming) JSON reply."""
-    try:
-        return usage_from(orjson.loads(body))
-    except orjson.JSONDecodeError:
+    details = raw.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    counts = (raw.get("prompt_tokens"), cached, raw.get("completion_tokens"))
+    if not all(c is None or (type(c) is int and c >= 0) for c in counts):
         return None
+    prompt, cached_n, output = (c or 0 for c in counts)
+    return Usage(prompt, cached_n, output, source="upstream")
+
+
+def reply_usage(body: bytes, upstream: str, prompt_tokens: Callable[[], int]) -> Usage:
+    """Usage of a complete (non-streaming) reply: as reported, else counted from its choices.
+
+    Raises ``UpstreamError`` when the body is not a JSON object: a 200 that
+    cannot be read is a failed call, not a free one.
+    """
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict):
+        raise UpstreamError(f"upstream {upstream} sent a reply that is not a JSON object")
+    found = usage_from(data)
+    if found is not None:
+        return found
+    pieces = [p for choice in data.get("choices") or () for p in _pieces(choice, "message")]
+    return Usage(prompt_tokens(), output_tokens=tokens.count("".join(pieces)), source="counted")
 
 
 class StreamMeter:
@@ -86,8 +101,9 @@ class StreamMeter:
             found = usage_from(data)
             if found is not None:
                 self.usage = found
-                if not self._forward_usage and isinstance(data, dict) and not data.get("choices"):
-                    return b""
+            usage_only = isinstance(data, dict) and "usage" in data and not data.get("choices")
+            if usage_only and not self._forward_usage:  # governd asked for it, not the client
+                return b""
         self._events.append(event)
         return event
 
@@ -122,17 +138,13 @@ def data_chunks(block: bytes) -> Iterator[dict[str, Any]]:
 
 
 def _texts(events: list[bytes]) -> list[str]:
-    out: list[str] = []
-    for block in events:
-        for chunk in data_chunks(block):
-            for choice in chunk.get("choices") or ():
-                delta = choice.get("delta") or {}
-                piece = delta.get("content") if isinstance(delta, dict) else None
-                if piece is None:
-                    piece = choice.get("text")
-                if isinstance(piece, str):
-                    out.append(piece)
-    return out
+    return [
+        p
+        for block in events
+        for c in data_chunks(block)
+        for ch in c.get("choices") or ()
+        for p in _pieces(ch)
+    ]
 
 
 class OutputCounter:
@@ -176,10 +188,11 @@ class OutputCounter:
         return out + _DONE + b"\n\n"
 
 
-def _pieces(choice: Any) -> list[str]:
+def _pieces(choice: Any, part: str = "delta") -> list[str]:
+    """The text a choice carries in ``part`` (a chunk's ``delta``, a reply's ``message``)."""
     if not isinstance(choice, dict):
         return []
-    delta = choice.get("delta")
+    delta = choice.get(part)
     out: list[str] = []
     if isinstance(delta, dict):
         if isinstance(delta.get("content"), str):

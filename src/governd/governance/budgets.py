@@ -64,6 +64,8 @@ __all__ = [
     "Unit",
 ]
 _MAX_PATHS = 100_000
+#: Retry-After when held room, not spend, fills a budget: calls in flight settle within seconds.
+RETRY_IN_FLIGHT_S = 1.0
 
 
 class BudgetState(Protocol):
@@ -359,11 +361,21 @@ class Budgets:
         now = self._clock.now()
         _, end = self._window(key.period, now)
         unit = key.unit
+        # Calls in flight give back what they hold unused within seconds: room may come then.
+        frees = spent + held <= limit + 1e-9 and reserved > 0
+        retry = RETRY_IN_FLIGHT_S if frees else max(1.0, end - now)
+        if not path.principal.contains(key.node):  # a budget above the caller: not its figures
+            return BudgetExceeded(
+                f"budget {key.name} (shared above {path.principal.path}) is exhausted; this "
+                f"request may cost up to {amount(unit, held)}",
+                retry_after=retry,
+                budget=key.name,
+            )
         return BudgetExceeded(
             f"budget {key.name} exceeded: limit {amount(unit, limit)}, spent "
             f"{amount(unit, spent)}, reserved {amount(unit, reserved)}; this request may cost up "
             f"to {amount(unit, held)}",
-            retry_after=max(1.0, end - now),
+            retry_after=retry,
             budget=key.name,
         )
 

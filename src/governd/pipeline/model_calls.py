@@ -22,11 +22,12 @@ import orjson
 from governd import tokens
 from governd.actions import Action, Decision, Usage
 from governd.clock import Clock
-from governd.errors import ClientDisconnected, GovernError, InvalidRequest, UpstreamError
+from governd.errors import ClientDisconnected, GovernError, UpstreamError
 from governd.execution import Routed, Router
 from governd.execution.assemble import assemble
+from governd.execution.rejections import upstream_rejection
 from governd.execution.router import Arm
-from governd.execution.usage import OutputCounter, StreamMeter, usage_of_body
+from governd.execution.usage import OutputCounter, StreamMeter, reply_usage
 from governd.governance.admission import Admission, Admitted, refusal
 from governd.governance.releases import Assignment, Releases
 from governd.ledger import cost_usd
@@ -173,11 +174,12 @@ class ModelCall:
         """Check the upstream's status; for a whole reply, read its usage and price it."""
         reply = self.routed.reply
         if reply.status >= 400:
-            raise upstream_rejection(reply.status, reply.body, self.routed.target.name)
+            target = self.routed.target
+            raise upstream_rejection(reply.status, reply.body, target.name, target.upstream.secrets)
         if reply.chunks is None:
             self.body = reply.body
             self.ttft_ms = (self._calls.clock.monotonic() - self.started) * 1000
-            self.usage = usage_of_body(reply.body) or Usage(self._prompt_tokens(), source="counted")
+            self.usage = reply_usage(reply.body, self.routed.target.name, self._prompt_tokens)
             self.cost = cost_usd(self.usage, self.routed.target.pricing)
 
     def _prompt_tokens(self) -> int:
@@ -334,24 +336,6 @@ def upstream_body(action: Action, max_tokens: int | None, stream: bool) -> dict[
     merged = dict(opts) if isinstance(opts, dict) else {}
     merged["include_usage"] = True
     return {**body, "stream_options": merged}
-
-
-def upstream_rejection(status: int, body: bytes, target: str) -> GovernError:
-    """The error to give a client when an upstream refuses a request (4xx)."""
-    if status in (401, 403):
-        return UpstreamError(f"upstream {target} refused governd's credentials")
-    message = f"upstream {target} rejected the request"
-    param = None
-    try:
-        err = orjson.loads(body).get("error")
-        if isinstance(err, dict):
-            message = str(err.get("message") or message)
-            param = err.get("param") if isinstance(err.get("param"), str) else None
-        elif isinstance(err, str):
-            message = err
-    except (orjson.JSONDecodeError, AttributeError):
-        pass
-    return InvalidRequest(message, param=param, status=status if 400 <= status < 500 else 400)
 
 
 def with_system_prompt(body: dict[str, Any], prompt: str) -> dict[str, Any]:

@@ -11,6 +11,11 @@ Run it with ``python -m governd.testing.fake_upstream --port P``. Models:
     stall:K     streams K content events, then goes silent
     reject      400 with an OpenAI error body
     badauth     401 whose message echoes the Authorization header it got
+    echo        400 whose message echoes the Authorization header it got
+    garbage     a 200 whose body is not JSON (streams: as ``ok``)
+    cut         streams end cleanly without ``data: [DONE]`` (whole replies: as ``ok``)
+    strusage    usage counts as strings (``"9"``, ``"lots"``)
+    overbill:N  usage says N output tokens, whatever ``max_tokens`` was
 
 Replies say "Hello" followed by " world" (one token each in o200k), so
 counted usage can be checked exactly. ``GET /control/requests`` tells how many
@@ -84,16 +89,21 @@ class FakeUpstream:
             return _error(400, "max_tokens is too large for this model", "max_tokens")
         if kind == "badauth":
             return _error(401, f"bad credentials: {request.headers.get('Authorization')}")
+        if kind == "echo":
+            return _error(400, f"unsupported header: {request.headers.get('Authorization')}")
+        if kind == "garbage" and not body.get("stream"):
+            return web.Response(status=200, text="<html>502 Bad Gateway</html>")
         if kind == "slow":
             await asyncio.sleep(float(arg))
         if body.get("stream"):
-            return await self._stream(request, body, kind, int(arg) if arg.isdigit() else WORDS)
-        usage = None if kind == "nousage" else _usage(body, WORDS + 1)
+            return await self._stream(request, body, kind, arg)
+        usage = None if kind == "nousage" else _usage(body, WORDS + 1, kind, arg)
         return web.json_response(_reply(body, usage))
 
     async def _stream(
-        self, request: web.Request, body: dict[str, Any], kind: str, words: int
+        self, request: web.Request, body: dict[str, Any], kind: str, arg: str
     ) -> web.StreamResponse:
+        words = int(arg) if arg.isdigit() else WORDS
         resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await resp.prepare(request)
         chat = request.path.endswith("/chat/completions")
@@ -111,9 +121,10 @@ class FakeUpstream:
         if opts.get("include_usage") and kind != "nousage":
             usage_chunk = _chunk(body, None, None, chat)
             usage_chunk["choices"] = []
-            usage_chunk["usage"] = _usage(body, len(pieces))
+            usage_chunk["usage"] = _usage(body, len(pieces), kind, arg)
             await resp.write(_event(usage_chunk))
-        await resp.write(b"data: [DONE]\n\n")
+        if kind != "cut":
+            await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
         return resp
 
@@ -125,8 +136,12 @@ def _error(status: int, message: str, param: str | None = None) -> web.Response:
     return web.json_response(err, status=status)
 
 
-def _usage(body: dict[str, Any], out: int) -> dict[str, Any]:
+def _usage(body: dict[str, Any], out: int, kind: str = "ok", arg: str = "") -> dict[str, Any]:
     prompt = 10 * len(body.get("messages") or [1])
+    if kind == "strusage":
+        return {"prompt_tokens": str(prompt), "completion_tokens": "lots", "total_tokens": "?"}
+    if kind == "overbill":
+        out = int(arg)
     return {
         "prompt_tokens": prompt,
         "completion_tokens": out,
