@@ -120,6 +120,18 @@ def test_embeddings_float_and_base64(gateway: Gateway) -> None:
     assert floats.data[0].embedding == pytest.approx(res.data[0].embedding, abs=1e-6)
 
 
+async def test_the_async_client_parses_embeddings(gateway: Gateway) -> None:
+    client = openai.AsyncOpenAI(
+        base_url=gateway.url + "/v1", api_key=gateway.keys["research/agents"], max_retries=0
+    )
+    async with client:
+        res = await client.embeddings.create(model="embed-sim", input=["alpha", "beta"])
+        short = await client.embeddings.create(model="embed-sim", input="alpha", dimensions=16)
+    assert [len(d.embedding) for d in res.data] == [256, 256]
+    assert len(short.data[0].embedding) == 16
+    assert all(isinstance(x, float) for x in res.data[0].embedding)
+
+
 def test_prefix_cache_hits_are_reported_and_priced(gateway: Gateway) -> None:
     system = "You are a careful assistant. " * 40
     messages = [{"role": "system", "content": system}, {"role": "user", "content": "q"}]
@@ -142,6 +154,28 @@ def test_models_lists_only_what_the_key_may_use(gateway: Gateway) -> None:
     research = {m.id for m in gateway.client().models.list()}
     assert support == {"chat-sim", "embed-sim"}
     assert {"chat-sim", "fake-ok", "embed-sim"} <= research
+
+
+@pytest.mark.parametrize(
+    ("principal", "model", "found"),
+    [
+        ("support", "chat-sim", True),
+        ("support", "fake-ok", False),  # exists, but not for this key: as if it did not
+        ("research/agents", "fake-ok", True),
+        ("research/agents", "no-such-model", False),
+    ],
+)
+def test_a_model_is_retrieved_only_by_a_key_that_may_use_it(
+    gateway: Gateway, principal: str, model: str, found: bool
+) -> None:
+    client = gateway.client(principal)
+    if found:
+        got = client.models.retrieve(model)
+        assert (got.id, got.object) == (model, "model")
+        return
+    with pytest.raises(openai.NotFoundError) as info:
+        client.models.retrieve(model)
+    assert info.value.code == "model_not_found" and info.value.param == "model"
 
 
 def test_run_header_groups_calls(gateway: Gateway) -> None:

@@ -131,6 +131,8 @@ async def test_completions_and_embeddings() -> None:
         (await e.post("/embeddings", {"model": "m", "input": ["a b", "c"]}, False)).body
     )
     assert [len(d["embedding"]) for d in emb["data"]] == [8, 8]
+    short = await e.post("/embeddings", {"model": "m", "input": "a", "dimensions": 3}, False)
+    assert len(orjson.loads(short.body)["data"][0]["embedding"]) == 3
     assert emb["usage"]["prompt_tokens"] == tokens.count("a b") + tokens.count("c")
     b64 = orjson.loads(
         (
@@ -149,6 +151,11 @@ async def test_completions_and_embeddings() -> None:
         ("/chat/completions", {"model": "m"}),
         ("/completions", {"model": "m", "prompt": 5}),
         ("/embeddings", {"model": "m", "input": []}),
+        # A vector of any size would be built on the event loop: 2e6 blocked it for seconds.
+        ("/embeddings", {"model": "m", "input": "x", "dimensions": 2_000_000}),
+        ("/embeddings", {"model": "m", "input": "x", "dimensions": 0}),
+        ("/embeddings", {"model": "m", "input": "x", "dimensions": "8"}),
+        ("/embeddings", {"model": "m", "input": "x", "dimensions": None}),
         (
             "/chat/completions",
             {"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 0},

@@ -185,7 +185,10 @@ class SimEngine:
             return _error(400, "input must be a string or a non-empty list", "input")
         texts = [x if isinstance(x, str) else orjson.dumps(x).decode() for x in inputs]
         count = sum(tokens.count(t) for t in texts)
-        dim = body.get("dimensions") or self._cfg.embedding_dim
+        native = self._cfg.embedding_dim
+        dim = body.get("dimensions", native)
+        if type(dim) is not int or not 1 <= dim <= native:  # as OpenAI: at most the model's own
+            return _error(400, f"dimensions must be an integer from 1 to {native}", "dimensions")
         b64 = body.get("encoding_format") == "base64"
         async with self._slot():
             await asyncio.sleep(count / self._cfg.prefill_tps)

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from governd.actions import PRIORITIES, Action, Operation, Principal
-from governd.errors import GovernError, InvalidRequest
+from governd.errors import GovernError, InvalidRequest, ModelNotFound
 from governd.ids import new_id
 from governd.intent.auth import bearer
 from governd.intent.http import (
@@ -64,6 +64,7 @@ class OpenAIRoutes:
             Route("/v1/completions", self.completions, methods=["POST"]),
             Route("/v1/embeddings", self.embeddings, methods=["POST"]),
             Route("/v1/models", self.models, methods=["GET"]),
+            Route("/v1/models/{model:path}", self.model, methods=["GET"]),
         ]
 
     async def chat(self, request: Request) -> Response:
@@ -82,12 +83,16 @@ class OpenAIRoutes:
         """``GET /v1/models``: only the models the key may use."""
         principal = await self._keyring.authenticate(bearer(request))
         allowed = self._tree.models_for(principal)
-        data = [
-            {"id": name, "object": "model", "created": 0, "owned_by": "governd"}
-            for name in self._config.models
-            if name in allowed
-        ]
+        data = [_model(name) for name in self._config.models if name in allowed]
         return json_response({"object": "list", "data": data})
+
+    async def model(self, request: Request) -> Response:
+        """``GET /v1/models/{model}``: the model, if the key may use it (else 404, as OpenAI)."""
+        principal = await self._keyring.authenticate(bearer(request))
+        name = request.path_params["model"]
+        if name not in self._config.models or name not in self._tree.models_for(principal):
+            raise ModelNotFound(f"The model '{name}' does not exist", param="model")
+        return json_response(_model(name))
 
     async def _governed(self, request: Request, operation: Operation) -> Response:
         calls = self._calls
@@ -156,3 +161,8 @@ async def _sse(call: ModelCall) -> AsyncGenerator[bytes, None]:
     async with call:
         async for chunk in call.stream():
             yield chunk
+
+
+def _model(name: str) -> dict[str, Any]:
+    """A model alias as OpenAI's model object."""
+    return {"id": name, "object": "model", "created": 0, "owned_by": "governd"}
