@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from governd.cli.admin_client import AdminClient, AdminError
 from governd.server.launcher import free_port, serve_process
 from governd.testing.postgres import PostgresCluster, postgres_cluster
 from governd.testing.redis import redis_server
@@ -164,3 +165,20 @@ def ray_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(head.pid, signal.SIGKILL)
         head.wait()
+
+
+def entry_of(admin: AdminClient, request_id: str, timeout: float = 20.0) -> dict[str, object]:
+    """The ledger entry of a request, once the server has settled it.
+
+    A whole reply is sent before its call is settled (``SettledAfter``), so
+    the entry can trail the reply by a moment.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found: dict[str, object] = admin.call("GET", f"/admin/v1/ledger/{request_id}")
+            return found
+        except AdminError as exc:
+            if exc.status != 404 or time.monotonic() > deadline:
+                raise
+        time.sleep(0.05)

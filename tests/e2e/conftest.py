@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import openai
 import pytest
 
-from governd.cli.admin_client import AdminClient, AdminError
+from governd.cli.admin_client import AdminClient
 from governd.server.launcher import Served, free_port, governd_server
-from tests.conftest import FakeUpstreamProc, write_yaml
+from tests.conftest import FakeUpstreamProc, entry_of, write_yaml
 
 ADMIN = "adm-e2e-secret"
 UPSTREAM_SECRET = "sk-upstream-secret-never-shown"
@@ -100,20 +99,8 @@ class Gateway:
         )
 
     def entry(self, request_id: str, timeout: float = 20.0) -> dict[str, object]:
-        """The ledger entry of a request, once the server has settled it.
-
-        A whole reply is sent before its call is settled (``SettledAfter``), so
-        the entry can trail the reply by a moment.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                found: dict[str, object] = self.admin.call("GET", f"/admin/v1/ledger/{request_id}")
-                return found
-            except AdminError as exc:
-                if exc.status != 404 or time.monotonic() > deadline:
-                    raise
-            time.sleep(0.05)
+        """The ledger entry of a request, once the server has settled it."""
+        return entry_of(self.admin, request_id, timeout)
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from governd.cli.admin_client import AdminClient
 from governd.ledger.signing import Signer
 from governd.server.launcher import Served, governd_server
 from governd.testing.postgres import PostgresCluster
-from tests.conftest import governd_cli, write_yaml
+from tests.conftest import entry_of, governd_cli, write_yaml
 
 ADMIN = "adm-budgets"
 MESSAGES = [{"role": "user", "content": "Count to twenty, please."}]
@@ -204,7 +204,12 @@ def test_refusal_names_the_budget_and_reaches_no_upstream(server: Served) -> Non
 def test_operators_change_budgets_at_runtime_and_it_is_recorded(server: Served) -> None:
     made = key_for(server, "keyed")
     client = openai.OpenAI(base_url=server.url + "/v1", api_key=made["key"], max_retries=0)
-    client.chat.completions.create(model="m", messages=MESSAGES, max_tokens=OUT)  # type: ignore[arg-type]
+    first = client.chat.completions.with_raw_response.create(
+        model="m",
+        messages=MESSAGES,  # type: ignore[arg-type]
+        max_tokens=OUT,
+    )
+    entry_of(AdminClient(server.url, ADMIN), first.headers["x-governd-request-id"])  # recorded
     out = cli(
         server, "budgets", "set", made["id"], "--tokens", str(2 * OUT), "--period", "hour", "--json"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -191,3 +192,45 @@ async def test_a_change_through_one_replica_binds_the_others_at_once() -> None:
     assert await b.change(key, Limit(2.0)) == Limit(1.0)
     await a.reserve(WHO, Cost(1.0, 0))
     assert a.limit(key) == Limit(2.0)
+
+
+async def test_redis_losing_its_memory_resets_no_budget(redis_url: str) -> None:
+    """Redis restarted without persistence: each window is seeded from the ledger again."""
+    from redis.asyncio import Redis
+
+    from governd.governance.state.redis_budgets import RedisState
+
+    source, clock = MemoryBudgetSource(), ManualClock(start=3600)
+    key = BudgetKey("acme/t/p", "usd", "day")
+    source.saved[key] = Limit(10.0)
+    budgets = Budgets(RedisState(redis_url), ZoneInfo("UTC"), clock, source)
+    await budgets.sync()
+    await budgets.settle(await budgets.reserve(WHO, Cost(6.0, 0)), Cost(6.0, 0))
+    source.spent[key] = 6.0  # what the ledger recorded
+    raw = Redis.from_url(redis_url)
+    await raw.flushall()
+    await raw.aclose()
+    with pytest.raises(BudgetExceeded, match=r"spent \$6\.0000"):
+        await budgets.reserve(WHO, Cost(5.0, 0))
+    await budgets.reserve(WHO, Cost(4.0, 0))  # 6 + 4: exactly full
+    await budgets.state.aclose()
+
+
+async def test_a_charge_made_while_redis_is_down_is_owed_not_lost(tmp_path: Path) -> None:
+    from governd.governance.state.redis_budgets import RedisState
+    from governd.server.launcher import free_port
+    from governd.testing.redis import redis_server
+
+    source, clock, port = MemoryBudgetSource(), ManualClock(start=3600), free_port()
+    key = BudgetKey("acme/t/p", "usd", "day")
+    source.saved[key] = Limit(10.0)
+    with redis_server(tmp_path, port) as url:
+        budgets = Budgets(RedisState(url), ZoneInfo("UTC"), clock, source)
+        await budgets.sync()
+        hold = await budgets.reserve(WHO, Cost(6.0, 0))
+    await budgets.settle(hold, Cost(6.0, 0))  # Redis is down: owed, and the reply still ends
+    with redis_server(tmp_path, port):  # back, with nothing in memory; the ledger has no entry
+        with pytest.raises(BudgetExceeded):
+            await budgets.reserve(WHO, Cost(5.0, 0))  # the 6 owed were paid first
+        await budgets.reserve(WHO, Cost(4.0, 0))
+        await budgets.state.aclose()

@@ -19,6 +19,7 @@ policies.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,7 @@ from governd.errors import (
     PolicyDenied,
     RateLimited,
     RunLimitExceeded,
+    StateUnavailable,
 )
 from governd.governance import tools
 from governd.governance.bets import Bet, Bets, Metered, Sized
@@ -49,6 +51,8 @@ from governd.governance.ratelimits import Permit, RateLimits
 from governd.governance.runs import LocalRuns, RunHold, Runs
 from governd.governance.state.setup import limit_state
 from governd.governance.terms import Terms, TermsBook
+
+log = logging.getLogger("governd.admission")
 
 
 @dataclass(slots=True)
@@ -236,12 +240,15 @@ class Admission:
         """Give back the unused part of what the call held; count its output size."""
         tokens = usage.input_tokens + usage.output_tokens
         self.bets.observe(admitted.sized, usage)
-        if admitted.permit is not None:
-            await self.limits.release(admitted.permit, tokens)
-        if admitted.hold is not None:
+        if admitted.hold is not None:  # first: it never fails (a charge Redis refuses is owed)
             await self.budgets.settle(admitted.hold, Cost(cost_usd, tokens))
-        if admitted.run is not None:
-            await self.runs.settle(admitted.run, cost_usd)
+        try:
+            if admitted.permit is not None:
+                await self.limits.release(admitted.permit, tokens)
+            if admitted.run is not None:
+                await self.runs.settle(admitted.run, cost_usd)
+        except StateUnavailable as exc:  # the reply is out: its leases free what it held
+            log.warning("a call's rate-limit or run share left to its lease: %s", exc)
 
     async def _reserve(
         self, action: Action, terms: Terms, path: BudgetPath, decision: Decision, priority: Priority

@@ -86,6 +86,21 @@ UNITS: tuple[Unit, ...] = ("usd", "tokens", "device_hours")
 #: What ``BudgetState.reserve`` says when the limits it was given are older than the state's.
 Stale = Literal["stale"]
 
+#: How long a call's hold outlives a replica that died holding it (then it is freed).
+HOLD_LEASE_S = 900.0
+
+
+@dataclass(frozen=True, slots=True)
+class Unseeded:
+    """What ``BudgetState.reserve`` says of a window whose spend was never loaded from the ledger.
+
+    A shared state that lost its counters (Redis restarted without persistence)
+    forgets every window: each is seeded from the ledger again before it holds.
+    """
+
+    index: int
+
+
 #: A state's handles of some budgets' counters in their windows (``BudgetState.cells``): opaque
 #: to all but the state that made them, so that a call finds its counters without a lookup.
 Cells = Sequence[Any]
@@ -167,4 +182,6 @@ class Hold:
 
     path: BudgetPath
     amounts: list[float]
+    #: The state's name for it (a shared state frees it by name when its lease runs out).
+    ticket: str = ""
     settled: bool = False

@@ -23,18 +23,20 @@ replica enforces the new limit.
 
 from __future__ import annotations
 
+import logging
 import math
 import operator
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Protocol
+from collections import defaultdict, deque
+from collections.abc import Iterable, Mapping
 from zoneinfo import ZoneInfo
 
 from governd.actions import Principal
 from governd.clock import Clock
 from governd.config import LadderConfig
-from governd.errors import BudgetExceeded
+from governd.errors import BudgetExceeded, StateUnavailable
+from governd.governance.budget_state import BudgetSource, BudgetState
 from governd.governance.budget_values import (
+    HOLD_LEASE_S,
     UNITS,
     BudgetKey,
     BudgetPath,
@@ -46,6 +48,7 @@ from governd.governance.budget_values import (
     Limit,
     Stale,
     Unit,
+    Unseeded,
 )
 from governd.governance.periods import Period, window
 
@@ -53,6 +56,8 @@ __all__ = [
     "UNITS",
     "BudgetKey",
     "BudgetPath",
+    "BudgetSource",
+    "BudgetState",
     "BudgetUse",
     "Budgets",
     "Cells",
@@ -62,71 +67,12 @@ __all__ = [
     "Limit",
     "Stale",
     "Unit",
+    "Unseeded",
 ]
+log = logging.getLogger("governd.budgets")
 _MAX_PATHS = 100_000
 #: Retry-After when held room, not spend, fills a budget: calls in flight settle within seconds.
 RETRY_IN_FLIGHT_S = 1.0
-
-
-class BudgetState(Protocol):
-    """The counters: spent and reserved per budget and window, and the budgets' generation."""
-
-    #: Whether other processes share it (then another replica may add a budget at any time).
-    shared: bool
-
-    def cells(self, slots: Sequence[tuple[BudgetKey, float]]) -> Cells:
-        """Handles of the counters of each ``(budget, window start)``, for the calls below."""
-        ...
-
-    async def reserve(
-        self, cells: Cells, amounts: Sequence[float], limits: Sequence[float], generation: int
-    ) -> int | Stale | None:
-        """Hold every amount, or none: the index of the first that does not fit, or ``"stale"``."""
-        ...
-
-    async def generation(self) -> int:
-        """How many times the set of budgets has changed (0 when never, or forgotten)."""
-        ...
-
-    async def bump(self) -> None:
-        """Say the set of budgets changed, so that every holder of older limits reloads."""
-        ...
-
-    async def settle(self, cells: Cells, held: Sequence[float], actual: Sequence[float]) -> None:
-        """Release what was held and charge what was used, cell by cell."""
-        ...
-
-    async def usage(self, key: BudgetKey, window: float) -> tuple[float, float]:
-        """``(spent, reserved)`` of a budget in a window."""
-        ...
-
-    async def usages(self, cells: Cells) -> list[tuple[float, float]]:
-        """``(spent, reserved)`` of each cell, read together."""
-        ...
-
-    async def preload(self, key: BudgetKey, window: float, spent: float) -> None:
-        """Start a window at ``spent`` (rebuilt from the ledger), unless it already has a value."""
-        ...
-
-    async def aclose(self) -> None:
-        """Release connections."""
-        ...
-
-
-class BudgetSource(Protocol):
-    """Where budgets come from: the config and operators' changes, and the spend recorded."""
-
-    async def limits(self) -> dict[BudgetKey, Limit]:
-        """Every budget that exists now."""
-        ...
-
-    async def save(self, key: BudgetKey, limit: Limit) -> None:
-        """Store an operator's change (it outlives restarts and config edits)."""
-        ...
-
-    async def spent_since(self, key: BudgetKey, since: float) -> float:
-        """What the ledger recorded against a budget since ``since``."""
-        ...
 
 
 class Budgets:
@@ -152,6 +98,9 @@ class Budgets:
         self._plans: dict[Principal, BudgetPath] = {}
         # The current window of each period: recomputed when time leaves it, not per request.
         self._windows: dict[Period, tuple[float, float]] = {}
+        #: Settlements not yet taken by the state, oldest first (``settle``).
+        self._owed: deque[tuple[Hold, list[float]]] = deque()
+        self._paying = False
 
     def set(self, key: BudgetKey, limit: Limit) -> Limit | None:
         """Create or change a budget here only; returns the previous limit."""
@@ -306,22 +255,43 @@ class Budgets:
             any(map(operator.ge, fractions, path.steps)),
         )
 
-    async def reserve(self, principal: Principal, bound: Cost) -> Hold:
-        """Hold ``bound`` on every budget of the path; ``BudgetExceeded`` naming the first that cannot."""
-        return await self.reserve_on(self.path(principal), bound)
+    async def reserve(
+        self, principal: Principal, bound: Cost, lease_s: float = HOLD_LEASE_S
+    ) -> Hold:
+        """Hold ``bound`` on every budget of the path; ``BudgetExceeded`` naming the first that cannot.
 
-    async def reserve_on(self, path: BudgetPath, bound: Cost) -> Hold:
+        ``lease_s``: how long the hold outlives this process if it dies holding it.
+        """
+        return await self.reserve_on(self.path(principal), bound, lease_s)
+
+    async def reserve_on(
+        self, path: BudgetPath, bound: Cost, lease_s: float = HOLD_LEASE_S
+    ) -> Hold:
         """``reserve`` on a path already at hand."""
+        ticket = self.state.ticket()
+        if self._owed:  # charges made while the state was down count before anything new
+            await self._pay()
         while True:
             # Even no budgets: a path without them learns of new ones (a stale generation).
             amounts = path.amounts(bound)
-            refused = await self.state.reserve(path.cells, amounts, path.caps, self._generation)
+            refused = await self.state.reserve(
+                path.cells, amounts, path.caps, self._generation, ticket, lease_s
+            )
             if refused is None:
-                return Hold(path, amounts)
-            if refused != "stale":
+                return Hold(path, amounts, ticket)
+            if isinstance(refused, Unseeded):
+                await self._seed(path, refused.index)
+            elif refused == "stale":
+                await self.sync()
+                path = self.path(path.principal)
+            else:
                 raise await self._exceeded(path, refused, amounts[refused])
-            await self.sync()
-            path = self.path(path.principal)
+
+    async def _seed(self, path: BudgetPath, index: int) -> None:
+        """Start a window the state forgot (or never had) at what the ledger recorded in it."""
+        key, start = path.keys[index], path.windows[index]
+        spent = 0.0 if self._source is None else await self._source.spent_since(key, start)
+        await self.state.preload(key, start, spent)
 
     async def top_up(self, hold: Hold, extra: Cost) -> None:
         """Raise a live hold by ``extra`` on each of its budgets; ``BudgetExceeded`` if one is full.
@@ -336,21 +306,50 @@ class Budgets:
                 self._limits[key].limit if key in self._limits else limit.limit
                 for key, limit in zip(path.keys, path.limits, strict=True)
             ]
-            refused = await self.state.reserve(path.cells, more, limits, self._generation)
+            refused = await self.state.reserve(
+                path.cells, more, limits, self._generation, hold.ticket, HOLD_LEASE_S
+            )
             if refused is None:
                 hold.amounts = [a + m for a, m in zip(hold.amounts, more, strict=True)]
                 return
-            if refused != "stale":
+            if isinstance(refused, Unseeded):
+                await self._seed(path, refused.index)
+            elif refused == "stale":
+                await self.sync()
+            else:
                 raise await self._exceeded(path, refused, more[refused], limits[refused])
-            await self.sync()
 
     async def settle(self, hold: Hold, actual: Cost) -> None:
-        """Charge the real cost and release the rest of the hold (once)."""
+        """Charge the real cost and release the rest of the hold (once).
+
+        A settlement the state cannot take now (Redis down) is owed: it is paid,
+        in order, before the next one, so no charge is lost; its hold lapses
+        with its lease meanwhile. Paying one twice (the first try did reach
+        Redis) charges twice: the safe side of a hard limit.
+        """
         if hold.settled or not hold.amounts:
             hold.settled = True
             return
         hold.settled = True
-        await self.state.settle(hold.path.cells, hold.amounts, hold.path.amounts(actual))
+        self._owed.append((hold, hold.path.amounts(actual)))
+        await self._pay()
+
+    async def _pay(self) -> None:
+        """Settle what is owed, oldest first, until the state refuses."""
+        if self._paying:  # the payer in progress pays every one queued
+            return
+        self._paying = True
+        try:
+            while self._owed:
+                owed, charge = self._owed[0]
+                await self.state.settle(owed.path.cells, owed.ticket, owed.amounts, charge)
+                self._owed.popleft()
+        except StateUnavailable as exc:
+            log.warning(
+                "%d budget settlement(s) owed until state is back: %s", len(self._owed), exc
+            )
+        finally:
+            self._paying = False
 
     async def _exceeded(
         self, path: BudgetPath, index: int, held: float, limit: float | None = None

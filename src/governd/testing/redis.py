@@ -13,9 +13,9 @@ from governd.server.launcher import free_port, stop
 
 
 @contextlib.contextmanager
-def redis_server(folder: Path) -> Iterator[str]:
-    """Start redis-server on a free port; yields its URL; stops it when the block ends."""
-    port = free_port()
+def redis_server(folder: Path, port: int | None = None) -> Iterator[str]:
+    """Start redis-server on ``port`` (a free one if None); yields its URL; stops it at the end."""
+    port = port or free_port()
     proc = subprocess.Popen(
         [
             "redis-server",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from governd.governance.budgets import BudgetKey, Stale
+from governd.governance.budgets import BudgetKey, Stale, Unseeded
 
 
 class _Slot:
@@ -32,6 +32,10 @@ class LocalState:
         self._generation = 0
         self._preloaded: set[tuple[BudgetKey, float]] = set()
 
+    def ticket(self) -> str:
+        """Holds need no name: they die with the process that holds them."""
+        return ""
+
     def cells(self, slots: Sequence[tuple[BudgetKey, float]]) -> list[_Slot]:
         found = self._slots
         return [found[slot] for slot in slots]
@@ -42,7 +46,9 @@ class LocalState:
         amounts: Sequence[float],
         limits: Sequence[float],
         generation: int,
-    ) -> int | Stale | None:
+        ticket: str = "",
+        lease_s: float = 0.0,
+    ) -> int | Stale | Unseeded | None:
         if generation != self._generation:
             return "stale"
         for slot, amount, limit in zip(cells, amounts, limits, strict=True):
@@ -53,7 +59,7 @@ class LocalState:
         return None
 
     async def settle(
-        self, cells: Sequence[_Slot], held: Sequence[float], actual: Sequence[float]
+        self, cells: Sequence[_Slot], ticket: str, held: Sequence[float], actual: Sequence[float]
     ) -> None:
         for slot, amount, used in zip(cells, held, actual, strict=True):
             left = slot.reserved - amount

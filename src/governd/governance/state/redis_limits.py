@@ -9,8 +9,6 @@ clock, so replicas never disagree about time.
 
 from __future__ import annotations
 
-from redis.asyncio import BlockingConnectionPool, Redis
-
 from governd.governance.ratelimits import (
     WINDOW_S,
     Kind,
@@ -20,7 +18,7 @@ from governd.governance.ratelimits import (
     Permit,
     Refusal,
 )
-from governd.governance.state.redis_budgets import guarded
+from governd.governance.state.redis_budgets import connect, guarded
 from governd.ids import new_id
 
 LEASE_S = 900  # the longest a call may hold an in-flight slot of a replica that died
@@ -90,8 +88,7 @@ class RedisLimits:
     """``LimitState`` over a Redis server."""
 
     def __init__(self, url: str) -> None:
-        pool = BlockingConnectionPool.from_url(url, max_connections=64, timeout=5)
-        self._redis: Redis = Redis(connection_pool=pool)
+        self._redis = connect(url)
         self._acquire = self._redis.register_script(_ACQUIRE)
         self._release = self._redis.register_script(_RELEASE)
 

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool, Redis
-
 from governd.config.agents import RunLimitsConfig
 from governd.governance.runs import RunTotals, Take
-from governd.governance.state.redis_budgets import guarded
+from governd.governance.state.redis_budgets import connect, guarded
 
 # Same checks, in the same order, as ``runs.refusal``.
 _TAKE = """
@@ -68,10 +66,7 @@ class RedisRuns:
     """``RunState`` over a Redis server (``state: redis://...``)."""
 
     def __init__(self, url: str, idle_ttl_s: float) -> None:
-        pool = BlockingConnectionPool.from_url(
-            url, max_connections=64, timeout=5, decode_responses=True
-        )
-        self._redis: Redis = Redis(connection_pool=pool)
+        self._redis = connect(url, decode_responses=True)
         self._take = self._redis.register_script(_TAKE)
         self._preload = self._redis.register_script(_PRELOAD)
         self._ttl = int(idle_ttl_s)

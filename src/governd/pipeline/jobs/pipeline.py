@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Coroutine, Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -48,6 +49,9 @@ log = logging.getLogger("governd.jobs")
 
 #: Seconds before an unavailable executor is tried again.
 _EXECUTOR_RETRY_S = 5.0
+#: A job holds its bound while queued and running, for hours maybe: its hold never lapses (a
+#: restart takes it again, for every job still active).
+JOB_LEASE_S = math.inf
 
 
 class Jobs:
@@ -100,7 +104,7 @@ class Jobs:
                 requeue_after_restart(row, self._clock.now())
             path = self._budgets.path(principal_of(row))
             try:
-                hold = await self._budgets.reserve_on(path, bound(row))
+                hold = await self._budgets.reserve_on(path, bound(row), JOB_LEASE_S)
             except GovernError as exc:
                 held = Hold(path, [])  # nothing: settling it charges nothing
                 await self._finish(Live(row, held), "failed", f"at restart: {exc.message}", None)
@@ -138,7 +142,7 @@ class Jobs:
         try:
             self.terms.check(principal, spec)
             decision = await self._admission.admit_job(action, view)
-            hold = await self._budgets.reserve(principal, bound(row))
+            hold = await self._budgets.reserve(principal, bound(row), JOB_LEASE_S)
         except GovernError as exc:
             row.status = JobStatus.REFUSED
             row.reason = exc.message
