@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from governd.actions import Principal
 from governd.clock import Clock
-from governd.errors import AuthenticationFailed, InvalidRequest, NotFound
+from governd.errors import AuthenticationFailed, InvalidRequest, NotFound, StorageUnavailable
 from governd.governance.principals import PrincipalTree
 
 KEY_PREFIX = "gvd-"
@@ -121,7 +121,14 @@ class KeyRing:
         now = self._clock.now()
         hit = self._cache.get(h)
         if hit is None or now - hit[2] > self._cache_s:
-            row = await asyncio.to_thread(self._store.key_by_hash, h)
+            try:
+                row = await asyncio.to_thread(self._store.key_by_hash, h)
+            except StorageUnavailable:
+                if hit is None:
+                    raise
+                # Stale if error: a key seen before keeps working while the store is down (a
+                # revocation made meanwhile binds once it is back).
+                return self._valid(hit, now)
             if row is None:
                 self._cache.pop(h, None)
                 raise AuthenticationFailed("invalid API key")
@@ -132,6 +139,10 @@ class KeyRing:
                 raise AuthenticationFailed("API key's principal no longer exists") from None
             hit = (key, Principal(base.org, base.team, base.project, key.id), now)
             self._cache[h] = hit
+        return self._valid(hit, now)
+
+    @staticmethod
+    def _valid(hit: tuple[ApiKey, Principal, float], now: float) -> Principal:
         key, principal, _ = hit
         if key.revoked_at is not None:
             raise AuthenticationFailed("API key revoked")

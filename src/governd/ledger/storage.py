@@ -57,6 +57,25 @@ def unreachable(url: str, exc: sa.exc.OperationalError) -> StorageUnavailable:
     return StorageUnavailable(f"cannot open the ledger at {shown}: {why}")
 
 
+def _unavailable(url: str) -> Any:
+    """An engine's error hook: a database that cannot be reached or used is a 503, not a 500.
+
+    Every caller (a key lookup, an admin read, the writer) then sees one
+    ``StorageUnavailable`` naming the database without its password.
+    """
+    shown = sa.make_url(url).render_as_string(hide_password=True)
+
+    def replace(ctx: sa.engine.ExceptionContext) -> BaseException | None:
+        if not (ctx.is_disconnect or isinstance(ctx.sqlalchemy_exception, sa.exc.OperationalError)):
+            return None
+        why = str(ctx.original_exception).strip().splitlines()[0] if ctx.original_exception else ""
+        return StorageUnavailable(
+            f"the ledger database {shown} is unavailable: {why}", retry_after=1.0
+        )
+
+    return replace
+
+
 class Storage:
     """SQLAlchemy-backed store for entries and keys; ``url`` is a SQLAlchemy URL."""
 
@@ -64,13 +83,16 @@ class Storage:
         self.url = url
         if url.startswith("sqlite:///") and not url.endswith(":memory:"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: Engine = sa.create_engine(url, future=True)
+        # pre_ping: a connection that died with its server is replaced, not handed out.
+        self.engine: Engine = sa.create_engine(url, future=True, pool_pre_ping=True)
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas(durable))
         try:
             migrate.upgrade(self.engine)
         except sa.exc.OperationalError as exc:
             raise unreachable(url, exc) from None
+        # After the migrations, which report their own failures (``unreachable``).
+        sa.event.listen(self.engine, "handle_error", _unavailable(url))
         self._names = NameIds()
 
     def close(self) -> None:

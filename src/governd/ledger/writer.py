@@ -39,6 +39,13 @@ log = logging.getLogger("governd.ledger")
 
 _STOP = object()
 _MAX_BATCH = 2048
+_SAY_EVERY_S = 30.0
+
+
+def _why(exc: Exception) -> str:
+    """An error's first line, for a log line that stays one line."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class LedgerWriter:
@@ -74,6 +81,9 @@ class LedgerWriter:
         self._flushed = threading.Condition()
         self._written = 0
         self._enqueued = 0
+        #: The store refused the last batch (set by the writer thread, read by the event loop).
+        self.failing = False
+        self._down_at = self._said_at = 0.0
 
     def start(self) -> None:
         """Start the writer thread; a signing key the ledger has not seen is recorded in it first."""
@@ -169,40 +179,47 @@ class LedgerWriter:
 
     def _maybe_roll_up(self, force: bool) -> None:
         """Fold new entries into the rollups about once a second."""
-        if not self._written or not (force or time.monotonic() - self._last_roll_up >= 1.0):
+        if self.failing or not self._written:
+            return
+        if not (force or time.monotonic() - self._last_roll_up >= 1.0):
             return
         try:
             self._storage.roll_up()
-        except Exception:
-            log.exception("ledger roll-up failed; will retry")
+        except Exception as exc:
+            log.warning("ledger roll-up failed (%s); will retry", _why(exc))
         self._last_roll_up = time.monotonic()
 
     def _maybe_checkpoint(self, force: bool) -> None:
         """Sign a checkpoint every ``checkpoint_every`` entries or ``checkpoint_s`` seconds."""
-        if self._signer is None or not self._unsigned:
+        if self._signer is None or not self._unsigned or self.failing:
             return
         due = time.monotonic() - self._last_checkpoint >= self._checkpoint_s
         if not (force or due or self._unsigned >= self._checkpoint_every):
             return
         try:
             self._storage.checkpoint(self._signer, time.time())
-        except Exception:
-            log.exception("ledger checkpoint failed; will retry")
+        except Exception as exc:
+            log.warning("ledger checkpoint failed (%s); will retry", _why(exc))
             return
         self._unsigned = 0
         self._last_checkpoint = time.monotonic()
 
     def _write(self, pending: list[LedgerEntry], retry_forever: bool) -> list[LedgerEntry]:
+        pause = self._interval * 10
         while pending:
             batch = pending[:_MAX_BATCH]
             try:
                 self._storage.append(batch)
-            except Exception:
-                log.exception("ledger write failed; %d entries kept for retry", len(pending))
+            except Exception as exc:
+                self._failed(exc, len(pending))
                 if not retry_forever:
                     return pending
-                time.sleep(min(1.0, self._interval * 10))
+                time.sleep(pause)
+                pause = min(1.0, pause * 2)
                 continue
+            if self.failing:
+                log.warning("ledger store is back after %.1f s", time.monotonic() - self._down_at)
+                self.failing = False
             del pending[: len(batch)]
             self._unsigned += len(batch)
             self._mark_written(len(batch))
@@ -211,6 +228,28 @@ class LedgerWriter:
                     waiting, self._room = self._room, []
                 _resolve(waiting)
         return pending
+
+    def _failed(self, exc: Exception, kept: int) -> None:
+        """Say once that the store fails, then at most every 30 s (not a traceback per retry)."""
+        now = time.monotonic()
+        if not self.failing:
+            self.failing, self._down_at, self._said_at = True, now, now
+            log.warning("ledger store failed (%s); %d entries kept, retrying", _why(exc), kept)
+        elif now - self._said_at >= _SAY_EVERY_S:
+            self._said_at = now
+            log.warning("ledger store still failing (%s); %d entries kept", _why(exc), kept)
+
+    @property
+    def bound(self) -> int:
+        """How many entries batched durability buffers before new work is refused."""
+        return self._max_pending
+
+    @property
+    def accepting(self) -> bool:
+        """Whether new work may start: strict needs a working store; batched, room to buffer."""
+        if not self.failing:
+            return True
+        return not self._strict and self.lag < self._max_pending
 
     def _mark_written(self, n: int) -> None:
         with self._flushed:

@@ -59,6 +59,7 @@ class ModelCalls:
         """Decide and route ``action``; a refusal or upstream failure is recorded, then raised."""
         started = self.clock.monotonic()
         try:
+            self._recorder.check_recordable()
             admitted = await self.admission.admit(action)
         except GovernError as exc:
             await self.settle(Settlement(action, started, refusal(exc, None), error=exc))

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from governd.actions import Action
 from governd.clock import Clock
 from governd.controllers.run_risk import RunRisk
+from governd.errors import StorageUnavailable
 from governd.governance.runs import Runs
 from governd.ledger import LedgerEntry, LedgerWriter
 from governd.ledger.writer import control_entry
@@ -77,8 +78,24 @@ class Recorder:
         await self.append(entry)
         return entry.id
 
+    def check_recordable(self) -> None:
+        """``StorageUnavailable`` when new work could not be recorded (``LedgerWriter.accepting``).
+
+        Strict durability refuses work while the store fails rather than answer
+        unrecorded; batched, once its buffer is full.
+        """
+        if not self._writer.accepting:
+            raise StorageUnavailable(
+                "the ledger cannot record new work now (its database is unavailable)",
+                retry_after=1.0,
+            )
+
     async def append(self, entry: LedgerEntry) -> None:
-        """Append an entry no observer counts (a control entry), waiting as the ledger requires."""
+        """Append an entry no observer counts (a control entry), waiting as the ledger requires.
+
+        While the store fails, a refusal's entry is queued, not awaited: nothing
+        was done that must be recorded before the answer.
+        """
         durable = self._writer.append(entry)
-        if durable is not None:
+        if durable is not None and not (self._writer.failing and entry.decision != "allow"):
             await durable

@@ -39,6 +39,7 @@ class ToolCalls:
         error: GovernError | None = None
         result: types.CallToolResult | None = None
         try:
+            self._recorder.check_recordable()
             decision = await self._admit(action, target.server, target.tier or "destructive")
             await self._admission.hold_run(action)
             result = await upstream.call_tool(target.tool, action.body)

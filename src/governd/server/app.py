@@ -158,11 +158,20 @@ def _routes(s: Services, gateway: McpGateway, jobs: Jobs) -> list[Route]:
         return Response(s.metrics.render(), media_type=CONTENT_TYPE)
 
     async def readyz(request: Request) -> Response:
+        # Batched durability buffers while the store fails: ready, and it says so (degraded).
+        # Strict refuses new work then: not ready. Every replica shares the store, so a
+        # load balancer that dropped the degraded ones would drop them all.
         try:
             await asyncio.to_thread(s.storage.count)
+            reachable = True
         except Exception:
-            return json_response({"status": "unavailable", "storage": "unreachable"}, 503)
-        return json_response({"status": "ready", "ledger_lag": s.writer.lag})
+            reachable = False
+        w = s.writer
+        ledger = {"lag": w.lag, "bound": w.bound, "store": "ok" if reachable else "unreachable"}
+        if not w.accepting or (w.strict and not reachable):
+            return json_response({"status": "unavailable", "ledger": ledger}, 503)
+        status = "ready" if reachable and not w.failing else "degraded"
+        return json_response({"status": status, "ledger_lag": w.lag, "ledger": ledger})
 
     return [
         Route("/healthz", healthz, methods=["GET"]),

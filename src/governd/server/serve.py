@@ -10,6 +10,7 @@ import uvicorn
 
 from governd import tokens
 from governd.config import GovernConfig
+from governd.observe import outages
 from governd.server.app import create_app
 
 
@@ -47,6 +48,10 @@ def run(cfg: GovernConfig, host: str, port: int) -> None:
     )
     # The MCP client's HTTP library logs every request at INFO: the ledger already has them.
     logging.getLogger("httpx2").setLevel(logging.WARNING)
+    # The pool logs a traceback for every dead connection it fails to reset: while a database
+    # is down that is thousands. The ledger writer says it once, then every 30 s.
+    logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)
+    outages.install()
     app = create_app(cfg)
     tokens.warm()
     tune_gc()

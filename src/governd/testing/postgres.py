@@ -20,9 +20,18 @@ from governd.server.launcher import free_port
 class PostgresCluster:
     """A running cluster; ``new_database`` hands out empty databases."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, pg_ctl: list[str] | None = None) -> None:
         self.port = port
         self._made = itertools.count()
+        self._pg_ctl = pg_ctl or []
+
+    def stop(self) -> None:
+        """Stop the server at once (as a crash would), keeping its data."""
+        _as_postgres(*self._pg_ctl, "-m", "immediate", "stop")
+
+    def start(self) -> None:
+        """Start it again on the same port; returns once it accepts connections."""
+        _as_postgres(*self._pg_ctl, "-w", "start")
 
     def new_database(self) -> str:
         """A SQLAlchemy URL of an empty database of its own."""
@@ -56,11 +65,12 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
     options = (
         f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
     )
-    _as_postgres(
-        str(bins[-1] / "pg_ctl"), "-D", data, "-w", "-o", options, "-l", str(base / "log"), "start"
-    )
+    pg_ctl = [str(bins[-1] / "pg_ctl"), "-D", data, "-o", options, "-l", str(base / "log")]
+    _as_postgres(*pg_ctl, "-w", "start")
+    cluster = PostgresCluster(port, pg_ctl)
     try:
-        yield PostgresCluster(port)
+        yield cluster
     finally:
-        _as_postgres(str(bins[-1] / "pg_ctl"), "-D", data, "-m", "immediate", "stop")
+        with contextlib.suppress(subprocess.CalledProcessError):  # a test may have stopped it
+            cluster.stop()
         shutil.rmtree(base, ignore_errors=True)
