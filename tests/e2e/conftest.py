@@ -71,6 +71,9 @@ models:
   fake-echo: {{deployments: [{{upstream: fake, model: echo}}]}}
   fake-garbage: {{deployments: [{{upstream: fake, model: garbage}}]}}
   fake-cut: {{deployments: [{{upstream: fake, model: cut}}]}}
+  fake-overbill:
+    deployments: [{{upstream: fake, model: "overbill:100000"}}]
+    pricing: {{input: 1.0, output: 2.0}}
   fake-strusage:
     deployments: [{{upstream: fake, model: strusage}}]
     pricing: {{input: 1.0, output: 2.0}}

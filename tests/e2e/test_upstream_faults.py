@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import openai
 import pytest
 
 from governd import tokens
-from tests.conftest import FakeUpstreamProc
-from tests.e2e.conftest import UPSTREAM_SECRET, Gateway
+from tests.conftest import FakeUpstreamProc, governd_cli
+from tests.e2e.conftest import ADMIN, UPSTREAM_SECRET, Gateway
 
 MSG = [{"role": "user", "content": "x"}]
 
@@ -173,3 +175,34 @@ def test_an_upstream_4xx_echoing_the_credential_reaches_the_client_scrubbed(
         gateway.client().chat.completions.create(model="fake-echo", messages=MSG)  # type: ignore[arg-type]
     assert "unsupported header: [redacted]" in info.value.message
     assert UPSTREAM_SECRET not in info.value.response.text
+
+
+def test_an_upstream_billing_past_the_bound_is_charged_shown_and_tripped(
+    gateway: Gateway,
+) -> None:
+    budget = {"principal": "research", "unit": "usd", "period": "day", "limit": 1000.0}
+    gateway.admin.call("PUT", "/admin/v1/budgets", budget)
+    rid, _ = raw_chat(gateway, "fake-overbill", max_tokens=16)
+    entry = gateway.entry(rid)
+    assert entry["status"] == 200 and entry["error_code"] == "upstream_overbilled"
+    assert entry["output_tokens"] == 100_000, "charged what the upstream reports"
+    over = json.loads(str(entry["signals"]))["overbilled"]
+    assert (over["bound"], over["reported"], over["deployment"]) == (
+        16,
+        100_000,
+        "fake/overbill:100000",
+    )
+    assert over["overage_usd"] == pytest.approx((100_000 - 16) * 2.0 / 1e6)
+    with pytest.raises(openai.APIStatusError) as tripped:
+        raw_chat(gateway, "fake-overbill", max_tokens=16)
+    assert tripped.value.status_code == 503, "out of rotation until an operator clears it"
+    shown = governd_cli(gateway.url, ADMIN, "budgets", "show", "research")
+    assert "OVERBILLED $0.2000" in shown.stdout, shown.stdout + shown.stderr
+    listed = governd_cli(gateway.url, ADMIN, "deployments", "list")
+    assert "fake/overbill:100000" in listed.stdout and "TRIPPED" in listed.stdout
+    cleared = governd_cli(gateway.url, ADMIN, "deployments", "clear", "fake/overbill:100000")
+    assert cleared.returncode == 0 and "back in rotation" in cleared.stdout, cleared.stderr
+    again = governd_cli(gateway.url, ADMIN, "deployments", "clear", "fake/overbill:100000")
+    assert again.returncode == 1 and "is not tripped" in again.stderr
+    story = gateway.admin.call("GET", "/admin/v1/ledger", kind="control", limit=1000)["entries"]
+    assert {"upstream_tripped", "upstream_cleared"} <= {e["operation"] for e in story}

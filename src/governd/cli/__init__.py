@@ -2,7 +2,7 @@
 
 ``serve`` and ``demo`` run things; ``config check``, ``policy test``,
 ``audit`` and ``slos backtest`` work on files; the operational commands (``keys``, ``ledger``,
-``budgets``, ``approvals``, ``tools``, ``runs``, ``jobs``, ``slos``, ``releases``) talk to a running server's
+``budgets``, ``approvals``, ``tools``, ``runs``, ``jobs``, ``slos``, ``releases``, ``deployments``) talk to a running server's
 admin API at ``--url`` / ``GOVERND_URL`` with ``--admin-key`` /
 ``GOVERND_ADMIN_KEY``.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from governd.cli import admin, agents, explain, jobs, local, releases, slos
+from governd.cli import admin, agents, deployments, explain, jobs, local, releases, slos
 from governd.config import ConfigError
 from governd.errors import GovernError
 
@@ -63,6 +63,7 @@ for command in (
     jobs.jobs,
     slos.slos,
     releases.releases,
+    deployments.deployments,
     explain.explain,
 ):
     main.add_command(command)

@@ -226,6 +226,8 @@ def budgets_show(url: str, admin_key: str | None, principal: str | None, as_json
         unit = b["unit"]
         used = (b["spent"] / b["limit"] * 100) if b["limit"] else 100.0
         soft = f"soft {b['soft']:.0%}" if b["soft"] else ""
+        if b.get("overage"):
+            soft += f"  OVERBILLED {_money(unit, b['overage'])} (upstream past its bound)"
         click.echo(
             f"{b['principal']:<34} {unit:>6}/{b['period']:<5} limit {_money(unit, b['limit']):>14}  "
             f"spent {_money(unit, b['spent']):>14} ({used:5.1f}%)  reserved {_money(unit, b['reserved']):>12}  {soft}"

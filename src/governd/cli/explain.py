@@ -62,6 +62,8 @@ def render(out: dict[str, Any]) -> list[str]:
         ahead = ""
         if f and f["exhausts_at"]:
             ahead = f"  runs out {when(f['exhausts_at'])}" + (" (EARLY)" if f["early"] else "")
+        if b.get("overage"):
+            ahead += f"  of which {b['overage']:.4g} OVERBILLED by an upstream past its bound"
         lines.append(
             f"  {b['node']} {b['unit']}/{b['period']}: {b['spent']:.4g} spent + {b['reserved']:.4g} "
             f"held of {b['limit']:.4g} ({b['left']:.4g} left){ahead}  [{b['from']}]"

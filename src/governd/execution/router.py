@@ -95,6 +95,9 @@ class Router:
         self._breaker = (cfg.router.breaker_failures, cfg.router.breaker_cooldown_s)
         #: Deployments releases name that their alias does not list, made when first sent to.
         self._extra: dict[tuple[str, str], Target] = {}
+        #: Deployments out of rotation until an operator clears them, and why (a breach of
+        #: contract: billing past the bound a call was given). This replica's, like breakers.
+        self.tripped: dict[str, str] = {}
         self.gates: dict[str, CapacityGate] = {
             alias: CapacityGate(
                 alias,
@@ -114,6 +117,21 @@ class Router:
         pricing = dep.pricing or self._aliases[alias].pricing
         breaker = CircuitBreaker(*self._breaker, self._clock)
         return Target(alias, dep, self._upstreams[dep.upstream], breaker, pricing)
+
+    def trip(self, deployment: str, why: str) -> bool:
+        """Take ``deployment`` out of rotation until cleared; False if it already was."""
+        if deployment in self.tripped:
+            return False
+        self.tripped[deployment] = why
+        return True
+
+    def clear(self, deployment: str) -> str | None:
+        """Put a tripped deployment back in rotation; why it was tripped (None: it was not)."""
+        return self.tripped.pop(deployment, None)
+
+    def deployments(self) -> list[str]:
+        """Every deployment some alias routes to (``upstream/model``)."""
+        return sorted({t.name for targets in self._targets.values() for t in targets})
 
     def targets(self, alias: str) -> list[Target]:
         """The deployments of an alias."""
@@ -207,7 +225,9 @@ class Router:
         arm: Arm | None = None,
     ) -> Target | None:
         usable = [
-            t for t in self._arm(alias, arm) if t.breaker.available() and t.name not in drained
+            t
+            for t in self._arm(alias, arm)
+            if t.breaker.available() and t.name not in drained and t.name not in self.tripped
         ]
         if probe:
             return usable[0] if usable else None

@@ -81,3 +81,7 @@ class BudgetSource(Protocol):
     async def spent_since(self, key: BudgetKey, since: float) -> float:
         """What the ledger recorded against a budget since ``since``."""
         ...
+
+    async def overage_since(self, key: BudgetKey, since: float) -> float:
+        """Of that, what upstreams billed past the bounds calls were given."""
+        ...

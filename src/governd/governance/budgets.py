@@ -150,6 +150,13 @@ class Budgets:
         await self.sync()
         return before
 
+    async def overage(self, key: BudgetKey) -> float:
+        """What upstreams billed past calls' bounds in the budget's current window (in its spend)."""
+        if self._source is None:
+            return 0.0
+        start, _ = self.window(key)
+        return await self._source.overage_since(key, start)
+
     def limit(self, key: BudgetKey) -> Limit | None:
         """The limit of a budget, if it exists."""
         return self._limits.get(key)

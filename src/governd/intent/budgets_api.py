@@ -109,6 +109,8 @@ class BudgetRoutes:
             "period": key.period,
             "limit": limit.limit,
             "spent": spent,
+            # Of the spend, what upstreams billed past the bounds calls were given.
+            "overage": await self._budgets.overage(key),
             "reserved": reserved,
             "soft": limit.soft,
             "window_start": start,

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -74,6 +75,14 @@ def _unavailable(url: str) -> Any:
         )
 
     return replace
+
+
+def _under(c: Any, node: str) -> Any:
+    """Rows of ``node``'s subtree, or of one key (``path/key_id``)."""
+    head, _, last = node.rpartition("/")
+    if last.startswith("key_"):
+        return sa.and_(c.principal == head, c.key_id == last)
+    return in_subtree(c.principal, node)
 
 
 class Storage:
@@ -260,15 +269,20 @@ class Storage:
         else:
             amount = c.cost_usd if unit == "usd" else c.input_tokens + c.output_tokens
             ts = c.ts
-        head, _, last = node.rpartition("/")
-        where = (
-            sa.and_(c.principal == head, c.key_id == last)
-            if last.startswith("key_")
-            else in_subtree(c.principal, node)
-        )
+        where = _under(c, node)
         q = sa.select(sa.func.coalesce(sa.func.sum(amount), 0)).where(where, ts >= since, done)
         with self.engine.connect() as conn:
             return float(conn.execute(q).scalar_one())
+
+    def overbilled_since(self, node: str, since: float) -> list[dict[str, Any]]:
+        """The ``overbilled`` signals of calls under ``node`` since ``since`` whose upstream billed
+        past their bound (rare: each is a tripped deployment)."""
+        c = entries_named.c
+        where = _under(c, node)
+        q = sa.select(c.signals).where(where, c.ts >= since, c.error_code == "upstream_overbilled")
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).scalars().all()
+        return [orjson.loads(r).get("overbilled", {}) for r in rows if r]
 
     # approvals
 

@@ -1,4 +1,8 @@
-"""SLO alerts out to Alertmanager (``POST /api/v2/alerts``) and to webhooks in its payload format.
+"""Alerts out to Alertmanager (``POST /api/v2/alerts``) and to webhooks in its payload format.
+
+Two kinds: SLO burn alerts (judged by every replica), and *incidents* that
+stay firing until an operator resolves them (an upstream that billed past a
+call's bound, tripping its deployment).
 
 Alertmanager forgets an alert whose ``endsAt`` has passed, so, as Prometheus
 does, every firing alert is sent again every ``resend_s`` with ``endsAt``
@@ -29,6 +33,9 @@ log = logging.getLogger("governd.alerts")
 #: How many re-sends ahead a firing alert's ``endsAt`` is (Prometheus uses 4).
 _ENDS_AHEAD = 4
 _ZERO_TIME = "0001-01-01T00:00:00Z"
+#: An incident fires this long unless resolved first: it needs no re-sends (and outlives a
+#: replica that died before resolving it, as an unresolved incident should).
+_INCIDENT_S = 7 * 86_400
 
 
 def rfc3339(ts: float) -> str:
@@ -74,6 +81,8 @@ class AlertSender:
         self.resend_s = cfg.resend_s
         #: Alerts firing as this replica judged them, by fingerprint: the transition that fired.
         self.firing: dict[str, Transition] = {}
+        #: Incidents open on this replica, by fingerprint: their labels, summary and start.
+        self.incidents: dict[str, tuple[dict[str, str], str, float]] = {}
 
     async def aclose(self) -> None:
         """Close the HTTP client."""
@@ -118,6 +127,36 @@ class AlertSender:
         """Send every firing alert again, so Alertmanager keeps it until it resolves."""
         if self.firing:
             await self._to_alertmanagers([self.alert(t, now) for t in self.firing.values()])
+
+    async def incident(self, name: str, where: dict[str, str], summary: str, now: float) -> None:
+        """Open an incident (``name``, labelled ``where``): firing until ``resolve``."""
+        found = {"alertname": name, "service": "governd", "severity": "page", **where}
+        self.incidents[fingerprint(found)] = (found, summary, now)
+        await self._tell(self._incident(found, summary, now, now + _INCIDENT_S), "fired")
+
+    async def resolve(self, name: str, where: dict[str, str], now: float) -> None:
+        """Close an incident opened with the same name and labels (nothing if none is open)."""
+        found = {"alertname": name, "service": "governd", "severity": "page", **where}
+        opened = self.incidents.pop(fingerprint(found), None)
+        if opened is not None:
+            await self._tell(self._incident(*opened, now), "resolved")
+
+    def _incident(
+        self, found: dict[str, str], summary: str, since: float, ends: float
+    ) -> dict[str, Any]:
+        return {
+            "labels": found,
+            "annotations": {"summary": summary},
+            "startsAt": rfc3339(since),
+            "endsAt": rfc3339(ends),
+            "generatorURL": f"{self._cfg.external_url}/admin/v1/deployments",
+        }
+
+    async def _tell(self, alert: dict[str, Any], state: str) -> None:
+        body = webhook_payload([alert], state, self._cfg.external_url)
+        await asyncio.gather(
+            self._to_alertmanagers([alert]), *(self._post(url, body) for url in self._cfg.webhooks)
+        )
 
     async def _to_alertmanagers(self, alerts: list[dict[str, Any]]) -> None:
         await asyncio.gather(

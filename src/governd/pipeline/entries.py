@@ -46,18 +46,18 @@ def risk_signals(found: list[RiskEvent], weights: Mapping[RiskEvent, float]) -> 
 def model_signals(
     error: GovernError | None,
     weights: Mapping[RiskEvent, float],
-    release: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> tuple[str | None, float]:
     """A model call's signals and its risk points.
 
     Signals are written only when there is something to say: risk events, or
-    the release and arm that served the call (``release``).
+    ``extra`` (the release and arm that served the call, an upstream's overbilling).
     """
     found = risk.events(None, error, False)
-    if not found and release is None:
+    if not found and extra is None:
         return None, 0.0
     part = risk_signals(found, weights) if found else None
-    signals = {**({"risk": part} if part else {}), **(release or {})}
+    signals = {**({"risk": part} if part else {}), **(extra or {})}
     return orjson.dumps(signals).decode(), part["points"] if part else 0.0
 
 

@@ -32,7 +32,9 @@ from governd.governance.admission import Admission, Admitted, refusal
 from governd.governance.releases import Assignment, Releases
 from governd.ledger import cost_usd
 from governd.ledger.releases.counts import signals_of
+from governd.observe.alerts import AlertSender
 from governd.pipeline.entries import Timing, model_entry, model_signals
+from governd.pipeline.overbilling import CODE, INCIDENT, Overbilled, overbilled
 from governd.pipeline.recorder import Recorder
 
 log = logging.getLogger("governd.pipeline")
@@ -48,12 +50,14 @@ class ModelCalls:
         recorder: Recorder,
         clock: Clock,
         releases: Releases | None = None,
+        alerts: AlertSender | None = None,
     ) -> None:
         self.admission = admission
         self._router = router
         self._recorder = recorder
         self.clock = clock
         self._releases = releases
+        self._alerts = alerts
 
     async def begin(self, action: Action) -> ModelCall:
         """Decide and route ``action``; a refusal or upstream failure is recorded, then raised."""
@@ -110,19 +114,38 @@ class ModelCalls:
             await routed.release()
         cost = cost_usd(usage, routed.target.pricing) if routed is not None else 0.0
         arm = done.arm
-        part = None if arm is None else signals_of(arm.release, arm.epoch, arm.arm)
-        signals, points = model_signals(done.error, self.admission.runs.weights, part)
+        part = {} if arm is None else signals_of(arm.release, arm.epoch, arm.arm)
+        breach = None
+        if routed is not None and done.admitted is not None:
+            served = routed.target
+            cap = done.admitted.max_tokens
+            breach = overbilled(action, cap, served.name, served.pricing, usage)
+        if breach is not None:
+            part = {**part, **breach.signals()}
+        signals, points = model_signals(done.error, self.admission.runs.weights, part or None)
         timing = Timing(
             self.clock.now(), (self.clock.monotonic() - done.started) * 1000, done.ttft_ms
         )
+        note = CODE if breach is not None and done.error is None else done.note
         entry = model_entry(
-            action, done.decision, done.error, routed, usage, cost, timing, signals, done.note
+            action, done.decision, done.error, routed, usage, cost, timing, signals, note
         )
         target = routed.target if routed is not None else None
         span = (target.upstream.kind, target.spec.model) if target else (None, None)
         await self._recorder.record(entry, action, points, span)
         if done.admitted is not None:
             await self.admission.release(done.admitted, cost, usage)
+        if breach is not None and self._router.trip(breach.deployment, breach.summary()):
+            await self._tripped(breach, action)
+
+    async def _tripped(self, breach: Overbilled, action: Action) -> None:
+        """Say a deployment was tripped: the log, its own ledger entry, an incident alert."""
+        log.warning("tripped %s: %s", breach.deployment, breach.summary())
+        detail = f"tripped: {breach.summary()} (call {action.id}); clear it once it is fixed"
+        await self._recorder.record_control(action.principal.path, "upstream_tripped", detail)
+        if self._alerts is not None:
+            where = {"deployment": breach.deployment}
+            await self._alerts.incident(INCIDENT, where, breach.summary(), self.clock.now())
 
 
 @dataclass(slots=True)

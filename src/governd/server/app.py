@@ -21,6 +21,7 @@ from governd.errors import GovernError
 from governd.intent.admin_api import AdminRoutes
 from governd.intent.auth import check_admin
 from governd.intent.budgets_api import BudgetRoutes
+from governd.intent.deployments_api import DeploymentRoutes
 from governd.intent.explain_api import ExplainRoutes
 from governd.intent.faults_api import FaultRoutes
 from governd.intent.http import json_response, on_govern_error, on_http_exception, on_unexpected
@@ -205,6 +206,9 @@ def _routes(s: Services, gateway: McpGateway, jobs: Jobs) -> list[Route]:
             admin_key=cfg.admin_key.get_secret_value() if cfg.admin_key else None,
         ).routes(),
         *FaultRoutes(upstreams=s.upstreams, recorder=s.recorder, check=admin.check).routes(),
+        *DeploymentRoutes(
+            router=s.router, recorder=s.recorder, alerts=s.alerts, check=admin.check
+        ).routes(),
         *ReleaseRoutes(
             controller=s.releases,
             commands=s.release_commands,

@@ -61,6 +61,7 @@ async def _costs(s: Services, who: Principal) -> list[dict[str, Any]]:
                 "limit": limit.limit,
                 "soft": limit.soft,
                 "spent": spent,
+                "overage": await s.budgets.overage(key),
                 "reserved": reserved,
                 "left": max(0.0, limit.limit - spent - reserved),
                 "forecast": _forecast(s, key),

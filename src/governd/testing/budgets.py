@@ -25,3 +25,7 @@ class MemoryBudgetSource:
     async def spent_since(self, key: BudgetKey, since: float) -> float:
         """The spend recorded for ``key`` (whatever ``since``)."""
         return self.spent.get(key, 0.0)
+
+    async def overage_since(self, key: BudgetKey, since: float) -> float:
+        """Upstreams here never overbill."""
+        return 0.0

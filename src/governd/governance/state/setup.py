@@ -21,6 +21,7 @@ class BudgetStore(Protocol):
     def budget_overrides(self) -> list[dict[str, Any]]: ...
     def upsert_budget(self, row: dict[str, Any]) -> None: ...
     def spent_since(self, node: str, unit: str, since: float) -> float: ...
+    def overbilled_since(self, node: str, since: float) -> list[dict[str, Any]]: ...
 
 
 def config_budgets(cfg: GovernConfig) -> list[tuple[BudgetKey, Limit]]:
@@ -63,6 +64,14 @@ class StoredBudgets:
     async def spent_since(self, key: BudgetKey, since: float) -> float:
         """What the ledger recorded against the budget since ``since``."""
         return await asyncio.to_thread(self._store.spent_since, key.node, key.unit, since)
+
+    async def overage_since(self, key: BudgetKey, since: float) -> float:
+        """USD or output tokens upstreams billed past calls' bounds (none for device-hours)."""
+        if key.unit == "device_hours":
+            return 0.0
+        found = await asyncio.to_thread(self._store.overbilled_since, key.node, since)
+        field = "overage_usd" if key.unit == "usd" else "overage_tokens"
+        return float(sum(o.get(field, 0) for o in found))
 
 
 def load_budgets(cfg: GovernConfig, store: BudgetStore, clock: Clock) -> Budgets:
