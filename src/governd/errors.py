@@ -105,6 +105,13 @@ class RequestTooLarge(InvalidRequest):
     status = 413
 
 
+class TooManyHeaders(InvalidRequest):
+    """More request headers than governd reads."""
+
+    code = "too_many_headers"
+    status = 431
+
+
 class AuthenticationFailed(GovernError):
     """No key, or an unknown, revoked or expired one."""
 
@@ -188,6 +195,12 @@ class RateLimited(GovernError):
     code = "rate_limit_exceeded"
     type = "rate_limit_error"
     status = 429
+
+
+class AuthThrottled(RateLimited):
+    """A client address that failed to authenticate too often, refused before its key is read."""
+
+    code = "too_many_auth_failures"
 
 
 class BudgetExceeded(GovernError):

@@ -115,6 +115,13 @@ BAD_INPUT = [
         None,
         id="too-large",
     ),
+    pytest.param(  # nesting past 1,024 levels: refused by the parser, never a RecursionError
+        b'{"model": "chat-sim", "messages": [], "metadata": ' + b"[" * 1100 + b"]" * 1100 + b"}",
+        400,
+        "invalid_request_error",
+        None,
+        id="nested-too-deep",
+    ),
 ]
 
 

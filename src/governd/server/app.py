@@ -9,6 +9,7 @@ from contextlib import AbstractAsyncContextManager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -22,6 +23,7 @@ from governd.intent.admin_api import AdminRoutes
 from governd.intent.auth import check_admin
 from governd.intent.budgets_api import BudgetRoutes
 from governd.intent.deployments_api import DeploymentRoutes
+from governd.intent.edge import Edge
 from governd.intent.explain_api import ExplainRoutes
 from governd.intent.faults_api import FaultRoutes
 from governd.intent.http import json_response, on_govern_error, on_http_exception, on_unexpected
@@ -68,6 +70,13 @@ def create_app(cfg: GovernConfig, clock: Clock | None = None) -> Starlette:
         }
     )
     app = Starlette(
+        middleware=[
+            Middleware(
+                Edge,
+                failures_per_minute=cfg.server.auth_failures_per_minute,
+                max_headers=cfg.server.max_headers,
+            )
+        ],
         routes=_routes(s, gateway, jobs),
         lifespan=_lifespan(s, gateway, jobs, gauges),
         exception_handlers={
