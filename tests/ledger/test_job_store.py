@@ -4,19 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from governd.errors import GovernError
 from governd.ledger import Storage
 from governd.ledger.job_record import JobEvent, JobStatus
 from governd.ledger.job_store import JobStore
-from governd.ledger.tables import metadata
-from governd.testing.jobs import job_record
+from governd.ledger.sealing import Sealer
+from governd.ledger.tables import jobs, metadata
+from governd.testing.jobs import fixed_sealer, job_record
 
 
 def test_rows_by_id_subtree_and_status(storage_url: str) -> None:
     storage = Storage(storage_url)
-    store = JobStore(storage)
+    store = JobStore(storage, fixed_sealer())
     store.put(job_record("j1", "acme/a", "running", 1))
     store.put(job_record("j2", "acme/a/p", "succeeded", 2))
     store.put(job_record("j3", "acme/ab", "queued", 3))
@@ -32,7 +36,7 @@ def test_rows_by_id_subtree_and_status(storage_url: str) -> None:
 def test_a_record_comes_back_as_it_was_saved(storage_url: str) -> None:
     """Command, environment, units and events are typed in the record, JSON only in the table."""
     storage = Storage(storage_url)
-    store = JobStore(storage)
+    store = JobStore(storage, fixed_sealer())
     saved = job_record(
         "j1",
         "acme/a",
@@ -47,6 +51,20 @@ def test_a_record_comes_back_as_it_was_saved(storage_url: str) -> None:
     store.put(saved)
     assert store.get("j1") == saved
     storage.close()
+
+
+def test_environment_values_are_sealed_at_rest(storage_url: str) -> None:
+    storage = Storage(storage_url)
+    store = JobStore(storage, fixed_sealer())
+    secret = "sk-a-credential-the-job-needs"
+    store.put(job_record("j1", "acme/a", "queued", 1, env=(("TOKEN", secret),)))
+    with storage.engine.connect() as conn:
+        (stored,) = conn.execute(sa.select(jobs.c.command)).scalars().all()
+    assert secret not in stored and "TOKEN" in stored, "names in clear, values sealed"
+    assert store.get("j1").env == (("TOKEN", secret),)  # type: ignore[union-attr]
+    other = JobStore(storage, Sealer(b"another-key-of-exactly-32-bytes!"))
+    with pytest.raises(GovernError, match="signing key changed"):
+        other.get("j1")
     storage.close()
 
 
@@ -60,7 +78,7 @@ def test_the_migrations_build_the_declared_schema(storage_url: str) -> None:
 
 def test_device_hours_spent_count_finished_jobs_of_the_subtree(storage_url: str) -> None:
     storage = Storage(storage_url)
-    store = JobStore(storage)
+    store = JobStore(storage, fixed_sealer())
     done: dict[str, Any] = {"device_seconds": 5400.0, "finished_at": 100.0}
     store.put(job_record("j1", "acme/a", "succeeded", 1, **done))
     store.put(job_record("j2", "acme/a/p", "failed", 2, **done, key_id="key_k"))

@@ -29,7 +29,7 @@ class ServerConfig(_Model):
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     public_metrics: bool = Field(False, description="serve /metrics without the admin key")
     auth_failures_per_minute: int = Field(
-        30, ge=1, description="401s a client address may get before it is refused (429)"
+        120, ge=1, description="401s a client address may get a minute before it is refused (429)"
     )
     max_headers: int = Field(100, ge=8, description="request headers read; more get 431")
 

@@ -1,7 +1,7 @@
 """What every request meets first: a cap on its headers, and a brake on sources that fail to
 authenticate.
 
-A source (the client address) that gets more than ``failures_per_minute``
+A source (the client address) that gets more than ``failures_per_minute`` (120)
 401s is refused with 429 ``too_many_auth_failures`` until its rate falls back
 (GCRA: a minute's burst, then the rate), before its key is even looked at:
 guessing keys costs the guesser, not the store. governd is the edge (it trusts

@@ -13,6 +13,7 @@ import orjson
 import sqlalchemy as sa
 
 from governd.ledger.job_record import JobEvent, JobRecord, JobStatus
+from governd.ledger.sealing import Sealer
 from governd.ledger.storage import Storage, plain_rows
 from governd.ledger.tables import ACTIVE_JOBS, entries_named, in_subtree, jobs
 
@@ -20,8 +21,9 @@ from governd.ledger.tables import ACTIVE_JOBS, entries_named, in_subtree, jobs
 class JobStore:
     """Reads and writes job rows (the ledger entry of a job is written when it ends)."""
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, sealer: Sealer) -> None:
         self._engine = storage.engine
+        self._sealer = sealer
 
     def put(self, *records: JobRecord) -> None:
         """Create or replace jobs, in one transaction."""
@@ -29,13 +31,13 @@ class JobStore:
             return
         with self._engine.begin() as conn:
             conn.execute(jobs.delete().where(jobs.c.id.in_([r.id for r in records])))
-            conn.execute(jobs.insert(), [row_of(r) for r in records])
+            conn.execute(jobs.insert(), [row_of(r, self._sealer) for r in records])
 
     def get(self, job_id: str) -> JobRecord | None:
         """One job."""
         with self._engine.connect() as conn:
             row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).mappings().first()
-        return record_of(plain_rows([row])[0]) if row else None
+        return record_of(plain_rows([row])[0], self._sealer) if row else None
 
     def list(
         self, principal: str | None = None, status: str | None = None, limit: int = 100
@@ -49,7 +51,8 @@ class JobStore:
         elif status:
             q = q.where(jobs.c.status == status)
         with self._engine.connect() as conn:
-            return [record_of(r) for r in plain_rows(conn.execute(q).mappings().all())]
+            rows = plain_rows(conn.execute(q).mappings().all())
+        return [record_of(r, self._sealer) for r in rows]
 
     def recorded(self, job_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The ledger entries of those jobs that have one (a job's entry is its end)."""
@@ -61,11 +64,12 @@ class JobStore:
             return {r["id"]: r for r in plain_rows(conn.execute(q).mappings().all())}
 
 
-def row_of(record: JobRecord) -> dict[str, Any]:
-    """A record as a row of the ``jobs`` table."""
+def row_of(record: JobRecord, sealer: Sealer) -> dict[str, Any]:
+    """A record as a row of the ``jobs`` table (environment values sealed)."""
     row = {f: getattr(record, f) for f in _COLUMNS}
     row["status"] = str(record.status)
-    row["command"] = orjson.dumps({"argv": record.argv, "env": dict(record.env)}).decode()
+    env = {name: sealer.seal(value) for name, value in record.env}
+    row["command"] = orjson.dumps({"argv": record.argv, "env": env}).decode()
     row["units"] = orjson.dumps(record.units).decode()
     row["events"] = orjson.dumps(
         [{"at": e.at, "event": e.event, "detail": e.detail} for e in record.events]
@@ -73,15 +77,15 @@ def row_of(record: JobRecord) -> dict[str, Any]:
     return row
 
 
-def record_of(row: dict[str, Any]) -> JobRecord:
-    """A row of the ``jobs`` table as a record."""
+def record_of(row: dict[str, Any], sealer: Sealer) -> JobRecord:
+    """A row of the ``jobs`` table as a record (environment values opened)."""
     command = orjson.loads(row["command"])
     events = [JobEvent(e["at"], e["event"], e["detail"]) for e in orjson.loads(row["events"])]
     return JobRecord(
         **{f: row[f] for f in _COLUMNS if f != "status"},
         status=JobStatus(row["status"]),
         argv=tuple(command["argv"]),
-        env=tuple(command["env"].items()),
+        env=tuple((name, sealer.open(value)) for name, value in command["env"].items()),
         units=tuple(orjson.loads(row["units"])),
         events=events,
     )

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import orjson
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 CHECKPOINT_VERSION = "governd.checkpoint.v1"
 
@@ -55,6 +56,19 @@ class Signer:
         if not isinstance(loaded, Ed25519PrivateKey):
             raise ValueError(f"{path} is not an Ed25519 private key")
         return cls(loaded)
+
+    def derived(self, purpose: bytes) -> bytes:
+        """32 bytes of key for ``purpose``, derived from the private key (HKDF-SHA256).
+
+        Replicas share the signing key already: what is sealed with a derived
+        key (a job's environment values) can be opened by every one of them.
+        """
+        raw = self._private.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(raw)
 
     def sign(self, message: bytes) -> str:
         """The signature, hex."""

@@ -31,6 +31,7 @@ from governd.ledger.control_states import ControlStates
 from governd.ledger.job_store import JobStore
 from governd.ledger.releases.counts import ReleaseCounts
 from governd.ledger.releases.store import ReleaseStore
+from governd.ledger.sealing import Sealer
 from governd.ledger.slos.evaluator import SloEvaluator
 from governd.ledger.slos.store import SloStore
 from governd.observe.alerts import AlertSender
@@ -71,6 +72,8 @@ class Services:
     #: Releases: counted, judged and moved every tick; what people do to them.
     releases: ReleaseController
     release_commands: ReleaseCommands
+    #: Seals secrets at rest (jobs' environment values) under a key derived from the signing key.
+    sealer: Sealer
 
 
 def build_services(cfg: GovernConfig, clock: Clock | None = None) -> Services:
@@ -78,10 +81,11 @@ def build_services(cfg: GovernConfig, clock: Clock | None = None) -> Services:
     clock = clock or SystemClock()
     strict = cfg.ledger.durability == "strict"
     storage = Storage(cfg.storage, durable=strict)
+    signer = signer_for(cfg)
     writer = LedgerWriter(
         storage,
         cfg.ledger.flush_ms,
-        signer_for(cfg),
+        signer,
         cfg.ledger.checkpoint_every,
         cfg.ledger.checkpoint_s,
         strict=strict,
@@ -147,6 +151,7 @@ def build_services(cfg: GovernConfig, clock: Clock | None = None) -> Services:
         forecasts=forecasts,
         releases=releases,
         release_commands=ReleaseCommands(releases, approvals),
+        sealer=Sealer.of(signer),
     )
 
 
@@ -175,7 +180,7 @@ def build_jobs(services: Services) -> Jobs:
     units = inventory(cfg.compute, discovered)
     return Jobs(
         cfg,
-        JobStore(services.storage),
+        JobStore(services.storage, services.sealer),
         services.admission,
         services.approvals,
         services.budgets,

@@ -6,6 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 from governd.ledger.job_record import JobRecord, JobStatus
+from governd.ledger.sealing import Sealer
 
 
 def job_record(
@@ -31,3 +32,8 @@ def job_record(
         reason=status,
     )
     return replace(base, **changes)
+
+
+def fixed_sealer() -> Sealer:
+    """A sealer with a fixed key, for stores in unit tests."""
+    return Sealer(b"governd-test-sealing-key-32bytes")

@@ -23,6 +23,7 @@ from governd.pipeline.jobs.pipeline import Jobs
 from governd.pipeline.jobs.terms import JobSpec
 from governd.pipeline.recorder import Recorder
 from governd.testing.executors import FakeExecutor
+from governd.testing.jobs import fixed_sealer
 
 CONFIG = """
 principals: {org: acme, teams: {research: {budgets: [{unit: usd, period: day, limit: 1000}]}}}
@@ -54,7 +55,7 @@ async def pipeline(
     admission = Admission(cfg, tree, budgets, clock)
     jobs = Jobs(
         cfg,
-        JobStore(storage),
+        JobStore(storage, fixed_sealer()),
         admission,
         approvals,
         budgets,
