@@ -20,13 +20,14 @@ demo:
 	$(MAKE) venv EXTRAS=dev
 	$(BIN)/governd demo
 
-# Servers and tools the tests start for real (Redis, PostgreSQL, Alertmanager, promtool);
+# Servers and tools the tests start for real (Redis, PostgreSQL, Alertmanager, promtool, nginx);
 # installed from Debian's packages when missing.
 system-deps:
 	@missing=""; command -v redis-server >/dev/null || missing="redis-server"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v prometheus-alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	[ -z "$$missing" ] || { \
 		command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
 		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } \

@@ -1,0 +1,122 @@
+"""Three replicas on one PostgreSQL and one Redis, behind nginx round-robin, under 1,000 calls.
+
+Calls with and without ``max_tokens``, streamed and not, from keys on three
+branches of the tree arrive at once through nginx. Every budget of the tree
+(the org, team ``a``, project ``b/p`` and its team) ends between 90% and 100%
+spent: never over, and no more than a tenth left unusable by holds in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from pathlib import Path
+
+import openai
+
+from governd import tokens
+from governd.cli.admin_client import AdminClient
+from governd.ledger.signing import Signer
+from governd.server.launcher import governd_server
+from governd.testing.nginx import nginx_balancer
+from governd.testing.postgres import PostgresCluster
+from tests.conftest import write_yaml
+
+ADMIN = "adm-scale-out"
+MESSAGES = [{"role": "user", "content": "Count to twenty, please."}]
+OUT = 20
+COST = (tokens.count_messages(MESSAGES) * 3.0 + OUT * 15.0) / 1e6
+A_CALLS, P_CALLS = 120, 80
+CONFIG = f"""
+principals:
+  org: scale
+  budgets: [{{unit: usd, period: day, limit: {COST * (A_CALLS + P_CALLS + 0.5)!r}}}]
+  teams:
+    a:
+      budgets: [{{unit: usd, period: day, limit: {COST * (A_CALLS + 0.5)!r}}}]
+    b:
+      budgets: [{{unit: usd, period: day, limit: {COST * (P_CALLS + 0.5)!r}}}]
+      projects:
+        p: {{budgets: [{{unit: usd, period: day, limit: {COST * (P_CALLS + 0.5)!r}}}]}}
+upstreams:
+  sim: {{kind: sim, prefill_tps: 1000000, decode_tps: 100000, max_concurrency: 512,
+         prefix_cache_tokens: 0, output_tokens: [{OUT}, {OUT}]}}
+ledger: {{flush_ms: 5, signing_key: signing.pem}}
+models:
+  m:
+    deployments: [{{upstream: sim, model: sim}}]
+    pricing: {{input: 3.0, output: 15.0}}
+"""
+
+
+async def one(client: openai.AsyncOpenAI, i: int) -> str:
+    """A call: every other one streamed, every third without max_tokens."""
+    limit = {} if i % 3 == 0 else {"max_tokens": OUT}
+    try:
+        if i % 2:
+            stream = await client.chat.completions.create(
+                model="m",
+                messages=MESSAGES,  # type: ignore[arg-type]
+                stream=True,
+                **limit,  # type: ignore[arg-type]
+            )
+            async for _ in stream:
+                pass
+        else:
+            await client.chat.completions.create(model="m", messages=MESSAGES, **limit)  # type: ignore[arg-type]
+    except openai.APIStatusError as exc:
+        return str(exc.code)
+    return "ok"
+
+
+async def storm(url: str, keys: list[str], total: int) -> Counter[str]:
+    clients = [
+        openai.AsyncOpenAI(base_url=url + "/v1", api_key=k, max_retries=0, timeout=120)
+        for k in keys
+    ]
+    found = Counter(await asyncio.gather(*(one(clients[i % 2], i) for i in range(total))))
+    for c in clients:
+        await c.close()
+    return found
+
+
+def test_three_replicas_behind_nginx_spend_every_budget_to_between_90_and_100_percent(
+    tmp_path: Path, postgres: PostgresCluster, redis_url: str
+) -> None:
+    cfg = write_yaml(tmp_path / "governd.yaml", CONFIG)
+    Signer.load(tmp_path / "signing.pem", create=True)
+    env = {"GOVERND_STORAGE": postgres.new_database(), "GOVERND_STATE": redis_url}
+    with contextlib.ExitStack() as stack:
+        replicas = []
+        for i in range(3):
+            (tmp_path / f"r{i}").mkdir()
+            (tmp_path / f"r{i}" / "signing.pem").write_bytes(
+                (tmp_path / "signing.pem").read_bytes()
+            )
+            replicas.append(
+                stack.enter_context(governd_server(tmp_path / f"r{i}", cfg, ADMIN, env=env))
+            )
+        url = stack.enter_context(
+            nginx_balancer(tmp_path / "nginx", [r.url.removeprefix("http://") for r in replicas])
+        )
+        admin = AdminClient(url, ADMIN)
+        keys = {
+            p: admin.call("POST", "/admin/v1/keys", {"principal": p})["key"] for p in ("a", "b/p")
+        }
+        a = asyncio.run(storm(url, [keys["a"]] * 2, 500))
+        p = asyncio.run(storm(url, [keys["b/p"]] * 2, 500))
+        shown = {
+            b["principal"]: b["spent"] / b["limit"]
+            for b in admin.call("GET", "/admin/v1/budgets")["budgets"]
+        }
+        served = Counter(
+            e["id"][:16]
+            for e in admin.call("GET", "/admin/v1/ledger", limit=1000)["entries"]
+            if e["status"] == 200 and e["kind"] == "model_call"
+        )
+    assert a == {"ok": A_CALLS, "budget_exceeded": 500 - A_CALLS}, a
+    assert p == {"ok": P_CALLS, "budget_exceeded": 500 - P_CALLS}, p
+    for node, used in shown.items():
+        assert 0.9 <= used <= 1.0, f"{node}: {used:.1%} of its budget spent ({a}, {p})"
+    assert len(served) == 3, "nginx spread the calls over every replica"
