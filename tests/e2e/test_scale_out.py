@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from pathlib import Path
+from collections.abc import Iterator
 
 import openai
+import pytest
 
 from governd import tokens
 from governd.cli.admin_client import AdminClient
@@ -28,6 +29,7 @@ MESSAGES = [{"role": "user", "content": "Count to twenty, please."}]
 OUT = 20
 COST = (tokens.count_messages(MESSAGES) * 3.0 + OUT * 15.0) / 1e6
 A_CALLS, P_CALLS = 120, 80
+RPM = 40
 CONFIG = f"""
 principals:
   org: scale
@@ -39,6 +41,7 @@ principals:
       budgets: [{{unit: usd, period: day, limit: {COST * (P_CALLS + 0.5)!r}}}]
       projects:
         p: {{budgets: [{{unit: usd, period: day, limit: {COST * (P_CALLS + 0.5)!r}}}]}}
+    r: {{limits: {{rpm: {RPM}}}}}
 upstreams:
   sim: {{kind: sim, prefill_tps: 1000000, decode_tps: 100000, max_concurrency: 512,
          prefix_cache_tokens: 0, output_tokens: [{OUT}, {OUT}]}}
@@ -47,16 +50,18 @@ models:
   m:
     deployments: [{{upstream: sim, model: sim}}]
     pricing: {{input: 3.0, output: 15.0}}
+  free:
+    deployments: [{{upstream: sim, model: sim}}]
 """
 
 
-async def one(client: openai.AsyncOpenAI, i: int) -> str:
+async def one(client: openai.AsyncOpenAI, i: int, model: str = "m") -> str:
     """A call: every other one streamed, every third without max_tokens."""
     limit = {} if i % 3 == 0 else {"max_tokens": OUT}
     try:
         if i % 2:
             stream = await client.chat.completions.create(
-                model="m",
+                model=model,
                 messages=MESSAGES,  # type: ignore[arg-type]
                 stream=True,
                 **limit,  # type: ignore[arg-type]
@@ -64,59 +69,72 @@ async def one(client: openai.AsyncOpenAI, i: int) -> str:
             async for _ in stream:
                 pass
         else:
-            await client.chat.completions.create(model="m", messages=MESSAGES, **limit)  # type: ignore[arg-type]
+            await client.chat.completions.create(model=model, messages=MESSAGES, **limit)  # type: ignore[arg-type]
     except openai.APIStatusError as exc:
         return str(exc.code)
     return "ok"
 
 
-async def storm(url: str, keys: list[str], total: int) -> Counter[str]:
+async def storm(url: str, keys: list[str], total: int, model: str = "m") -> Counter[str]:
     clients = [
         openai.AsyncOpenAI(base_url=url + "/v1", api_key=k, max_retries=0, timeout=120)
         for k in keys
     ]
-    found = Counter(await asyncio.gather(*(one(clients[i % 2], i) for i in range(total))))
+    found = Counter(await asyncio.gather(*(one(clients[i % 2], i, model) for i in range(total))))
     for c in clients:
         await c.close()
     return found
 
 
-def test_three_replicas_behind_nginx_spend_every_budget_to_between_90_and_100_percent(
-    tmp_path: Path, postgres: PostgresCluster, redis_url: str
-) -> None:
-    cfg = write_yaml(tmp_path / "governd.yaml", CONFIG)
-    Signer.load(tmp_path / "signing.pem", create=True)
+@pytest.fixture(scope="module")
+def balanced(
+    tmp_path_factory: pytest.TempPathFactory, postgres: PostgresCluster, redis_url: str
+) -> Iterator[tuple[str, AdminClient]]:
+    """Three replicas behind nginx: its URL, and an admin client through it."""
+    tmp = tmp_path_factory.mktemp("scale-out")
+    cfg = write_yaml(tmp / "governd.yaml", CONFIG)
+    Signer.load(tmp / "signing.pem", create=True)
     env = {"GOVERND_STORAGE": postgres.new_database(), "GOVERND_STATE": redis_url}
     with contextlib.ExitStack() as stack:
         replicas = []
         for i in range(3):
-            (tmp_path / f"r{i}").mkdir()
-            (tmp_path / f"r{i}" / "signing.pem").write_bytes(
-                (tmp_path / "signing.pem").read_bytes()
-            )
-            replicas.append(
-                stack.enter_context(governd_server(tmp_path / f"r{i}", cfg, ADMIN, env=env))
-            )
+            (tmp / f"r{i}").mkdir()
+            (tmp / f"r{i}" / "signing.pem").write_bytes((tmp / "signing.pem").read_bytes())
+            replicas.append(stack.enter_context(governd_server(tmp / f"r{i}", cfg, ADMIN, env=env)))
         url = stack.enter_context(
-            nginx_balancer(tmp_path / "nginx", [r.url.removeprefix("http://") for r in replicas])
+            nginx_balancer(tmp / "nginx", [r.url.removeprefix("http://") for r in replicas])
         )
-        admin = AdminClient(url, ADMIN)
-        keys = {
-            p: admin.call("POST", "/admin/v1/keys", {"principal": p})["key"] for p in ("a", "b/p")
-        }
-        a = asyncio.run(storm(url, [keys["a"]] * 2, 500))
-        p = asyncio.run(storm(url, [keys["b/p"]] * 2, 500))
-        shown = {
-            b["principal"]: b["spent"] / b["limit"]
-            for b in admin.call("GET", "/admin/v1/budgets")["budgets"]
-        }
-        served = Counter(
-            e["id"][:16]
-            for e in admin.call("GET", "/admin/v1/ledger", limit=1000)["entries"]
-            if e["status"] == 200 and e["kind"] == "model_call"
-        )
+        yield url, AdminClient(url, ADMIN)
+
+
+def test_three_replicas_behind_nginx_spend_every_budget_to_between_90_and_100_percent(
+    balanced: tuple[str, AdminClient],
+) -> None:
+    url, admin = balanced
+    keys = {p: admin.call("POST", "/admin/v1/keys", {"principal": p})["key"] for p in ("a", "b/p")}
+    a = asyncio.run(storm(url, [keys["a"]] * 2, 500))
+    p = asyncio.run(storm(url, [keys["b/p"]] * 2, 500))
+    shown = {
+        b["principal"]: b["spent"] / b["limit"]
+        for b in admin.call("GET", "/admin/v1/budgets")["budgets"]
+    }
+    served = Counter(
+        e["id"][:16]
+        for e in admin.call("GET", "/admin/v1/ledger", limit=1000)["entries"]
+        if e["status"] == 200 and e["kind"] == "model_call"
+    )
     assert a == {"ok": A_CALLS, "budget_exceeded": 500 - A_CALLS}, a
     assert p == {"ok": P_CALLS, "budget_exceeded": 500 - P_CALLS}, p
     for node, used in shown.items():
         assert 0.9 <= used <= 1.0, f"{node}: {used:.1%} of its budget spent ({a}, {p})"
     assert len(served) == 3, "nginx spread the calls over every replica"
+
+
+def test_a_rate_limit_holds_within_one_request_across_replicas(
+    balanced: tuple[str, AdminClient],
+) -> None:
+    url, admin = balanced
+    key = admin.call("POST", "/admin/v1/keys", {"principal": "r"})["key"]
+    found = asyncio.run(storm(url, [key, key], 300, "free"))  # free: the org's budget is spent
+    assert set(found) <= {"ok", "rate_limit_exceeded"}, found
+    assert RPM - 1 <= found["ok"] <= RPM + 1, found
