@@ -25,7 +25,7 @@ IMAGE_PART_TOKENS = 85
 
 
 class _Encoding(Protocol):
-    def encode(self, text: str) -> list[int]: ...
+    def encode(self, text: str, *, disallowed_special: Sequence[str] = ...) -> list[int]: ...
     def decode(self, tokens: Sequence[int]) -> str: ...
 
 
@@ -51,8 +51,12 @@ def warm() -> None:
 
 
 def encode(text: str) -> list[int]:
-    """Token ids of ``text``."""
-    return encoding().encode(text) if text else []
+    """Token ids of ``text``; a special token's text (``<|endoftext|>``) is counted as text.
+
+    What a client sends is text, whatever it spells: the tokenizer's default
+    (raise on special tokens) turned such a prompt into a 500.
+    """
+    return encoding().encode(text, disallowed_special=()) if text else []
 
 
 def decode(tokens: Sequence[int]) -> str:

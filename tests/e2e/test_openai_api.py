@@ -6,6 +6,7 @@ import http.client
 import json
 import socket
 
+import httpx2
 import openai
 import pytest
 
@@ -248,3 +249,36 @@ def test_usage_by_hour_from_rollups(gateway: Gateway) -> None:
     after = gateway.admin.call("GET", "/admin/v1/usage", principal="research/agents")["usage"]
     assert sum(r["requests"] for r in after) == sum(r["requests"] for r in before) + 1
     assert all(r["hour"] % 3600 == 0 and r["principal"] == "acme/research/agents" for r in after)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status"),
+    [
+        # Nullable in OpenAI's OpenAPI document: null means the default.
+        ("/v1/chat/completions", {"model": "chat-sim", "stream": None, "max_tokens": None}, 200),
+        ("/v1/chat/completions", {"model": "chat-sim", "n": None, "temperature": None}, 200),
+        ("/v1/completions", {"model": "chat-sim", "prompt": None, "max_tokens": 2}, 200),
+        # Zero where the document allows it (completions), refused where OpenAI refuses it.
+        ("/v1/completions", {"model": "chat-sim", "prompt": "hi", "max_tokens": 0}, 200),
+        ("/v1/chat/completions", {"model": "chat-sim", "max_tokens": 0}, 400),
+        # A special token's spelling is text (the tokenizer refused it: a 500, found by fuzzing).
+        (
+            "/v1/chat/completions",
+            {"model": "chat-sim", "messages": [{"role": "user", "content": "<|endoftext|>"}]},
+            200,
+        ),
+        ("/v1/embeddings", {"model": "embed-sim", "input": "hi", "user": 7}, 400),
+        ("/v1/embeddings", {"model": "embed-sim", "input": "hi", "dimensions": 0}, 400),
+    ],
+)
+def test_requests_are_judged_by_openais_document(
+    gateway: Gateway, path: str, body: dict[str, object], status: int
+) -> None:
+    if path == "/v1/chat/completions":
+        body = {"messages": [{"role": "user", "content": "hi"}], **body}
+    reply = httpx2.post(
+        gateway.url + path,
+        json=body,
+        headers={"authorization": f"Bearer {gateway.keys['research/agents']}"},
+    )
+    assert reply.status_code == status, reply.text

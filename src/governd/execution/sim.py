@@ -108,6 +108,8 @@ class SimEngine:
             return await self._generate(body, tokens.encode(text), extra, stream, chat=True)
         if path == "/completions":
             prompt = body.get("prompt")
+            if prompt is None:  # as OpenAI: a missing or null prompt is the document's start
+                prompt = "<|endoftext|>"
             if isinstance(prompt, list):
                 prompt = "\n".join(p for p in prompt if isinstance(p, str))
             if not isinstance(prompt, str):

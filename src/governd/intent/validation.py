@@ -36,7 +36,8 @@ class _StreamOptions(_Open):
 
 
 class _Sampling(Request):
-    stream: bool = False
+    # Nullable where OpenAI's OpenAPI document says so (null: the default).
+    stream: bool | None = False
     stream_options: _StreamOptions | None = None
     max_tokens: int | None = Field(None, ge=1)
     n: int | None = Field(None, ge=1, le=128)
@@ -56,7 +57,9 @@ class ChatRequest(_Sampling):
 class CompletionRequest(_Sampling):
     """``POST /v1/completions``."""
 
-    prompt: str | list[str] | list[int] | list[list[int]]
+    prompt: str | list[str] | list[int] | list[list[int]] | None
+    # 0 is allowed here (``echo`` scores a prompt without generating), not in chat.
+    max_tokens: int | None = Field(None, ge=0)
 
 
 class EmbeddingRequest(Request):
@@ -65,6 +68,7 @@ class EmbeddingRequest(Request):
     input: str | list[str] | list[int] | list[list[int]]
     encoding_format: Literal["float", "base64"] | None = None
     dimensions: int | None = Field(None, ge=1)
+    user: str | None = None
 
 
 _MODELS: dict[str, type[Request]] = {
