@@ -88,14 +88,12 @@ def _interpolate(
 
 def parse_config(text: str, source: str = "<string>", base_dir: Path | None = None) -> GovernConfig:
     """Parse and validate config text; raise ``ConfigError`` listing every problem."""
+    builder = _Builder()
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = builder.build(root) if root is not None else {}
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigError(source, [ConfigProblem("", line, f"not valid YAML: {exc}")]) from None
-    builder = _Builder()
-    data = builder.build(root) if root is not None else {}
+        raise ConfigError(source, [_yaml_problem(exc, text)]) from None
     if not isinstance(data, dict):
         raise ConfigError(source, [ConfigProblem("", 1, "the top level must be a mapping")])
     if builder.problems:
@@ -120,6 +118,15 @@ def parse_config(text: str, source: str = "<string>", base_dir: Path | None = No
     if base_dir is not None and cfg.releases:
         updates["releases"] = [_resolved_evidence(r, base_dir) for r in cfg.releases]
     return cfg.model_copy(update=updates)
+
+
+def _yaml_problem(exc: yaml.YAMLError, text: str) -> ConfigProblem:
+    """What YAML refused, at its line (a tag it cannot build, a character it does not allow)."""
+    mark = getattr(exc, "problem_mark", None)
+    line = mark.line + 1 if mark is not None else None
+    if isinstance(exc, yaml.reader.ReaderError):
+        line = text.count("\n", 0, exc.position) + 1
+    return ConfigProblem("", line, f"not valid YAML: {exc}")
 
 
 def _resolved_evidence(release: ReleaseConfig, base_dir: Path) -> ReleaseConfig:
