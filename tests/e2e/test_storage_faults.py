@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,6 +72,17 @@ def ready(served: Served) -> tuple[int, dict[str, object]]:
     return reply.status_code, reply.json()
 
 
+def stored(admin: AdminClient) -> set[str]:
+    """The ids of every entry in the ledger, page by page."""
+    found: set[str] = set()
+    after = None
+    while True:
+        page = admin.call("GET", "/admin/v1/ledger", limit=1000, after=after)
+        found |= {e["id"] for e in page["entries"]}
+        if (after := page["next"]) is None:
+            return found
+
+
 def until(check: object, what: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not check():  # type: ignore[operator]
@@ -100,15 +112,8 @@ def test_batched_keeps_serving_known_keys_and_stores_every_entry_once_back(
         assert unknown.value.response.headers["x-governd-request-id"]
         cluster.start()
         until(lambda: ready(served)[1]["status"] == "ready", "readyz never ready again")
-        admin = AdminClient(served.url, ADMIN)
-        stored: set[str] = set()
-        after = None
-        while True:  # every entry, page by page
-            page = admin.call("GET", "/admin/v1/ledger", limit=1000, after=after)
-            stored |= {e["id"] for e in page["entries"]}
-            if (after := page["next"]) is None:
-                break
-        assert set(ids) <= stored, f"{len(set(ids) - stored)} acknowledged entries lost"
+        kept = stored(AdminClient(served.url, ADMIN))
+        assert set(ids) <= kept, f"{len(set(ids) - kept)} acknowledged entries lost"
         log = served.output()
         assert "Traceback" not in log
         assert log.count("ledger store") <= 4, log[-2000:]
@@ -133,4 +138,28 @@ def test_strict_holds_an_answer_until_recorded_and_refuses_new_work(
             rid = held.result(timeout=60)
         entry = AdminClient(served.url, ADMIN).call("GET", f"/admin/v1/ledger/{rid}")
         assert entry["status"] == 200
+        assert "Traceback" not in served.output()
+
+
+def test_a_full_disk_under_sqlite_buffers_then_stores_every_entry_once_there_is_room(
+    tmp_path: Path,
+) -> None:
+    """The disk fills (the file-size limit of governd's process), then room comes back."""
+    cfg = write_yaml(tmp_path / "governd.yaml", CONFIG.format(durability="batched"))
+    Signer.load(tmp_path / "signing.pem", create=True)
+    cap = ["prlimit", f"--fsize={3 * 1024 * 1024}:unlimited", "--"]  # soft: raised later
+    with governd_server(tmp_path, cfg, ADMIN, prefix=cap) as served:
+        client = client_of(served)
+        ids = []
+        deadline = time.monotonic() + 120
+        while ready(served)[1]["status"] != "degraded":  # calls until the ledger cannot grow
+            assert time.monotonic() < deadline, "the disk never filled"
+            ids.append(ask(client))
+        ids += [ask(client) for _ in range(20)]  # answered meanwhile: buffered, not lost
+        room = subprocess.run(
+            ["prlimit", "--pid", str(served.process.pid), "--fsize=unlimited:unlimited"], check=True
+        )
+        assert room.returncode == 0
+        until(lambda: ready(served)[1]["status"] == "ready", "the ledger never caught up")
+        assert set(ids) <= stored(AdminClient(served.url, ADMIN)), "acknowledged entries lost"
         assert "Traceback" not in served.output()
