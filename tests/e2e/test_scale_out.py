@@ -30,6 +30,7 @@ OUT = 20
 COST = (tokens.count_messages(MESSAGES) * 3.0 + OUT * 15.0) / 1e6
 A_CALLS, P_CALLS = 120, 80
 RPM = 40
+STEPS = 25
 CONFIG = f"""
 principals:
   org: scale
@@ -42,6 +43,7 @@ principals:
       projects:
         p: {{budgets: [{{unit: usd, period: day, limit: {COST * (P_CALLS + 0.5)!r}}}]}}
     r: {{limits: {{rpm: {RPM}}}}}
+    agents: {{run_limits: {{steps: {STEPS}}}}}
 upstreams:
   sim: {{kind: sim, prefill_tps: 1000000, decode_tps: 100000, max_concurrency: 512,
          prefix_cache_tokens: 0, output_tokens: [{OUT}, {OUT}]}}
@@ -138,3 +140,22 @@ def test_a_rate_limit_holds_within_one_request_across_replicas(
     found = asyncio.run(storm(url, [key, key], 300, "free"))  # free: the org's budget is spent
     assert set(found) <= {"ok", "rate_limit_exceeded"}, found
     assert RPM - 1 <= found["ok"] <= RPM + 1, found
+
+
+def test_a_run_limit_is_exact_across_replicas(balanced: tuple[str, AdminClient]) -> None:
+    url, admin = balanced
+    key = admin.call("POST", "/admin/v1/keys", {"principal": "agents"})["key"]
+
+    async def run() -> Counter[str]:
+        client = openai.AsyncOpenAI(
+            base_url=url + "/v1",
+            api_key=key,
+            max_retries=0,
+            default_headers={"x-governd-run": "run-across-replicas"},
+        )
+        found = Counter(await asyncio.gather(*(one(client, i, "free") for i in range(100))))
+        await client.close()
+        return found
+
+    found = asyncio.run(run())
+    assert found == {"ok": STEPS, "run_limit_exceeded": 100 - STEPS}, found
