@@ -45,6 +45,8 @@ def test_breaker_opens_and_stops_traffic(gateway: Gateway, fake_upstream: FakeUp
     with pytest.raises(openai.APIStatusError) as first:
         gateway.client().chat.completions.create(model="fake-fail", messages=MSG)  # type: ignore[arg-type]
     assert first.value.status_code == 502 and first.value.code == "upstream_error"
+    failed = gateway.entry(first.value.response.headers["x-governd-request-id"])
+    assert failed["attempts"] == 3, "every try is counted, the failed ones too"
     sent = fake_upstream.count("fail")
     with pytest.raises(openai.APIStatusError) as second:
         gateway.client().chat.completions.create(model="fake-fail", messages=MSG)  # type: ignore[arg-type]
