@@ -51,14 +51,13 @@ ledger: {{flush_ms: 20}}
 MSG: Any = [{"role": "user", "content": "hello there"}]
 
 
-def sample(pid: int) -> tuple[float, int]:
-    """The process's resident memory (MB) and open file descriptors."""
-    rss_kb = next(
-        int(line.split()[1])
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-        if line.startswith("VmRSS:")
+def sample(pid: int) -> tuple[float, float, int]:
+    """The process's resident memory and its anonymous part (MB), and open file descriptors."""
+    status = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
     )
-    return rss_kb / 1024, len(os.listdir(f"/proc/{pid}/fd"))
+    rss, anon = (int(status[k].split()[0]) / 1024 for k in ("VmRSS", "RssAnon"))
+    return rss, anon, len(os.listdir(f"/proc/{pid}/fd"))
 
 
 async def traffic(url: str, key: str, rate: float, seconds: float, done: Counter[str]) -> None:
@@ -172,13 +171,14 @@ def main() -> None:
             )
             loop.close()
     print(f"soak: {args.minutes:g} min at {args.rate:g} actions/s; {dict(done)}")
-    print("| minute | RSS MB | open fds | actions |")
-    print("|--:|--:|--:|--:|")
-    for t, rss, fds, n in rows:
-        print(f"| {t / 60:.1f} | {rss:.1f} | {fds} | {n} |")
+    print("| minute | RSS MB | of which anonymous | open fds | actions |")
+    print("|--:|--:|--:|--:|--:|")
+    for t, rss, anon, fds, n in rows:
+        print(f"| {t / 60:.1f} | {rss:.1f} | {anon:.1f} | {fds} | {n} |")
     first, last = rows[1] if len(rows) > 1 else rows[0], rows[-1]
     print(
-        f"growth after the first sample: RSS {last[1] - first[1]:+.1f} MB, fds {last[2] - first[2]:+d}"
+        f"growth after the first sample: RSS {last[1] - first[1]:+.1f} MB, "
+        f"fds {last[3] - first[3]:+d}"
     )
     print(f"{args.streams} streams held open at once: peak RSS {peak:.1f} MB, {finished} completed")
 
