@@ -14,6 +14,7 @@ from pathlib import Path
 
 import openai
 import pytest
+import redis
 
 from governd import tokens
 from governd.cli.admin_client import AdminClient
@@ -75,3 +76,23 @@ def test_redis_down_fails_closed_and_back_empty_resets_no_budget(tmp_path: Path)
         with redis_server(tmp_path, port):  # back, with nothing in memory
             results = [call(client) for _ in range(AFFORDS)]
         assert results == ["ok"] * (AFFORDS - 6) + ["budget_exceeded"] * 6, results
+
+
+def test_a_redis_that_stops_answering_fails_closed_instead_of_hanging(tmp_path: Path) -> None:
+    port = free_port()
+    cfg = write_yaml(tmp_path / "governd.yaml", CONFIG)
+    env = {"GOVERND_STATE": f"redis://127.0.0.1:{port}/0"}
+    with redis_server(tmp_path, port) as url, governd_server(tmp_path, cfg, ADMIN, env=env) as s:
+        admin = AdminClient(s.url, ADMIN)
+        key = admin.call("POST", "/admin/v1/keys", {"principal": "capped"})["key"]
+        # The client gives up long before Redis answers again: a hang fails the test.
+        client = openai.OpenAI(base_url=s.url + "/v1", api_key=key, max_retries=0, timeout=20)
+        assert call(client) == "ok"
+        raw = redis.Redis.from_url(url)
+        raw.client_pause(60_000, all=False)  # every write (every reservation) waits a minute
+        try:
+            assert call(client) == "state_unavailable"
+        finally:
+            raw.client_unpause()
+            raw.close()
+        assert call(client) == "ok", "answering again: served again"

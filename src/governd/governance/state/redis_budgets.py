@@ -106,6 +106,7 @@ _GENERATION = "governd:budgets:generation"
 
 _TTL_S = 40 * 86_400  # longer than the longest period, so a window outlives its own end
 _POOL = 64
+_TIMEOUT_S = 2.0
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
@@ -126,7 +127,8 @@ def guarded(fn: Callable[_P, Coroutine[Any, Any, _T]]) -> Callable[_P, Coroutine
 
 
 def connect(url: str, decode_responses: bool = False) -> Redis:
-    """A pooled client of ``url`` that waits for a free connection and retries a broken one once.
+    """A pooled client of ``url`` that waits for a free connection, retries a broken one once,
+    and gives up on an answer after 2 s.
 
     After Redis restarts, each pooled connection fails on its next use: one
     retry on a fresh connection keeps that from reaching a caller as a 503.
@@ -135,6 +137,11 @@ def connect(url: str, decode_responses: bool = False) -> Redis:
         url,
         max_connections=_POOL,
         timeout=5,
+        # A Redis that stops answering is down: hard budgets fail closed in seconds, not never.
+        # (``?socket_timeout=`` in the URL overrides.) A timed-out script may still have run:
+        # its hold lapses with its lease, on the safe side.
+        socket_timeout=_TIMEOUT_S,
+        socket_connect_timeout=_TIMEOUT_S,
         decode_responses=decode_responses,
         retry=Retry(NoBackoff(), 1),
         retry_on_error=[ConnectionError],
