@@ -16,7 +16,6 @@ import contextlib
 import os
 import re
 import subprocess
-import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -99,11 +98,16 @@ def main() -> None:
             ]
             proxy(served.url, key, proxy_port)
             through = suite(f"http://127.0.0.1:{proxy_port}/mcp", args.script)
-    failing = lambda out: set(re.findall(r"✗ ([\w-]+)", out))  # noqa: E731
     print("directly:      ", (re.findall(r"Total: .*", direct) or ["no summary"])[-1])
     print("through governd:", (re.findall(r"Total: .*", through) or ["no summary"])[-1])
-    print("failing only through governd:", ", ".join(sorted(failing(through) - failing(direct))))
+    only = sorted(_failing(through) - _failing(direct))
+    print("failing only through governd:", ", ".join(only))
+
+
+def _failing(out: str) -> set[str]:
+    """The scenarios the suite's output marks failed."""
+    return set(re.findall(r"✗ ([\w-]+)", out))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
