@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from governd.server.launcher import free_port, stop
+from governd.testing.listening import wait_listening
 
 _CONF = """daemon off;
 pid {dir}/nginx.pid;
@@ -59,20 +58,12 @@ def nginx_balancer(folder: Path, backends: Sequence[str]) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log = (
-                        (folder / "error.log").read_text()
-                        if (folder / "error.log").exists()
-                        else ""
-                    )
-                    raise RuntimeError(f"nginx did not start: {log}") from None
-                time.sleep(0.05)
+        errors = folder / "error.log"
+        wait_listening(
+            proc,
+            port,
+            lambda: f"nginx did not start: {errors.read_text() if errors.exists() else ''}",
+        )
         yield f"http://127.0.0.1:{port}"
     finally:
         stop(proc)

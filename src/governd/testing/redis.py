@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from governd.server.launcher import free_port, stop
+from governd.testing.listening import wait_listening
 
 
 @contextlib.contextmanager
@@ -34,19 +34,17 @@ def redis_server(folder: Path, port: int | None = None) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        "redis-server did not start (is it installed? apt-get install redis-server)"
-                    ) from None
-                time.sleep(0.05)
+        wait_listening(
+            proc,
+            port,
+            lambda: "redis-server did not start (is it installed? apt-get install redis-server)",
+            _pong,
+        )
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         stop(proc)
+
+
+def _pong(conn: socket.socket) -> bool:
+    conn.sendall(b"PING\r\n")
+    return conn.recv(16).startswith(b"+PONG")
