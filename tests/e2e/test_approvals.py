@@ -137,3 +137,22 @@ def test_unknown_approvals_and_bad_status(server: tuple[Served, str]) -> None:
         headers={"authorization": f"Bearer {ADMIN}"},
     )
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "status"
+
+
+async def test_the_only_server_is_listed_under_its_own_names_and_recorded_canonically(
+    server: tuple[Served, str],
+) -> None:
+    served, key = server
+    http = httpx2.AsyncClient(headers={"authorization": f"Bearer {key}"}, timeout=60)
+    async with Client(streamable_http_client(served.url + "/mcp", http_client=http)) as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        plain = await client.call_tool("read_note", {"name": "welcome"})
+        prefixed = await client.call_tool("notes__read_note", {"name": "welcome"})  # still works
+    assert {"read_note", "write_note", "delete_note"} <= names
+    assert not any("__" in n for n in names)
+    assert plain.content[0].text == prefixed.content[0].text  # type: ignore[union-attr]
+    assert not plain.is_error
+    entries = AdminClient(served.url, ADMIN).call(
+        "GET", "/admin/v1/ledger", model="notes__read_note", limit=10
+    )["entries"]
+    assert len(entries) == 2, "the ledger names the tool canonically, however it was called"

@@ -45,7 +45,8 @@ class ToolConfig(StrictModel):
 
 
 class McpServerConfig(StrictModel):
-    """An upstream MCP server whose tools governd offers at /mcp (as ``<server>__<tool>``)."""
+    """An upstream MCP server whose tools governd offers at /mcp (as ``<server>__<tool>``, or
+    under their own names: ``prefix``)."""
 
     transport: Literal["stdio", "http"]
     command: str | None = Field(None, description="stdio: the program to start")
@@ -57,6 +58,10 @@ class McpServerConfig(StrictModel):
     headers: dict[str, str] = Field(default_factory=dict)
     timeout_s: float = Field(30.0, gt=0, description="longest a tool call may take")
     tools: dict[str, ToolConfig] = Field(default_factory=dict)
+    prefix: bool | None = Field(
+        None,
+        description="list tools as `<server>__<tool>` (default: unless it is the only server)",
+    )
 
     @model_validator(mode="after")
     def _transport_fields(self) -> McpServerConfig:

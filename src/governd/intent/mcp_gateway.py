@@ -96,6 +96,10 @@ class McpGateway:
         self._tree = tree
         self.upstreams = {name: McpUpstream(name, cfg) for name, cfg in config.mcp_servers.items()}
         self._catalog: dict[str, Offered] = {}
+        #: The name a client sees for each tool (its own, for a server offered unprefixed), and
+        #: back; the ledger, policies, pins and allow-lists always use ``<server>__<tool>``.
+        self._shown: dict[str, str] = {}
+        self._by_shown: dict[str, str] = {}
         self._down: set[str] = set()
         self._listed_at = float("-inf")
         self.server: Server[Any] = Server(
@@ -223,13 +227,28 @@ class McpGateway:
                 held = await self.pins.check(ns, digest, tool.description)
                 catalog[ns] = Offered(name, tool, tier, held)
         self._catalog, self._down = catalog, down
+        self._shown = shown_names(catalog, self._unprefixed())
+        self._by_shown = {shown: ns for ns, shown in self._shown.items()}
         self._listed_at = self._clock.monotonic()
         return catalog
+
+    def _unprefixed(self) -> set[str]:
+        """Servers whose tools keep their own names: asked (``prefix: false``), or the only one."""
+        servers = self._config.mcp_servers
+        return {
+            name
+            for name, cfg in servers.items()
+            if (cfg.prefix is False) or (cfg.prefix is None and len(servers) == 1)
+        }
+
+    def canonical(self, name: str) -> str:
+        """The ``<server>__<tool>`` name of a tool as a client named it."""
+        return self._by_shown.get(name, name)
 
     def _input_schema(self, name: str) -> dict[str, Any] | None:
         # The SDK checks Mcp-Param-* headers with this before each call; without it, it
         # runs the whole tools/list handler per call (a third of a call's CPU here).
-        offered = self._catalog.get(name)
+        offered = self._catalog.get(self.canonical(name))
         return offered.tool.input_schema if offered is not None else None
 
     async def _list_tools(
@@ -238,7 +257,7 @@ class McpGateway:
         principal = _principal(ctx)
         lists = self._tree.tool_lists(principal)
         visible = [
-            offered.tool.model_copy(update={"name": name})
+            offered.tool.model_copy(update={"name": self._shown.get(name, name)})
             for name, offered in (await self.current()).items()
             if offered.server not in self._down
             and offered.quarantined is None
@@ -252,11 +271,13 @@ class McpGateway:
         principal = _principal(ctx)
         run = _run(ctx)
         arguments = dict(params.arguments or {})
+        await self.current()
+        name = self.canonical(params.name)
         action = Action(
-            new_id("tool_"), "tool", principal, params.name, arguments, run_id=run, kind="tool_call"
+            new_id("tool_"), "tool", principal, name, arguments, run_id=run, kind="tool_call"
         )
-        offered = (await self.current()).get(params.name) or (await self.current(True)).get(
-            params.name
+        offered = self._catalog.get(name) or (await self.current(True)).get(
+            self.canonical(params.name)
         )
         if offered is None:
             return await self._refuse(
@@ -327,3 +348,13 @@ def _schema_problem(schema: dict[str, Any], arguments: dict[str, Any]) -> str | 
         return None
     where = "/".join(str(p) for p in error.absolute_path)
     return f"{where}: {error.message}" if where else error.message
+
+
+def shown_names(catalog: dict[str, Offered], unprefixed: set[str]) -> dict[str, str]:
+    """The name each tool is listed under: its own for a server in ``unprefixed`` unless two
+    such tools share it (then both keep ``<server>__<tool>``)."""
+    own = [o.tool.name for o in catalog.values() if o.server in unprefixed]
+    return {
+        ns: o.tool.name if o.server in unprefixed and own.count(o.tool.name) == 1 else ns
+        for ns, o in catalog.items()
+    }
