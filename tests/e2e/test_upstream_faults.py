@@ -93,15 +93,20 @@ def test_stalled_stream_forwards_what_came_then_times_out(gateway: Gateway) -> N
     assert "stalled" in info.value.message
 
 
-def test_stream_without_upstream_usage_is_counted(gateway: Gateway) -> None:
+def streamed_chat(gateway: Gateway, model: str, **kw: object) -> str:
+    """A streamed call read to its end; its request id."""
     with gateway.client().chat.completions.with_streaming_response.create(
-        model="fake-nousage",
+        model=model,
         messages=MSG,
-        stream=True,  # type: ignore[arg-type]
+        stream=True,
+        **kw,  # type: ignore[arg-type]
     ) as resp:
-        rid = resp.headers["x-governd-request-id"]
         list(resp.parse())
-    entry = gateway.entry(rid)
+        return str(resp.headers["x-governd-request-id"])
+
+
+def test_stream_without_upstream_usage_is_counted(gateway: Gateway) -> None:
+    entry = gateway.entry(streamed_chat(gateway, "fake-nousage"))
     assert entry["usage_source"] == "counted" and entry["output_tokens"] == 9
     assert entry["status"] == 200
 
@@ -152,16 +157,8 @@ def test_a_stream_cut_without_done_ends_with_an_error_event(gateway: Gateway) ->
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_usage_whose_counts_are_strings_is_counted_instead(gateway: Gateway, stream: bool) -> None:
-    client = gateway.client()
     if stream:
-        with client.chat.completions.with_streaming_response.create(
-            model="fake-strusage",
-            messages=MSG,
-            stream=True,
-            stream_options={"include_usage": True},  # type: ignore[arg-type]
-        ) as resp:
-            rid = resp.headers["x-governd-request-id"]
-            list(resp.parse())
+        rid = streamed_chat(gateway, "fake-strusage", stream_options={"include_usage": True})
     else:
         rid, _ = raw_chat(gateway, "fake-strusage")
     entry = gateway.entry(rid)
