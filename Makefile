@@ -21,7 +21,8 @@ demo:
 	$(BIN)/governd demo
 
 # Servers and tools the tests start for real (Redis, PostgreSQL, Alertmanager, promtool, nginx);
-# installed from Debian's packages when missing.
+# installed from Debian's packages when missing (policy-rc.d keeps apt from starting their
+# system services: the tests start their own, on ports of their own).
 system-deps:
 	@missing=""; command -v redis-server >/dev/null || missing="redis-server"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
@@ -30,7 +31,10 @@ system-deps:
 	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	[ -z "$$missing" ] || { \
 		command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
-		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } \
+		&& { [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; \
+			chmod +x /usr/sbin/policy-rc.d; touch .policy-rc-added; }; } \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null \
+		&& { [ ! -e .policy-rc-added ] || rm -f /usr/sbin/policy-rc.d .policy-rc-added; }; } \
 		|| { echo "install:$$missing (e.g. apt-get install$$missing)"; exit 1; }
 
 test: system-deps venv lint typecheck pytest
