@@ -197,6 +197,8 @@ def test_an_upstream_billing_past_the_bound_is_charged_shown_and_tripped(
     assert tripped.value.status_code == 503, "out of rotation until an operator clears it"
     shown = governd_cli(gateway.url, ADMIN, "budgets", "show", "research")
     assert "OVERBILLED $0.2000" in shown.stdout, shown.stdout + shown.stderr
+    explained = governd_cli(gateway.url, ADMIN, "explain", "research")
+    assert "OVERBILLED by an upstream past its bound" in explained.stdout, explained.stdout
     listed = governd_cli(gateway.url, ADMIN, "deployments", "list")
     assert "fake/overbill:100000" in listed.stdout and "TRIPPED" in listed.stdout
     cleared = governd_cli(gateway.url, ADMIN, "deployments", "clear", "fake/overbill:100000")
