@@ -156,3 +156,18 @@ async def test_the_only_server_is_listed_under_its_own_names_and_recorded_canoni
         "GET", "/admin/v1/ledger", model="notes__read_note", limit=10
     )["entries"]
     assert len(entries) == 2, "the ledger names the tool canonically, however it was called"
+
+
+async def test_resources_and_prompts_pass_through_to_a_keyed_client(
+    server: tuple[Served, str],
+) -> None:
+    served, key = server
+    http = httpx2.AsyncClient(headers={"authorization": f"Bearer {key}"}, timeout=60)
+    async with Client(streamable_http_client(served.url + "/mcp", http_client=http)) as client:
+        resources = {str(r.uri) for r in (await client.list_resources()).resources}
+        read = await client.read_resource("notes://welcome")
+        prompts = {p.name for p in (await client.list_prompts()).prompts}
+        prompt = await client.get_prompt("summarize", {"name": "welcome"})
+    assert "notes://welcome" in resources and read.contents
+    assert prompts == {"summarize"}, "the only server's prompts keep their own names"
+    assert "Summarize the note 'welcome'" in prompt.messages[0].content.text  # type: ignore[union-attr]

@@ -113,9 +113,19 @@ class McpUpstream:
 
     async def call_tool(self, tool: str, arguments: dict[str, Any]) -> types.CallToolResult:
         """Call a tool; ``McpUnavailable`` when the server cannot be reached or does not answer in time."""
+        result: types.CallToolResult = await self.forward("call_tool", tool, arguments)
+        return result
+
+    async def forward(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call ``method`` of the SDK's client (``read_resource``, ``get_prompt``...) on this server.
+
+        ``McpUnavailable`` when the server cannot be reached or does not answer in
+        time; the server's own protocol errors pass through as they are.
+        """
         client = await self._connect()
         try:
-            return await asyncio.wait_for(client.call_tool(tool, arguments), self.cfg.timeout_s)
+            call = getattr(client, method)(*args, **kwargs)
+            return await asyncio.wait_for(call, self.cfg.timeout_s)
         except TimeoutError:
             raise McpUnavailable(
                 f"MCP server {self.name!r} did not answer within {self.cfg.timeout_s:g} s"

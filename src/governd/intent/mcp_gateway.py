@@ -39,6 +39,7 @@ from governd.governance import pinning, tools
 from governd.ids import new_id
 from governd.intent.auth import bearer
 from governd.intent.http import error_response, json_response, read_json, run_id_of
+from governd.intent.mcp_content import McpContent
 from governd.pipeline.entries import ToolTarget
 
 if TYPE_CHECKING:
@@ -102,12 +103,14 @@ class McpGateway:
         self._by_shown: dict[str, str] = {}
         self._down: set[str] = set()
         self._listed_at = float("-inf")
+        self.content = McpContent(self.upstreams, self._unprefixed)
         self.server: Server[Any] = Server(
             "governd",
             version=__version__,
             get_tool_input_schema=self._input_schema,
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
+            **self.content.handlers(),
         )
         host = config.server.host
         security = (

@@ -1,4 +1,5 @@
-"""A small MCP server (official SDK) with one tool per risk tier: an upstream for tests and demos.
+"""A small MCP server (official SDK) with one tool per risk tier, a resource and a prompt: an
+upstream for tests and demos.
 
 Run it with ``python -m governd.testing.mcp_server`` (stdio) or
 ``python -m governd.testing.mcp_server --http PORT`` (streamable HTTP).
@@ -55,6 +56,16 @@ async def slow(seconds: float) -> str:
     """Wait, then answer (no annotations: governd treats it as destructive)."""
     await asyncio.sleep(seconds)
     return f"waited {seconds}"
+
+
+@server.resource("notes://welcome", description="The welcome note.")
+def welcome_note() -> str:
+    return NOTES.get("welcome", "")
+
+
+@server.prompt(description="Ask for a summary of a note.")
+def summarize(name: str) -> str:
+    return f"Summarize the note {name!r} in one line."
 
 
 def main() -> None:
