@@ -49,6 +49,8 @@ from governd.governance.budget_values import (
     Stale,
     Unit,
     Unseeded,
+    amount,
+    nodes_of,
 )
 from governd.governance.periods import Period, window
 
@@ -68,6 +70,8 @@ __all__ = [
     "Stale",
     "Unit",
     "Unseeded",
+    "amount",
+    "nodes_of",
 ]
 log = logging.getLogger("governd.budgets")
 _MAX_PATHS = 100_000
@@ -384,19 +388,3 @@ class Budgets:
             retry_after=retry,
             budget=key.name,
         )
-
-
-def nodes_of(principal: Principal) -> list[str]:
-    """The node paths from the org down to the principal's key, each a budget holder."""
-    parts = [p for p in (principal.org, principal.team, principal.project) if p]
-    out = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-    if principal.key_id:
-        out.append(f"{out[-1]}/{principal.key_id}")
-    return out
-
-
-def amount(unit: Unit, value: float) -> str:
-    """``$1.2345``, ``1,234 tokens`` or ``1.25 device-hours``."""
-    if unit == "usd":
-        return f"${value:,.4f}"
-    return f"{value:,.0f} tokens" if unit == "tokens" else f"{value:,.4f} device-hours"
