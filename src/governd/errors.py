@@ -19,8 +19,10 @@
     ├── UpstreamUnavailable          upstream_unavailable    503
     │   └── Overloaded               overloaded              503
     ├── StateUnavailable             state_unavailable       503
+    ├── StorageUnavailable           storage_unavailable     503
     ├── UpstreamTimeout              upstream_timeout        504
-    └── ClientDisconnected           client_disconnected     499 (ledger only)
+    ├── ClientDisconnected           client_disconnected     499 (ledger only)
+    └── LeaseLost                    internal_error          500 (never meant for a client)
 
 A bare ``GovernError`` is an internal error: details go to the log, the
 client gets ``internal_error`` and nothing more.
@@ -286,3 +288,7 @@ class ClientDisconnected(GovernError):
     code = "client_disconnected"
     type = "client_error"
     status = 499
+
+
+class LeaseLost(GovernError):
+    """This replica acted under a lease another replica has since taken: it must stop acting."""

@@ -234,3 +234,36 @@ async def test_a_charge_made_while_redis_is_down_is_owed_not_lost(tmp_path: Path
             await budgets.reserve(WHO, Cost(5.0, 0))  # the 6 owed were paid first
         await budgets.reserve(WHO, Cost(4.0, 0))
         await budgets.state.aclose()
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["local", "redis"])
+async def test_a_named_hold_is_held_once_however_often_it_is_taken(
+    shared: bool, request: pytest.FixtureRequest
+) -> None:
+    """A job's hold, taken again by a replica adopting the job, is not held twice; settled, it
+    is gone, and taking the name again holds anew."""
+    from governd.governance.state.redis_budgets import RedisState
+
+    source = MemoryBudgetSource()
+    key = BudgetKey("acme/t", "usd", "day")
+    source.saved[key] = Limit(10.0)
+    state = RedisState(request.getfixturevalue("redis_url")) if shared else LocalState()
+    if shared:  # other tests' windows of the same day and node
+        from redis.asyncio import Redis
+
+        raw = Redis.from_url(request.getfixturevalue("redis_url"))
+        await raw.flushall()
+        await raw.aclose()
+    budgets = Budgets(state, ZoneInfo("UTC"), ManualClock(start=3600), source)
+    await budgets.sync()
+    name = f"job:{request.node.name}"
+    first = await budgets.reserve(WHO, Cost(4.0, 0), name=name)
+    again = await budgets.reserve(WHO, Cost(4.0, 0), name=name)
+    start = budgets.window(key)[0]
+    assert await budgets.state.usage(key, start) == (0.0, 4.0)
+    await budgets.settle(again, Cost(1.0, 0))
+    await budgets.settle(first, Cost(1.0, 0))  # its twin settled it: nothing held to release
+    assert (await budgets.state.usage(key, start))[1] == pytest.approx(0.0)
+    await budgets.reserve(WHO, Cost(4.0, 0), name=name)
+    assert (await budgets.state.usage(key, start))[1] == pytest.approx(4.0)
+    await budgets.state.aclose()

@@ -30,10 +30,12 @@ class BudgetState(Protocol):
         generation: int,
         ticket: str,
         lease_s: float,
+        once: bool = False,
     ) -> int | Stale | Unseeded | None:
         """Add every amount to the hold ``ticket``, or none: the index of the first that does not
         fit, ``"stale"``, or the first window never seeded. The hold is freed by itself
-        ``lease_s`` after its last reservation if it is never settled."""
+        ``lease_s`` after its last reservation if it is never settled. ``once``: a hold
+        ``ticket`` has already is kept as it is (taken again by a replica taking over a job)."""
         ...
 
     async def generation(self) -> int:

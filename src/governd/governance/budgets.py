@@ -267,26 +267,34 @@ class Budgets:
         )
 
     async def reserve(
-        self, principal: Principal, bound: Cost, lease_s: float = HOLD_LEASE_S
+        self,
+        principal: Principal,
+        bound: Cost,
+        lease_s: float = HOLD_LEASE_S,
+        name: str | None = None,
     ) -> Hold:
         """Hold ``bound`` on every budget of the path; ``BudgetExceeded`` naming the first that cannot.
 
         ``lease_s``: how long the hold outlives this process if it dies holding it.
         """
-        return await self.reserve_on(self.path(principal), bound, lease_s)
+        return await self.reserve_on(self.path(principal), bound, lease_s, name)
 
     async def reserve_on(
-        self, path: BudgetPath, bound: Cost, lease_s: float = HOLD_LEASE_S
+        self,
+        path: BudgetPath,
+        bound: Cost,
+        lease_s: float = HOLD_LEASE_S,
+        name: str | None = None,
     ) -> Hold:
-        """``reserve`` on a path already at hand."""
-        ticket = self.state.ticket()
+        """``reserve`` on a path at hand; a ``name``d hold (a job's) the state has already is kept."""
+        ticket = self.state.ticket() if name is None else name
         if self._owed:  # charges made while the state was down count before anything new
             await self._pay()
         while True:
             # Even no budgets: a path without them learns of new ones (a stale generation).
             amounts = path.amounts(bound)
             refused = await self.state.reserve(
-                path.cells, amounts, path.caps, self._generation, ticket, lease_s
+                path.cells, amounts, path.caps, self._generation, ticket, lease_s, name is not None
             )
             if refused is None:
                 return Hold(path, amounts, ticket)

@@ -137,10 +137,14 @@ class JobRoutes:
         return json_response({"id": row.id, "log": text.decode(errors="replace")})
 
     async def compute(self, request: Request) -> Response:
-        """Quotas and use per queue and flavor, and every device unit with the job holding it."""
+        """Quotas and use per queue and flavor, every device unit with the job holding it, and
+        whether this replica is the one scheduling (``scheduler.here``)."""
         self._check(request)
-        snap = self._jobs.snapshot()
-        return json_response({"queues": queue_report(snap), "units": unit_report(snap)})
+        snap = await self._jobs.shown()
+        scheduler = {"replica": self._jobs.replica, "here": self._jobs.leading}
+        return json_response(
+            {"queues": queue_report(snap), "units": unit_report(snap), "scheduler": scheduler}
+        )
 
     async def _row(self, request: Request, caller: Principal | None) -> JobRecord:
         job_id = request.path_params["job_id"]

@@ -7,15 +7,28 @@ environment, units and events are JSON columns.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from governd.ledger.job_record import JobEvent, JobRecord, JobStatus
+from governd.ledger.leases import Fence, held
 from governd.ledger.sealing import Sealer
 from governd.ledger.storage import Storage, plain_rows
-from governd.ledger.tables import ACTIVE_JOBS, entries_named, in_subtree, jobs
+from governd.ledger.tables import ACTIVE_JOBS, entries_named, in_subtree, job_requests, jobs
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequest:
+    """What a replica asked of the scheduler for a job (``cancel``), by whom, when."""
+
+    job_id: str
+    kind: str
+    by: str
+    at: float
 
 
 class JobStore:
@@ -24,12 +37,16 @@ class JobStore:
     def __init__(self, storage: Storage, sealer: Sealer) -> None:
         self._engine = storage.engine
         self._sealer = sealer
+        insert = postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
+        self._ask = insert(job_requests).on_conflict_do_nothing()
 
-    def put(self, *records: JobRecord) -> None:
-        """Create or replace jobs, in one transaction."""
+    def put(self, *records: JobRecord, fence: Fence | None = None) -> None:
+        """Create or replace jobs, in one transaction; under ``fence``, only while its lease holds."""
         if not records:
             return
         with self._engine.begin() as conn:
+            if fence is not None:
+                held(conn, fence)
             conn.execute(jobs.delete().where(jobs.c.id.in_([r.id for r in records])))
             conn.execute(jobs.insert(), [row_of(r, self._sealer) for r in records])
 
@@ -54,6 +71,19 @@ class JobStore:
             rows = plain_rows(conn.execute(q).mappings().all())
         return [record_of(r, self._sealer) for r in rows]
 
+    def active_ids(self) -> Sequence[str]:
+        """The ids of every job not ended."""
+        q = sa.select(jobs.c.id).where(jobs.c.status.in_(ACTIVE_JOBS))
+        with self._engine.connect() as conn:
+            return conn.execute(q).scalars().all()
+
+    def many(self, job_ids: Sequence[str]) -> Sequence[JobRecord]:
+        """Those jobs (ids not found are left out)."""
+        q = sa.select(jobs).where(jobs.c.id.in_(job_ids))
+        with self._engine.connect() as conn:
+            rows = plain_rows(conn.execute(q).mappings().all())
+        return [record_of(r, self._sealer) for r in rows]
+
     def recorded(self, job_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The ledger entries of those jobs that have one (a job's entry is its end)."""
         if not job_ids:
@@ -62,6 +92,25 @@ class JobStore:
         q = sa.select(entries_named).where(c.id.in_(job_ids), c.kind == "job")
         with self._engine.connect() as conn:
             return {r["id"]: r for r in plain_rows(conn.execute(q).mappings().all())}
+
+    def ask(self, request: JobRequest) -> None:
+        """Leave a request for the scheduler (asking again changes nothing)."""
+        with self._engine.begin() as conn:
+            conn.execute(self._ask, [asdict(request)])
+
+    def requests(self) -> Sequence[JobRequest]:
+        """Every request not answered yet, oldest first."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.select(job_requests).order_by(job_requests.c.at)).all()
+        return [JobRequest(r.job_id, r.kind, r.by, r.at) for r in rows]
+
+    def answered(self, request: JobRequest) -> None:
+        """Forget a request the scheduler has acted on."""
+        c = job_requests.c
+        with self._engine.begin() as conn:
+            conn.execute(
+                job_requests.delete().where(c.job_id == request.job_id, c.kind == request.kind)
+            )
 
 
 def row_of(record: JobRecord, sealer: Sealer) -> dict[str, Any]:

@@ -196,6 +196,25 @@ jobs = sa.Table(
     sa.Column("pid", sa.Integer),
 )
 
+#: Leases: who holds a role only one replica may play at a time (the job scheduler), until when.
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(64), nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
+
+#: What a replica asks of the scheduler it is not (cancel a job), taken by the one that is.
+job_requests = sa.Table(
+    "job_requests",
+    metadata,
+    sa.Column("job_id", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("by", sa.String(255), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+)
+
 #: SLO counts shared by replicas: one row per SLO, group, bucket width and bucket start.
 slo_buckets = sa.Table(
     "slo_buckets",

@@ -29,6 +29,7 @@ from governd.ledger import LedgerWriter, Storage
 from governd.ledger.audit import signer_for
 from governd.ledger.control_states import ControlStates
 from governd.ledger.job_store import JobStore
+from governd.ledger.leases import Leases
 from governd.ledger.releases.counts import ReleaseCounts
 from governd.ledger.releases.store import ReleaseStore
 from governd.ledger.sealing import Sealer
@@ -37,6 +38,7 @@ from governd.ledger.slos.store import SloStore
 from governd.observe.alerts import AlertSender
 from governd.observe.metrics import Metrics
 from governd.observe.traces import Tracing
+from governd.pipeline.jobs.leadership import Leadership
 from governd.pipeline.jobs.pipeline import Jobs
 from governd.pipeline.model_calls import ModelCalls
 from governd.pipeline.recorder import Recorder
@@ -188,4 +190,5 @@ def build_jobs(services: Services) -> Jobs:
         services.clock,
         executor_for(cfg.compute.executor, len(units)),
         units,
+        Leadership(Leases(services.storage.engine), services.clock),
     )

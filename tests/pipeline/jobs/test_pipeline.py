@@ -18,7 +18,9 @@ from governd.governance.state.setup import load_budgets
 from governd.ledger import LedgerWriter, Storage
 from governd.ledger.job_record import JobRecord
 from governd.ledger.job_store import JobStore
+from governd.ledger.leases import Leases
 from governd.observe.metrics import Metrics
+from governd.pipeline.jobs.leadership import Leadership
 from governd.pipeline.jobs.pipeline import Jobs
 from governd.pipeline.jobs.terms import JobSpec
 from governd.pipeline.recorder import Recorder
@@ -63,6 +65,7 @@ async def pipeline(
         clock,
         executor,
         inventory(cfg.compute, {}),
+        Leadership(Leases(storage.engine), clock),
     )
     await jobs.start()
     try:

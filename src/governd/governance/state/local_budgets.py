@@ -31,6 +31,7 @@ class LocalState:
         self._slots: defaultdict[tuple[BudgetKey, float], _Slot] = defaultdict(_Slot)
         self._generation = 0
         self._preloaded: set[tuple[BudgetKey, float]] = set()
+        self._named: set[str] = set()  # holds given a name (a job's): taken once
 
     def ticket(self) -> str:
         """Holds need no name: they die with the process that holds them."""
@@ -48,19 +49,25 @@ class LocalState:
         generation: int,
         ticket: str = "",
         lease_s: float = 0.0,
+        once: bool = False,
     ) -> int | Stale | Unseeded | None:
         if generation != self._generation:
             return "stale"
+        if once and ticket in self._named:
+            return None
         for slot, amount, limit in zip(cells, amounts, limits, strict=True):
             if slot.spent + slot.reserved + amount > limit:
                 return list(cells).index(slot)
         for slot, amount in zip(cells, amounts, strict=True):
             slot.reserved += amount
+        if ticket:
+            self._named.add(ticket)
         return None
 
     async def settle(
         self, cells: Sequence[_Slot], ticket: str, held: Sequence[float], actual: Sequence[float]
     ) -> None:
+        self._named.discard(ticket)
         for slot, amount, used in zip(cells, held, actual, strict=True):
             left = slot.reserved - amount
             slot.reserved = left if left > 0.0 else 0.0  # float sums may dip below zero

@@ -35,6 +35,7 @@ from governd.ids import new_id
 # KEYS[1] is the budgets' generation, ARGV[1] the one the caller's limits come from: older
 # limits hold nothing (-1), so a replica that missed a change reloads before it reserves.
 # Then three keys per window (counts, holds, leases); -1 - i: window i was never seeded.
+# ARGV[5] = '1': a hold that exists already is kept as it is (once).
 _RESERVE = """
 if tonumber(redis.call('GET', KEYS[1]) or '0') ~= tonumber(ARGV[1]) then
   return -1
@@ -43,6 +44,9 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
 local id, lease, ttl = ARGV[2], ARGV[3], ARGV[4]
 local n = (#KEYS - 1) / 3
+if ARGV[5] == '1' and n > 0 and redis.call('HEXISTS', KEYS[3], id) == 1 then
+  return 0
+end
 for i = 1, n do
   local w, h, e = KEYS[3 * i - 1], KEYS[3 * i], KEYS[3 * i + 1]
   if redis.call('HEXISTS', w, 'seeded') == 0 then
@@ -60,15 +64,15 @@ for i = 1, n do
   end
   local spent = tonumber(redis.call('HGET', w, 'spent') or '0')
   local reserved = math.max(0, tonumber(redis.call('HGET', w, 'reserved') or '0'))
-  if spent + reserved + tonumber(ARGV[3 + 2 * i]) > tonumber(ARGV[4 + 2 * i]) + 1e-12 then
+  if spent + reserved + tonumber(ARGV[4 + 2 * i]) > tonumber(ARGV[5 + 2 * i]) + 1e-12 then
     return i
   end
 end
 local expiry = lease == 'inf' and '+inf' or tostring(now + tonumber(lease))
 for i = 1, n do
   local w, h, e = KEYS[3 * i - 1], KEYS[3 * i], KEYS[3 * i + 1]
-  redis.call('HINCRBYFLOAT', w, 'reserved', ARGV[3 + 2 * i])
-  redis.call('HINCRBYFLOAT', h, id, ARGV[3 + 2 * i])
+  redis.call('HINCRBYFLOAT', w, 'reserved', ARGV[4 + 2 * i])
+  redis.call('HINCRBYFLOAT', h, id, ARGV[4 + 2 * i])
   redis.call('ZADD', e, expiry, id)
   redis.call('EXPIRE', w, ttl)
   redis.call('EXPIRE', h, ttl)
@@ -187,11 +191,16 @@ class RedisState:
         generation: int,
         ticket: str,
         lease_s: float,
+        once: bool = False,
     ) -> int | Stale | Unseeded | None:
         args: list[Any] = [x for pair in zip(amounts, limits, strict=True) for x in map(repr, pair)]
         keys = [_GENERATION, *(k for cell in cells for k in cell)]
         lease = "inf" if math.isinf(lease_s) else repr(lease_s)
-        found = int(await self._reserve(keys=keys, args=[generation, ticket, lease, _TTL_S, *args]))
+        found = int(
+            await self._reserve(
+                keys=keys, args=[generation, ticket, lease, _TTL_S, int(once), *args]
+            )
+        )
         if found == -1:
             return "stale"
         if found < -1:

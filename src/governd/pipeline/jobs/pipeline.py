@@ -10,6 +10,13 @@ submission, and is stopped when its runtime reaches that bound (its budget's
 end); the hold settles to the measured cost. A finished job (or a refused
 one) gets one ledger entry with its queue wait, device-seconds, cost and
 preemptions.
+
+Replicas on one database share the jobs: any replica queues a job (its row,
+its named budget hold), but only the holder of the scheduler's lease
+(``leadership.py``) schedules and runs them, adopting each queued row and
+answering the cancels other replicas leave. Its writes are fenced by the
+lease; a successor adopts every unfinished row, killing an attempt its
+predecessor left running before queueing it again, so no job runs twice.
 """
 
 from __future__ import annotations
@@ -18,26 +25,25 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Coroutine, Iterable
-from dataclasses import replace
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from governd.actions import Action, Principal
 from governd.clock import Clock
 from governd.config import GovernConfig
 from governd.errors import ApprovalDenied, GovernError, NotFound
-from governd.execution.executors import Execution, Executor, ExecutorUnavailable, Launch
+from governd.execution.executors import Executor
 from governd.governance.admission import Admission
 from governd.governance.approvals import Approvals
-from governd.governance.budgets import Budgets, Cost, Hold
-from governd.governance.scheduler import Snapshot, Unit, schedule
+from governd.governance.budgets import Budgets, Hold
+from governd.governance.scheduler import Snapshot, Unit
 from governd.ledger.job_record import JobRecord, JobStatus
-from governd.ledger.job_store import JobStore
+from governd.ledger.job_store import JobRequest, JobStore
 from governd.pipeline.jobs.entries import ended_as_recorded, job_entry
+from governd.pipeline.jobs.leadership import TICK_S, Leadership
+from governd.pipeline.jobs.runner import Runner
 from governd.pipeline.jobs.state import (
     Live,
-    admit,
     awaiting_approval,
     requeue_after_restart,
     snapshot_of,
@@ -49,9 +55,16 @@ log = logging.getLogger("governd.jobs")
 
 #: Seconds before an unavailable executor is tried again.
 _EXECUTOR_RETRY_S = 5.0
-#: A job holds its bound while queued and running, for hours maybe: its hold never lapses (a
-#: restart takes it again, for every job still active).
+#: A job holds its bound while queued and running, for hours maybe: its hold never lapses (it is
+#: named after the job, so a restart or another replica takes that same hold again).
 JOB_LEASE_S = math.inf
+#: Seconds a job this replica ended is not adopted again (its row may still read active).
+_ENDED_S = 60.0
+
+
+def hold_name(job_id: str) -> str:
+    """The budget hold of a job: one per job, whichever replica takes it."""
+    return f"job:{job_id}"
 
 
 class Jobs:
@@ -68,8 +81,8 @@ class Jobs:
         clock: Clock,
         executor: Executor,
         units: tuple[Unit, ...],
+        leadership: Leadership,
     ) -> None:
-        self.cfg = cfg.compute
         self.store = store
         self._admission = admission
         self._approvals = approvals
@@ -77,59 +90,112 @@ class Jobs:
         self._recorder = recorder
         self._clock = clock
         self._executor = executor
-        self.units = units
         self.terms = JobTerms(cfg.compute, units)
-        self._log_dir = log_dir(cfg.compute, cfg.storage)
-        self._live: dict[str, Live] = {}
-        self._wake = asyncio.Event()
+        self._runner = Runner(
+            cfg.compute,
+            self.terms,
+            units,
+            log_dir(cfg.compute, cfg.storage),
+            store,
+            budgets,
+            recorder,
+            clock,
+            executor,
+            leadership,
+        )
+        self._leadership = leadership
         self._loop: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._writing = asyncio.Lock()
+        self._ticker: asyncio.Task[None] | None = None
 
     # lifecycle
 
     async def start(self) -> None:
-        """Requeue what a previous process left unfinished, then start scheduling."""
-        rows = await asyncio.to_thread(self.store.list, None, "active", 100_000)
-        ended = await asyncio.to_thread(self.store.recorded, [r.id for r in rows])
+        """Take the scheduler's lease if it is free (adopting what is unfinished), then tick."""
+        await self._tick()
+        self._loop = asyncio.create_task(self._runner.schedule_forever(), name="governd-jobs")
+        self._ticker = asyncio.create_task(self._tick_forever(), name="governd-jobs-lease")
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            try:
+                await self._tick()
+            except Exception:
+                log.exception("job scheduler tick failed")
+
+    async def _tick(self) -> None:
+        """Renew the lease; as the leader, adopt what others queued and answer their requests."""
+        was = bool(self._runner.live) or self._leadership.leading
+        if not await self._leadership.renew():
+            if was:
+                await self._runner.step_down()
+            return
+        await self._adopt()
+        await self._answer()
+
+    async def _adopt(self) -> None:
+        """Take on every unfinished job this replica does not hold yet (queued elsewhere, or
+        left by a scheduler that stopped): kill an attempt left running, requeue it, hold its
+        budget again (the same named hold), and schedule it."""
+        now = self._clock.now()
+        self._runner.ended = {k: at for k, at in self._runner.ended.items() if now - at < _ENDED_S}
+        ids = await asyncio.to_thread(self.store.active_ids)
+        new = [i for i in ids if i not in self._runner.live and i not in self._runner.ended]
+        if not new:
+            return
+        rows = await asyncio.to_thread(self.store.many, new)
+        ended = await asyncio.to_thread(self.store.recorded, new)
         for row in rows:
+            if row.id in self._runner.live or not row.status.active:
+                continue
             if row.id in ended:  # its entry was written, its row not yet: it is over
-                await self._save(ended_as_recorded(row, ended[row.id]))
+                await self._runner.save(ended_as_recorded(row, ended[row.id]))
                 continue
             if row.status in (JobStatus.ADMITTED, JobStatus.RUNNING):
-                # governd died under it (kill -9): its process may outlive governd, so kill it
+                # Its scheduler died under it (kill -9): the process may outlive it, so kill it
                 # first, and charge nothing for that attempt (its end was never seen).
                 if row.pid is not None and self._executor.reap(row.id, row.pid):
                     log.warning("job %s: killed the attempt left running (pid %s)", row.id, row.pid)
-                requeue_after_restart(row, self._clock.now())
+                requeue_after_restart(row, now)
             path = self._budgets.path(principal_of(row))
             try:
-                hold = await self._budgets.reserve_on(path, bound(row), JOB_LEASE_S)
+                hold = await self._budgets.reserve_on(
+                    path, bound(row), JOB_LEASE_S, hold_name(row.id)
+                )
             except GovernError as exc:
                 held = Hold(path, [])  # nothing: settling it charges nothing
-                await self._finish(Live(row, held), "failed", f"at restart: {exc.message}", None)
+                await self._runner.finish(
+                    Live(row, held), "failed", f"at adoption: {exc.message}", None
+                )
                 continue
-            live = self._live[row.id] = Live(row, hold)
+            live = self._runner.live[row.id] = Live(row, hold)
             awaiting = awaiting_approval(row)
             if awaiting is not None:  # still waiting for a human: keep waiting
                 live.approval, policy = awaiting
-                self._spawn(self._await_approval(live, live.approval, policy))
-            await self._save(row)
-        self._loop = asyncio.create_task(self._schedule_forever(), name="governd-jobs")
-        self._wake.set()
+                self._runner.spawn(self._await_approval(live, live.approval, policy))
+            await self._runner.save(row)
+        self._runner.wake.set()
+
+    async def _answer(self) -> None:
+        """Act on the requests other replicas left (a cancel of a job this replica runs)."""
+        for request in await asyncio.to_thread(self.store.requests):
+            if request.job_id in self._runner.live:
+                await self.cancel(request.job_id, request.by)
+            elif request.job_id not in self._runner.ended:
+                row = await asyncio.to_thread(self.store.get, request.job_id)
+                if row is not None and row.status.active:
+                    continue  # not adopted yet: the next tick
+            await asyncio.to_thread(self.store.answered, request)
 
     async def aclose(self) -> None:
-        """Stop scheduling and every running attempt (they are requeued on the next start)."""
-        if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
-        for live in self._live.values():
-            if live.holds_units:
-                live.stopping = ("preempted", "governd stopped")
-                live.row.happened(self._clock.now(), "preempted", "governd stopped")
-                self._spawn(self._stop(live))
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Stop scheduling and every running attempt (requeued by the next scheduler)."""
+        for task in (self._ticker, self._loop):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self._runner.stop_all()
+        await self._leadership.give_up()
 
     # intent
 
@@ -142,7 +208,9 @@ class Jobs:
         try:
             self.terms.check(principal, spec)
             decision = await self._admission.admit_job(action, view)
-            hold = await self._budgets.reserve(principal, bound(row), JOB_LEASE_S)
+            hold = await self._budgets.reserve(
+                principal, bound(row), JOB_LEASE_S, hold_name(row.id)
+            )
         except GovernError as exc:
             row.status = JobStatus.REFUSED
             row.reason = exc.message
@@ -150,50 +218,59 @@ class Jobs:
             await self._recorder.store(job_entry(row, self.terms.unit, exc))
             raise
         live = Live(row, hold)
+        leading = self._leadership.leading  # else the scheduler adopts it from its row
         if decision.effect == "require_approval":
             policy = decision.policy or ""
             live.approval = await self._approvals.request(action, "job", policy)
             row.reason = f"awaiting approval {live.approval} (policy {policy})"
             row.happened(now, "awaiting_approval", f"{live.approval} {policy}")
-            self._spawn(self._await_approval(live, live.approval, policy))
-        self._live[row.id] = live
-        await self._save(row)
-        self._wake.set()
+            if leading:
+                self._runner.spawn(self._await_approval(live, live.approval, policy))
+        if leading:
+            self._runner.live[row.id] = live
+        await self._runner.save(row, fenced=False)
+        self._runner.wake.set()
         return row
 
     async def _await_approval(self, live: Live, approval_id: str, policy: str) -> None:
         """Schedule the job once a human approves it; end it if they deny it or never answer."""
         verdict = await self._approvals.wait(approval_id)
-        if live.row.id not in self._live:  # cancelled meanwhile
+        if live.row.id not in self._runner.live:  # cancelled meanwhile
             return
         now = self._clock.now()
         if verdict.status == "approved":
             live.approval = None
             live.row.reason = f"approved by {verdict.by}"
             live.row.happened(now, "approved", f"{approval_id} by {verdict.by}")
-            await self._save(live.row)
-            self._wake.set()
+            await self._runner.save(live.row)
+            self._runner.wake.set()
             return
         denied = (
             f"denied by {verdict.by} (approval {approval_id}, asked by policy {policy})"
             if verdict.status == "denied"
             else f"approval {approval_id} was not given in time (policy {policy})"
         )
-        await self._finish(live, "cancelled", denied, None, ApprovalDenied(denied, policy=policy))
+        await self._runner.finish(
+            live, "cancelled", denied, None, ApprovalDenied(denied, policy=policy)
+        )
 
     async def cancel(self, job_id: str, by: str) -> JobRecord:
-        """Cancel a job: a queued one ends now, a running one is stopped first."""
-        live = self._live.get(job_id)
+        """Cancel a job: a queued one ends now, a running one is stopped first (by the
+        scheduler: another replica's is asked to, within a tick)."""
+        live = self._runner.live.get(job_id)
         if live is None:
             row = await asyncio.to_thread(self.store.get, job_id)
             if row is None:
                 raise NotFound(f"no job {job_id}")
+            if row.status.active:
+                request = JobRequest(job_id, "cancel", by, self._clock.now())
+                await asyncio.to_thread(self.store.ask, request)
             return row
         if not live.holds_units:
-            await self._finish(live, "cancelled", f"cancelled by {by}", None)
+            await self._runner.finish(live, "cancelled", f"cancelled by {by}", None)
         elif live.stopping is None:
             live.stopping = ("cancelled", f"cancelled by {by}")
-            self._spawn(self._stop(live))
+            self._runner.spawn(self._runner.stop(live))
         if live.approval is not None:  # nobody need decide on it any more (after it ended)
             with contextlib.suppress(GovernError):
                 await self._approvals.decide(live.approval, False, by)
@@ -201,182 +278,32 @@ class Jobs:
 
     def get(self, job_id: str) -> JobRecord | None:
         """A live job's row (finished ones are in the store)."""
-        live = self._live.get(job_id)
+        live = self._runner.live.get(job_id)
         return live.row if live else None
 
-    def log_path(self, job_id: str) -> Path:
-        """Where a job's output goes."""
-        return self._log_dir / f"{job_id}.log"
+    @property
+    def leading(self) -> bool:
+        """Whether this replica is the one scheduling jobs now."""
+        return self._leadership.leading
 
-    # scheduling
-
-    async def _schedule_forever(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            try:
-                await self._cycle()
-            except Exception:
-                log.exception("scheduling cycle failed")
-
-    def snapshot(self) -> Snapshot:
-        """Capacity, queues and every unfinished job now (what a cycle decides over)."""
-        return snapshot_of(self._live.values(), self.units, self.cfg, self._clock.now())
-
-    async def _cycle(self) -> None:
-        snap = self.snapshot()
-        now = snap.now
-        plan = schedule(snap)
-        changed: dict[str, JobRecord] = {}
-        for ev in plan.evict:
-            live = self._live[ev.job]
-            if live.stopping is None:
-                live.stopping = ("preempted", f"{ev.reason}: by {ev.by}")
-                live.row.happened(now, "preempted", f"{ev.reason} by {ev.by}")
-                changed[ev.job] = live.row
-        for a in plan.admit:
-            admit(self._live[a.job], a.flavor, a.units, now)
-            changed[a.job] = self._live[a.job].row
-        for job_id, why in plan.waiting.items():
-            row = self._live[job_id].row
-            if row.reason != why:
-                row.reason = why
-                changed[job_id] = row
-        # One transaction for the whole plan, before anything it decided starts or stops.
-        await self._save(*changed.values())
-        for ev in plan.evict:
-            self._spawn(self._stop(self._live[ev.job]))
-        for a in plan.admit:
-            self._spawn(self._start(self._live[a.job], a.units))
-
-    # executing
-
-    async def _start(self, live: Live, units: tuple[str, ...]) -> None:
-        row = live.row
-        launch = Launch(
-            row.id,
-            row.argv,
-            self.terms.visible(units),
-            units,
-            self.log_path(row.id),
-            row.env,
-            tuple(self.cfg.pass_env),
-        )
-        try:
-            live.execution = await self._executor.start(launch)
-        except ExecutorUnavailable as exc:
-            await self._unstarted(live, str(exc))
-            return
-        except OSError as exc:
-            await self._finish(live, "failed", f"cannot start: {exc.strerror or exc}", None)
-            return
-        now = self._clock.now()
-        live.started = now
-        row.status = JobStatus.RUNNING
-        row.reason = f"running on {', '.join(units)}"
-        row.pid = live.execution.pid
-        row.happened(now, "started", ",".join(units))
-        left = row.max_runtime_s - row.runtime_s
-        live.timer = asyncio.get_running_loop().call_later(
-            max(0.0, left), self._out_of_budget, live
-        )
-        self._spawn(self._watch(live, live.execution))
-        if live.stopping is not None:  # cancelled or preempted while it was starting
-            self._spawn(self._stop(live))
-        await self._save(row)
-
-    async def _unstarted(self, live: Live, why: str) -> None:
-        """The executor could not take the job: back to the queue, tried again after a pause."""
-        if live.stopping is not None and live.stopping[0] == "cancelled":
-            await self._finish(live, "cancelled", live.stopping[1], None)
-            return
-        now = self._clock.now()
-        live.stopping = None
-        live.not_before = now + _EXECUTOR_RETRY_S
-        live.row.happened(now, "requeued", why)
-        live.row.status = JobStatus.QUEUED
-        live.row.reason = f"waiting for the executor: {why}"
-        live.row.units = ()
-        live.row.finished_at = now
-        await self._save(live.row)
-        asyncio.get_running_loop().call_later(_EXECUTOR_RETRY_S, self._wake.set)
-        self._wake.set()
-
-    def _out_of_budget(self, live: Live) -> None:
-        if live.stopping is None and live.execution is not None:
-            bound = live.row.max_runtime_s
-            live.stopping = (
-                "failed",
-                f"stopped: reached its max runtime of {bound:g} s (its budget's end)",
-            )
-            self._spawn(self._stop(live))
-
-    async def _stop(self, live: Live) -> None:
-        if live.execution is not None:
-            await live.execution.stop(self.cfg.grace_s)
-
-    async def _watch(self, live: Live, execution: Execution) -> None:
-        code = await execution.wait()
-        now = self._clock.now()
-        row = live.row
-        if live.timer is not None:
-            live.timer.cancel()
-        self.terms.charge(row, now - live.started)
-        live.execution = None
-        status, why = live.stopping or (
-            ("succeeded", "exited 0") if code == 0 else ("failed", f"exited {code}")
-        )
-        live.stopping = None
-        if status == "preempted":
-            row.status = JobStatus.PREEMPTED
-            row.reason = f"requeued after preemption ({why})"
-            row.units = ()
-            row.pid = None
-            row.finished_at = now
-            row.preemptions = row.preemptions + 1
-            await self._save(row)
-        else:
-            await self._finish(live, status, why, code)
-        self._wake.set()
-
-    async def _finish(
-        self,
-        live: Live,
-        status: str,
-        why: str,
-        code: int | None,
-        refused: GovernError | None = None,
-    ) -> None:
-        row = live.row
-        if not row.status.active:  # already ending (a cancel racing its own end)
-            return
-        row.status = JobStatus(status)
-        row.reason = why
-        row.finished_at = self._clock.now()
-        row.exit_code = code
-        row.pid = None
-        row.happened(row.finished_at, status, why)
-        # The entry first, durable (strict mode) before the row says the job is over: a crash
-        # between the two leaves a row that the next start closes from its entry.
-        await self._recorder.store(job_entry(row, self.terms.unit, refused))
-        await self._budgets.settle(live.hold, Cost(row.cost_usd, 0, row.device_seconds / 3600))
-        self._live.pop(row.id, None)
-        await self._save(row)
-        self._wake.set()
+    @property
+    def replica(self) -> str:
+        """This replica's name on the scheduler's lease."""
+        return self._leadership.me
 
     @property
     def unfinished(self) -> Iterable[Live]:
-        """The jobs this process holds (queued, admitted, running, preempted)."""
-        return self._live.values()
+        """The jobs this replica schedules (queued, admitted, running, preempted)."""
+        return self._runner.live.values()
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def log_path(self, job_id: str) -> Path:
+        """Where a job's output goes."""
+        return self._runner.log_path(job_id)
 
-    async def _save(self, *rows: JobRecord) -> None:
-        """Write rows as they are when the write runs: writes never overtake one another."""
-        async with self._writing:
-            await asyncio.to_thread(
-                self.store.put, *(replace(r, events=list(r.events)) for r in rows)
-            )
+    async def shown(self) -> Snapshot:
+        """``snapshot`` as any replica sees it: a replica that does not schedule reads the rows."""
+        if self._leadership.leading:
+            return self._runner.snapshot()
+        rows = await asyncio.to_thread(self.store.list, None, "active", 100_000)
+        held = [Live(row, Hold(self._budgets.path(principal_of(row)), [])) for row in rows]
+        return snapshot_of(held, self._runner.units, self._runner.cfg, self._clock.now())
