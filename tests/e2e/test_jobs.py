@@ -221,6 +221,10 @@ def test_jobs_running_together_see_disjoint_devices(server: Env, tmp_path: Path)
     assert sorted(u["job"] for u in compute["units"] if u["job"]) == sorted(ids * 4)
     queues = governd_cli(served.url, ADMIN, "jobs", "queues")
     assert queues.returncode == 0 and "research" in queues.stdout
+    assert (
+        compute["scheduler"]["here"]
+        and f"({compute['scheduler']['replica']}) schedules" in queues.stdout
+    )
     devices = governd_cli(served.url, ADMIN, "jobs", "devices")
     assert all(job_id in devices.stdout for job_id in ids)
     for job_id in ids:

@@ -145,7 +145,7 @@ def jobs_queues(url: str, admin_key: str | None, as_json: bool) -> None:
     """Per queue and flavor: quota, use, borrowed, still available, jobs waiting."""
     out = admin(url, admin_key).call("GET", "/admin/v1/compute")
     if as_json:
-        emit({"queues": out["queues"]})
+        emit({"queues": out["queues"], "scheduler": out["scheduler"]})
         return
     click.echo(
         f"{'queue':<14} {'cohort':<10} {'flavor':<20} {'nominal':>7} {'used':>5} "
@@ -157,6 +157,9 @@ def jobs_queues(url: str, admin_key: str | None, as_json: bool) -> None:
             f"{q['used']:>5} {q['borrowed']:>8} {q['available']:>9} {q['share']:>6} "
             f"{q['pending_jobs']:>7}"
         )
+    sched = out["scheduler"]
+    where = "schedules" if sched["here"] else "does not schedule (another replica does)"
+    click.echo(f"the replica that answered ({sched['replica']}) {where}")
 
 
 @jobs.command("devices")
