@@ -13,7 +13,6 @@ import contextlib
 from collections import Counter
 from collections.abc import Iterator
 
-import openai
 import pytest
 
 from governd import tokens
@@ -22,10 +21,10 @@ from governd.ledger.signing import Signer
 from governd.server.launcher import governd_server
 from governd.testing.nginx import nginx_balancer
 from governd.testing.postgres import PostgresCluster
+from governd.testing.traffic import MESSAGES, storm
 from tests.conftest import write_yaml
 
 ADMIN = "adm-scale-out"
-MESSAGES = [{"role": "user", "content": "Count to twenty, please."}]
 OUT = 20
 COST = (tokens.count_messages(MESSAGES) * 3.0 + OUT * 15.0) / 1e6
 A_CALLS, P_CALLS = 120, 80
@@ -57,37 +56,6 @@ models:
 """
 
 
-async def one(client: openai.AsyncOpenAI, i: int, model: str = "m") -> str:
-    """A call: every other one streamed, every third without max_tokens."""
-    limit = {} if i % 3 == 0 else {"max_tokens": OUT}
-    try:
-        if i % 2:
-            stream = await client.chat.completions.create(
-                model=model,
-                messages=MESSAGES,  # type: ignore[arg-type]
-                stream=True,
-                **limit,  # type: ignore[arg-type]
-            )
-            async for _ in stream:
-                pass
-        else:
-            await client.chat.completions.create(model=model, messages=MESSAGES, **limit)  # type: ignore[arg-type]
-    except openai.APIStatusError as exc:
-        return str(exc.code)
-    return "ok"
-
-
-async def storm(url: str, keys: list[str], total: int, model: str = "m") -> Counter[str]:
-    clients = [
-        openai.AsyncOpenAI(base_url=url + "/v1", api_key=k, max_retries=0, timeout=120)
-        for k in keys
-    ]
-    found = Counter(await asyncio.gather(*(one(clients[i % 2], i, model) for i in range(total))))
-    for c in clients:
-        await c.close()
-    return found
-
-
 @pytest.fixture(scope="module")
 def balanced(
     tmp_path_factory: pytest.TempPathFactory, postgres: PostgresCluster, redis_url: str
@@ -114,8 +82,8 @@ def test_three_replicas_behind_nginx_spend_every_budget_to_between_90_and_100_pe
 ) -> None:
     url, admin = balanced
     keys = {p: admin.call("POST", "/admin/v1/keys", {"principal": p})["key"] for p in ("a", "b/p")}
-    a = asyncio.run(storm(url, [keys["a"]] * 2, 500))
-    p = asyncio.run(storm(url, [keys["b/p"]] * 2, 500))
+    a = asyncio.run(storm(url, [keys["a"]] * 2, 500, max_tokens=OUT))
+    p = asyncio.run(storm(url, [keys["b/p"]] * 2, 500, max_tokens=OUT))
     shown = {
         b["principal"]: b["spent"] / b["limit"]
         for b in admin.call("GET", "/admin/v1/budgets")["budgets"]
@@ -137,7 +105,7 @@ def test_a_rate_limit_holds_within_one_request_across_replicas(
 ) -> None:
     url, admin = balanced
     key = admin.call("POST", "/admin/v1/keys", {"principal": "r"})["key"]
-    found = asyncio.run(storm(url, [key, key], 300, "free"))  # free: the org's budget is spent
+    found = asyncio.run(storm(url, [key, key], 300, "free", OUT))  # free: the org's budget is spent
     assert set(found) <= {"ok", "rate_limit_exceeded"}, found
     assert RPM - 1 <= found["ok"] <= RPM + 1, found
 
@@ -146,16 +114,6 @@ def test_a_run_limit_is_exact_across_replicas(balanced: tuple[str, AdminClient])
     url, admin = balanced
     key = admin.call("POST", "/admin/v1/keys", {"principal": "agents"})["key"]
 
-    async def run() -> Counter[str]:
-        client = openai.AsyncOpenAI(
-            base_url=url + "/v1",
-            api_key=key,
-            max_retries=0,
-            default_headers={"x-governd-run": "run-across-replicas"},
-        )
-        found = Counter(await asyncio.gather(*(one(client, i, "free") for i in range(100))))
-        await client.close()
-        return found
-
-    found = asyncio.run(run())
+    run = {"x-governd-run": "run-across-replicas"}
+    found = asyncio.run(storm(url, [key], 100, "free", OUT, run))
     assert found == {"ok": STEPS, "run_limit_exceeded": 100 - STEPS}, found
