@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx2
+import mcp_types as types
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
@@ -47,13 +50,15 @@ class McpGateway:
     keys: dict[str, str]
 
     @contextlib.asynccontextmanager
-    async def client(self, who: str = "research", run: str | None = None) -> AsyncIterator[Client]:
+    async def client(
+        self, who: str = "research", run: str | None = None, **callbacks: Any
+    ) -> AsyncIterator[Client]:
         headers = {"authorization": f"Bearer {self.keys[who]}"}
         if run:
             headers["x-governd-run"] = run
         http = httpx2.AsyncClient(headers=headers, timeout=30)
         async with Client(
-            streamable_http_client(self.served.url + "/mcp", http_client=http)
+            streamable_http_client(self.served.url + "/mcp", http_client=http), **callbacks
         ) as client:
             yield client
 
@@ -87,7 +92,8 @@ async def test_tools_of_every_live_server_are_listed_per_principal(mcp_gateway: 
         research = {t.name for t in (await client.list_tools()).tools}
     async with mcp_gateway.client("support") as client:
         support = {t.name for t in (await client.list_tools()).tools}
-    notes = {f"notes__{n}" for n in ("read_note", "write_note", "send_note", "delete_note", "slow")}
+    own = ("read_note", "write_note", "send_note", "delete_note", "slow")
+    notes = {f"notes__{n}" for n in (*own, "progress_and_log", "ask", "confirm")}
     assert notes | {n.replace("notes__", "web__") for n in notes} == research  # `dead` is down
     assert support == {"notes__read_note"} | {n.replace("notes__", "web__") for n in notes}
 
@@ -228,6 +234,93 @@ async def test_keys_are_required(mcp_gateway: McpGateway) -> None:
             await client.list_tools()
 
 
+async def test_resources_prompts_and_completions_of_upstreams_pass_through(
+    mcp_gateway: McpGateway,
+) -> None:
+    async with mcp_gateway.client("research") as client:
+        uris = {str(r.uri) for r in (await client.list_resources()).resources}
+        read = await client.read_resource("notes://welcome")
+        prompts = {p.name for p in (await client.list_prompts()).prompts}
+        prompt = await client.get_prompt("notes__summarize", {"name": "welcome"})
+        ref = types.PromptReference(type="ref/prompt", name="notes__summarize")
+        done = await client.complete(ref, {"name": "name", "value": "wel"})
+    assert uris == {"notes://welcome"}  # both servers offer it: listed once
+    assert read.contents[0].text == "hello from the notes server"  # type: ignore[union-attr]
+    assert {"notes__summarize", "web__summarize"} <= prompts
+    assert "'welcome'" in prompt.messages[0].content.text  # type: ignore[union-attr]
+    assert done.completion.values == ["welcome"]
+
+
+async def test_progress_logs_sampling_and_elicitation_reach_the_client_that_called(
+    mcp_gateway: McpGateway,
+) -> None:
+    progress: list[tuple[float, float | None, str | None]] = []
+    logs: list[Any] = []
+    asked: list[str] = []
+
+    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+        progress.append((done, total, message))
+
+    async def on_log(params: types.LoggingMessageNotificationParams) -> None:
+        logs.append(params.data)
+
+    async def on_sampling(context: Any, params: types.CreateMessageRequestParams) -> Any:
+        asked.append(params.messages[0].content.text)  # type: ignore[union-attr]
+        return types.CreateMessageResult(
+            role="assistant", content=types.TextContent(type="text", text="forty-two"), model="m"
+        )
+
+    async def on_elicit(context: Any, params: types.ElicitRequestParams) -> Any:
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={"ok": True})
+
+    callbacks = {
+        "logging_callback": on_log,
+        "sampling_callback": on_sampling,
+        "elicitation_callback": on_elicit,
+        "mode": "legacy",  # a 2025-era client: servers ask it in the middle of a call
+    }
+    async with mcp_gateway.client("research", run="run-relay", **callbacks) as client:
+        await client.set_logging_level("info")
+        stepped = await client.call_tool(
+            "web__progress_and_log", {"steps": 3}, progress_callback=on_progress
+        )
+        sampled = await client.call_tool("web__ask", {"prompt": "the answer?"})
+        confirmed = await client.call_tool("notes__confirm", {"question": "go ahead?"})
+    assert stepped.content[0].text == "did 3 steps"  # type: ignore[union-attr]
+    assert progress == [(1, 3, "step 1"), (2, 3, "step 2"), (3, 3, "step 3")]
+    assert logs == ["did step 1", "did step 2", "did step 3"]
+    assert sampled.content[0].text == "sampled: forty-two"  # type: ignore[union-attr]
+    assert confirmed.content[0].text == "accept: True"  # type: ignore[union-attr]
+    assert asked == ["the answer?", "go ahead?"]
+    assert {e["model"] for e in mcp_gateway.ledger(run="run-relay")} >= {
+        "web__ask",
+        "notes__confirm",
+    }
+
+
+async def test_a_servers_request_is_never_sent_to_another_client(mcp_gateway: McpGateway) -> None:
+    """Two clients call at once: the server's requests cannot be told apart, so neither gets
+    the other's; each call hears that governd refused to route it."""
+    sampled: list[str] = []
+
+    async def on_sampling(context: Any, params: types.CreateMessageRequestParams) -> Any:
+        sampled.append(params.messages[0].content.text)  # type: ignore[union-attr]
+        return types.CreateMessageResult(
+            role="assistant", content=types.TextContent(type="text", text="x"), model="m"
+        )
+
+    async def one(who: str, prompt: str) -> str:
+        async with mcp_gateway.client(who, sampling_callback=on_sampling, mode="legacy") as client:
+            got = await client.call_tool("web__ask", {"prompt": prompt, "in_pairs": True})
+        return got.content[0].text  # type: ignore[union-attr]
+
+    answers = await asyncio.gather(one("research", "research's secret"), one("research", "other"))
+    assert sampled == []
+    assert all(a.startswith("refused:") and "exactly one client" in a for a in answers), answers
+
+
+# Last: it kills the module's HTTP server.
 async def test_a_server_that_dies_gives_errors_not_hangs(mcp_gateway: McpGateway) -> None:
     async with mcp_gateway.client() as client:
         assert any(t.name.startswith("web__") for t in (await client.list_tools()).tools)

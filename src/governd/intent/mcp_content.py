@@ -142,7 +142,7 @@ class McpContent:
         else:
             upstream = self._upstreams[self._uris.get(ref.uri, next(iter(self._upstreams)))]
         context = params.context.arguments if params.context is not None else None
-        argument = {params.argument.name: params.argument.value}
+        argument = {"name": params.argument.name, "value": params.argument.value}
         result: types.CompleteResult = await upstream.forward("complete", ref, argument, context)
         return result
 

@@ -40,6 +40,7 @@ from governd.ids import new_id
 from governd.intent.auth import bearer
 from governd.intent.http import error_response, json_response, read_json, run_id_of
 from governd.intent.mcp_content import McpContent
+from governd.intent.mcp_relay import ClientRelay
 from governd.pipeline.entries import ToolTarget
 
 if TYPE_CHECKING:
@@ -309,7 +310,8 @@ class McpGateway:
                 action, target, InvalidRequest(f"invalid arguments for {params.name}: {problem}")
             )
         try:
-            return await self._tool_calls.call(action, self.upstreams[offered.server], target)
+            upstream = self.upstreams[offered.server]
+            return await self._tool_calls.call(action, upstream, target, ClientRelay(ctx))
         except GovernError as exc:
             raise MCPError(_code(exc), exc.message, {"code": exc.code}) from None
 

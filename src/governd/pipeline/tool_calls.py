@@ -12,7 +12,7 @@ from governd.errors import (
     GovernError,
     UpstreamUnavailable,
 )
-from governd.execution.mcp_upstream import McpUnavailable, McpUpstream
+from governd.execution.mcp_upstream import McpUnavailable, McpUpstream, Relay
 from governd.governance.admission import Admission
 from governd.governance.approvals import Approvals
 from governd.pipeline.entries import Timing, ToolTarget, tool_entry
@@ -31,7 +31,7 @@ class ToolCalls:
         self._clock = clock
 
     async def call(
-        self, action: Action, upstream: McpUpstream, target: ToolTarget
+        self, action: Action, upstream: McpUpstream, target: ToolTarget, relay: Relay | None = None
     ) -> types.CallToolResult:
         """Admit, execute and record one tool call; a refusal or failure is recorded, then raised."""
         started = self._clock.monotonic()
@@ -42,7 +42,7 @@ class ToolCalls:
             self._recorder.check_recordable()
             decision = await self._admit(action, target.server, target.tier or "destructive")
             await self._admission.hold_run(action)
-            result = await upstream.call_tool(target.tool, action.body)
+            result = await upstream.call_tool(target.tool, action.body, relay)
             return result
         except GovernError as exc:
             error = exc

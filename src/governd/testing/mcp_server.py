@@ -1,5 +1,6 @@
-"""A small MCP server (official SDK) with one tool per risk tier, a resource and a prompt: an
-upstream for tests and demos.
+"""A small MCP server (official SDK) with one tool per risk tier, a resource, a prompt with
+completions, and tools that report progress, log, and ask their client (sampling,
+elicitation): an upstream for tests and demos.
 
 Run it with ``python -m governd.testing.mcp_server`` (stdio) or
 ``python -m governd.testing.mcp_server --http PORT`` (streamable HTTP).
@@ -13,8 +14,18 @@ import argparse
 import asyncio
 import os
 
-from mcp.server.mcpserver import MCPServer
-from mcp_types import ToolAnnotations
+from mcp.server.mcpserver import Context, MCPServer
+from mcp_types import (
+    Completion,
+    CompletionArgument,
+    CompletionContext,
+    PromptReference,
+    ResourceTemplateReference,
+    SamplingMessage,
+    TextContent,
+    ToolAnnotations,
+)
+from pydantic import BaseModel
 
 NOTES: dict[str, str] = {"welcome": "hello from the notes server"}
 server = MCPServer("notes")
@@ -56,6 +67,65 @@ async def slow(seconds: float) -> str:
     """Wait, then answer (no annotations: governd treats it as destructive)."""
     await asyncio.sleep(seconds)
     return f"waited {seconds}"
+
+
+@server.tool()
+async def progress_and_log(steps: int, ctx: Context) -> str:
+    """Report progress and log a line at each of ``steps`` steps."""
+    for step in range(1, steps + 1):
+        await ctx.report_progress(progress=step, total=steps, message=f"step {step}")
+        await ctx.info(f"did step {step}")  # pyright: ignore[reportDeprecated]
+    return f"did {steps} steps"
+
+
+_PAIR = asyncio.Event()
+_waiting: list[str] = []
+
+
+@server.tool()
+async def ask(prompt: str, ctx: Context, in_pairs: bool = False) -> str:
+    """Ask the client's model (sampling); ``in_pairs``: only once another such call is in too."""
+    if in_pairs:
+        _waiting.append(prompt)
+        if len(_waiting) % 2 == 0:
+            _PAIR.set()
+        await asyncio.wait_for(_PAIR.wait(), 10)
+    try:
+        result = await ctx.session.create_message(  # pyright: ignore[reportDeprecated]
+            messages=[SamplingMessage(role="user", content=TextContent(type="text", text=prompt))],
+            max_tokens=50,
+            related_request_id=ctx.request_id,
+        )
+    except Exception as exc:
+        return f"refused: {exc}"
+    return f"sampled: {result.content.text if result.content.type == 'text' else '?'}"
+
+
+class Answer(BaseModel):
+    """What ``confirm`` asks the user for."""
+
+    ok: bool
+
+
+@server.tool()
+async def confirm(question: str, ctx: Context) -> str:
+    """Ask the client's user a yes/no question (elicitation)."""
+    try:
+        answer = await ctx.elicit(message=question, schema=Answer)
+    except Exception as exc:
+        return f"refused: {exc}"
+    return f"{answer.action}: {answer.data.ok if answer.action == 'accept' else '-'}"
+
+
+@server.completion()  # type: ignore[untyped-decorator,no-untyped-call]
+async def complete(
+    ref: PromptReference | ResourceTemplateReference,
+    argument: CompletionArgument,
+    context: CompletionContext | None,
+) -> Completion:
+    """Note names starting with what was typed, for ``summarize``'s ``name``."""
+    names = sorted(n for n in NOTES if n.startswith(argument.value))
+    return Completion(values=names, total=len(names), has_more=False)
 
 
 @server.resource("notes://welcome", description="The welcome note.")
