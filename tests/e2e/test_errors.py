@@ -199,17 +199,23 @@ def test_policy_denies_model_outside_allow_list(
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "status"),
-    [("GET", "/v1/nope", 404), ("GET", "/v1/chat/completions", 405), ("DELETE", "/v1/models", 405)],
+    ("method", "path", "status", "allow"),
+    [
+        ("GET", "/v1/nope", 404, None),
+        ("GET", "/v1/chat/completions", 405, {"POST"}),
+        ("DELETE", "/v1/models", 405, {"GET", "HEAD"}),
+        ("DELETE", "/admin/v1/keys", 405, {"GET", "HEAD", "POST"}),  # two handlers, one path
+    ],
 )
 def test_unknown_routes_and_methods_get_envelopes(
-    gateway: Gateway, method: str, path: str, status: int
+    gateway: Gateway, method: str, path: str, status: int, allow: set[str] | None
 ) -> None:
     req = urllib.request.Request(gateway.url + path, method=method)
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(req)
     assert info.value.code == status
     assert "error" in json.loads(info.value.read())
+    assert allow is None or set(info.value.headers["allow"].split(", ")) == allow
 
 
 @pytest.mark.parametrize(
@@ -247,7 +253,15 @@ def test_admin_key_creation_rejects_bad_input(
 
 
 @pytest.mark.parametrize(
-    ("query", "param"), [("since=yesterday", "since"), ("limit=0", "limit"), ("limit=abc", "limit")]
+    ("query", "param"),
+    [
+        ("since=yesterday", "since"),
+        ("limit=0", "limit"),
+        ("limit=abc", "limit"),
+        ("limit=%C2%B2", "limit"),  # a digit to Unicode, not to int()
+        ("after=36893488147419103233", "after"),  # past a 64-bit integer (fuzzing found a 500)
+        ("order=null", "order"),
+    ],
 )
 def test_admin_ledger_rejects_bad_filters(gateway: Gateway, query: str, param: str) -> None:
     req = urllib.request.Request(

@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from governd.durations import parse_duration, parse_since
 from governd.errors import InvalidRequest, NotFound
+from governd.intent import admin_openapi
 from governd.intent.auth import check_admin
 from governd.intent.http import json_response, read_json
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from governd.ledger.writer import LedgerWriter
 
 _MAX_PAGE = 1000
+_INT64 = 2**63 - 1
 
 
 class AdminRoutes:
@@ -54,6 +56,7 @@ class AdminRoutes:
     def routes(self) -> list[Route]:
         """The Starlette routes."""
         return [
+            Route("/admin/v1/openapi.json", self.openapi, methods=["GET"]),
             Route("/admin/v1/keys", self.create_key, methods=["POST"]),
             Route("/admin/v1/keys", self.list_keys, methods=["GET"]),
             Route("/admin/v1/keys/{key_id}", self.revoke_key, methods=["DELETE"]),
@@ -71,6 +74,11 @@ class AdminRoutes:
         """Require the admin key."""
         key = self._config.admin_key
         check_admin(request, key.get_secret_value() if key else None)
+
+    async def openapi(self, request: Request) -> Response:
+        """The OpenAPI document of the admin API."""
+        self.check(request)
+        return json_response(admin_openapi.document())
 
     async def create_key(self, request: Request) -> Response:
         """Create a key; the reply is the only place the key is ever shown."""
@@ -108,7 +116,10 @@ class AdminRoutes:
         filters = self._filters(request)
         limit = int_param(q.get("limit"), "limit", 100, 1, _MAX_PAGE)
         after = int_param(q.get("after"), "after", None, 0, None)
-        newest = q.get("order", "asc") == "desc"
+        order = q.get("order") or "asc"
+        if order not in ("asc", "desc"):
+            raise InvalidRequest("order must be asc or desc", param="order")
+        newest = order == "desc"
         await self._settled()
         rows = await asyncio.to_thread(
             self._storage.query,
@@ -221,10 +232,13 @@ def _string(body: dict[str, Any], name: str, required: bool = False) -> str | No
 
 
 def int_param(raw: str | None, name: str, default: int | None, lo: int, hi: int | None) -> Any:
-    """A query parameter as an int in ``[lo, hi]``, or ``default`` when absent; 400 otherwise."""
+    """A query parameter as an int in ``[lo, hi]``, or ``default`` when absent; 400 otherwise.
+
+    Without ``hi``, at most what a database's 64-bit integer holds.
+    """
     if raw is None:
         return default
-    if not raw.isdigit() or int(raw) < lo or (hi is not None and int(raw) > hi):
-        bound = f" and at most {hi}" if hi is not None else ""
-        raise InvalidRequest(f"{name} must be an integer of at least {lo}{bound}", param=name)
+    hi = _INT64 if hi is None else hi
+    if not raw.isascii() or not raw.isdigit() or not lo <= int(raw) <= hi:
+        raise InvalidRequest(f"{name} must be an integer from {lo} to {hi}", param=name)
     return int(raw)

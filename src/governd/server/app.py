@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -77,7 +78,7 @@ def create_app(cfg: GovernConfig, clock: Clock | None = None) -> Starlette:
                 max_headers=cfg.server.max_headers,
             )
         ],
-        routes=_routes(s, gateway, jobs),
+        routes=one_per_path(_routes(s, gateway, jobs)),
         lifespan=_lifespan(s, gateway, jobs, gauges),
         exception_handlers={
             HTTPException: on_http_exception,
@@ -230,3 +231,24 @@ def _routes(s: Services, gateway: McpGateway, jobs: Jobs) -> list[Route]:
             config=cfg, keyring=s.keyring, tree=s.tree, jobs=jobs, check=admin.check
         ).routes(),
     ]
+
+
+def one_per_path(routes: list[Route]) -> list[Route]:
+    """The routes with those of one path joined, so that a method the path lacks gets a 405
+    whose ``Allow`` lists every method it has (Starlette answers from the first match)."""
+    groups: dict[str, list[Route]] = {}
+    for route in routes:
+        groups.setdefault(route.path, []).append(route)
+    out = []
+    for path, group in groups.items():
+        if len(group) == 1 or any(r.methods is None for r in group):
+            out.extend(group)
+            continue
+        handlers = {method: r.endpoint for r in group for method in r.methods or ()}
+
+        async def dispatch(request: Request, handlers: dict[str, Any] = handlers) -> Response:
+            response: Response = await handlers[request.method](request)
+            return response
+
+        out.append(Route(path, dispatch, methods=sorted(handlers)))
+    return out
