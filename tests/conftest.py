@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +17,7 @@ import pytest
 from governd.cli.admin_client import AdminClient, AdminError
 from governd.server.launcher import free_port, serve_process
 from governd.testing.postgres import PostgresCluster, postgres_cluster
+from governd.testing.ray_head import ray_head
 from governd.testing.redis import redis_server
 
 
@@ -105,66 +103,11 @@ def governd_cli(url: str, admin_key: str | None, *args: str) -> subprocess.Compl
 
 
 #: Environment for a Ray that stays on 127.0.0.1 and needs no auth token.
-RAY_LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
-
-
 @pytest.fixture(scope="session")
 def ray_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Ray head on 127.0.0.1 with 8 declared GPUs, once per test session (Ray Client URL)."""
-    tmp = tmp_path_factory.mktemp("ray")
-    client_port = free_port()
-    args = [
-        str(Path(sys.executable).parent / "ray"),
-        "start",
-        "--head",
-        "--block",
-        "--num-gpus=8",
-        "--num-cpus=2",
-        "--node-ip-address=127.0.0.1",
-        f"--port={free_port()}",
-        f"--ray-client-server-port={client_port}",
-        # Ray's fixed default ports can be taken by a port another test picked: pick them too.
-        *(
-            f"--{name}={free_port()}"
-            for name in (
-                "dashboard-agent-listen-port",
-                "dashboard-agent-grpc-port",
-                "metrics-export-port",
-                "runtime-env-agent-port",
-                "node-manager-port",
-                "object-manager-port",
-            )
-        ),
-        "--include-dashboard=false",
-        "--disable-usage-stats",
-        f"--temp-dir={tmp}",
-    ]
-    # Ray would swap 127.0.0.1 for the machine's outward address (and traffic stays on loopback
-    # here); this test cluster also runs without auth tokens, like every process the tests start.
-    os.environ.update(RAY_LOOPBACK)
-    with (tmp / "head.log").open("wb") as log:
-        head = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        address = f"ray://127.0.0.1:{client_port}"
-        probe = [sys.executable, "-c", f"import ray; ray.init(address={address!r}); ray.shutdown()"]
-        while True:  # the client port opens before the server behind it is ready: connect once
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", client_port), 1),
-            ):
-                if subprocess.run(probe, capture_output=True, timeout=120).returncode == 0:
-                    break
-            assert head.poll() is None, (tmp / "head.log").read_text()
-            assert time.monotonic() < deadline, "Ray did not start"
-            time.sleep(0.2)
+    with ray_head(tmp_path_factory.mktemp("ray")) as address:
         yield address
-    finally:
-        # A throwaway cluster: its whole process group goes at once (`ray start --block`
-        # ignores SIGTERM for 30 s and more).
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(head.pid, signal.SIGKILL)
-        head.wait()
 
 
 def entry_of(admin: AdminClient, request_id: str, timeout: float = 20.0) -> dict[str, object]:

@@ -8,7 +8,10 @@ every job has a ledger entry with wait, device-seconds, cost and preemptions.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -21,7 +24,8 @@ import pytest
 
 from governd.cli.admin_client import AdminClient, AdminError
 from governd.server.launcher import Served, free_port, governd_server
-from tests.conftest import RAY_LOOPBACK, alive, governd_cli, write_yaml
+from governd.testing.ray_head import RAY_LOOPBACK, ray_head
+from tests.conftest import alive, governd_cli, write_yaml
 
 ADMIN = "adm-jobs"
 CONFIG = """
@@ -491,6 +495,55 @@ def test_a_job_waits_while_its_executor_is_unreachable(tmp_path: Path) -> None:
         assert job["reason"] == f"waiting for the executor: nothing answers at {dead}"
         assert job["events"][0]["event"] == "requeued"
         assert admin.call("POST", f"/admin/v1/jobs/{job_id}/cancel")["status"] == "cancelled"
+
+
+def test_a_job_on_a_ray_head_that_dies_is_queued_again_and_runs_once_it_is_back(
+    tmp_path: Path,
+) -> None:
+    """The head is killed under a running job: the attempt is lost (neither failed nor running
+    forever), the job waits for its executor, and runs again on the head started anew."""
+    client_port, gcs_port = free_port(), free_port()
+    address = f"ray://127.0.0.1:{client_port}"
+    config = write_yaml(
+        tmp_path / "governd.yaml",
+        CONFIG.replace("EXECUTOR", address).replace(
+            "default_max_runtime_s: 5", "default_max_runtime_s: 300"
+        ),
+    )
+    marker = str(tmp_path / "attempt-1")
+    body = {"queue": "research", "gpus": 2, "command": script(marker), "principal": "research"}
+    # Ray's client waits 30 s for a server that went away before it gives up: 3 s here.
+    env = {**RAY_LOOPBACK, "RAY_CLIENT_RECONNECT_GRACE_PERIOD": "3"}
+    heads = contextlib.ExitStack()
+    heads.enter_context(ray_head(tmp_path / "ray-1", client_port, gcs_port))
+    job_id = ""
+    try:
+        with governd_server(tmp_path, config, ADMIN, env=env) as served:
+            admin = AdminClient(served.url, ADMIN)
+            job_id = admin.call("POST", "/admin/v1/jobs", body)["id"]
+            wait_for(served, job_id, "running", seen="devices")
+            heads.close()  # the head goes, and every Ray process with it
+            lost = wait_for(served, job_id, "queued")
+            assert lost["reason"].startswith("waiting for the executor: Ray lost the attempt")
+            assert lost["units"] == [] and lost["runtime_s"] > 0  # it held its devices until then
+            heads.enter_context(ray_head(tmp_path / "ray-2", client_port, gcs_port))
+            done = wait_for(served, job_id, "succeeded", seen="second attempt")
+            recorded = entry(served, job_id)
+    finally:
+        heads.close()
+        _kill_attempts_left(job_id)  # the first attempt's process outlived its Ray worker
+    assert [e["event"] for e in done["events"]].count("started") == 2
+    assert recorded["status"] == 200 and done["exit_code"] == 0
+
+
+def _kill_attempts_left(job_id: str) -> None:
+    """SIGKILL every process of this machine that runs an attempt of ``job_id``."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if f"GOVERND_JOB_ID={job_id}".encode() in (proc / "environ").read_bytes().split(b"\0"):
+                os.kill(int(proc.name), signal.SIGKILL)
 
 
 def test_what_is_stored_of_each_job_catches_up_with_every_cycle(tmp_path: Path) -> None:

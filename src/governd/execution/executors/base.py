@@ -18,6 +18,10 @@ class ExecutorUnavailable(Exception):
     """The executor cannot take work now (a Ray cluster down, no room for the placement): retry later."""
 
 
+class ExecutionLost(Exception):
+    """A started attempt's end cannot be known: the executor lost it (its Ray cluster went away)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Launch:
     """One attempt at running a job: its command, its devices, where its output goes.
@@ -64,7 +68,8 @@ class Execution(Protocol):
     pid: int | None
 
     async def wait(self) -> int:
-        """Its exit code, once it ends (negative: killed by that signal)."""
+        """Its exit code, once it ends (negative: killed by that signal); ``ExecutionLost``
+        when the executor can no longer tell."""
         ...
 
     async def stop(self, grace_s: float) -> None:

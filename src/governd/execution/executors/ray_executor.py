@@ -11,6 +11,10 @@ exactly those (governd's own unit ids remain its accounting, in
 ``address`` is passed to ``ray.init``: ``ray://HOST:PORT`` (Ray Client) or a
 cluster's GCS address; ``None`` starts a Ray in this process with the
 inventory's GPU count.
+
+A cluster that goes away (its head dies) loses the attempts on it: each
+ends with ``ExecutionLost`` (the job is queued again), and the next start
+connects anew, failing as unavailable until the cluster is back.
 """
 
 from __future__ import annotations
@@ -21,13 +25,19 @@ import os
 import signal
 import subprocess
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import ray
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from governd.execution.executors.base import ExecutorUnavailable, Launch, log_header
+from governd.execution.executors.base import (
+    ExecutionLost,
+    ExecutorUnavailable,
+    Launch,
+    log_header,
+)
 
 #: How long Ray may take to find the GPUs governd admitted the job on (they should be free).
 _PLACEMENT_TIMEOUT_S = 60.0
@@ -73,30 +83,38 @@ class _JobActor:
 class RayExecution:
     """A running attempt on Ray."""
 
-    def __init__(self, actor: Any, group: Any) -> None:
+    def __init__(self, actor: Any, group: Any, lost: Callable[[], None]) -> None:
         self.pid: int | None = None  # on a Ray node, not here
         self._actor = actor
         self._group = group
+        self._lost = lost
         self._done: asyncio.Future[int] = asyncio.ensure_future(self._wait())
 
     async def _wait(self) -> int:
         try:
             return int(await self._actor.wait.remote())
+        except Exception as exc:  # its actor, node or whole cluster is gone: Ray raises many kinds
+            self._lost()
+            raise ExecutionLost(f"Ray lost the attempt ({type(exc).__name__})") from None
         finally:
-            ray.kill(self._actor)
-            remove_placement_group(self._group)
+            with contextlib.suppress(Exception):  # nothing left to clean on a cluster that is gone
+                ray.kill(self._actor)
+                remove_placement_group(self._group)
 
     async def wait(self) -> int:
         """The exit code (negative: the signal that ended it)."""
         return await asyncio.shield(self._done)
 
     async def stop(self, grace_s: float) -> None:
-        """SIGTERM to the job's process group, SIGKILL after ``grace_s``."""
-        await self._actor.signal.remote(signal.SIGTERM)
+        """SIGTERM to the job's process group, SIGKILL after ``grace_s`` (or once Ray lost it)."""
+        with contextlib.suppress(Exception):  # a lost attempt cannot be signalled: it ends lost
+            await self._actor.signal.remote(signal.SIGTERM)
         try:
             await asyncio.wait_for(asyncio.shield(self._done), grace_s)
         except TimeoutError:
-            await self._actor.signal.remote(signal.SIGKILL)
+            with contextlib.suppress(Exception):
+                await self._actor.signal.remote(signal.SIGKILL)
+        with contextlib.suppress(ExecutionLost):
             await asyncio.shield(self._done)
 
 
@@ -107,9 +125,17 @@ class RayExecutor:
         self._address = address
         self._num_gpus = num_gpus
         self._lock = asyncio.Lock()
+        self._stale = False  # an attempt was lost: connect anew before the next start
+
+    def _lose(self) -> None:
+        self._stale = True
 
     async def _connect(self) -> None:
         async with self._lock:
+            if self._stale:
+                self._stale = False
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(ray.shutdown)
             if ray.is_initialized():
                 return
             if self._address is not None:
@@ -152,7 +178,7 @@ class RayExecutor:
             scheduling_strategy=PlacementGroupSchedulingStrategy(group, 0),
         ).remote()
         await actor.start.remote(launch)
-        return RayExecution(actor, group)
+        return RayExecution(actor, group, self._lose)
 
 
 async def _reachable(address: str) -> None:

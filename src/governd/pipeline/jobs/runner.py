@@ -22,7 +22,13 @@ from typing import Any
 from governd.clock import Clock
 from governd.config.compute import ComputeConfig
 from governd.errors import GovernError, LeaseLost
-from governd.execution.executors import Execution, Executor, ExecutorUnavailable, Launch
+from governd.execution.executors import (
+    Execution,
+    ExecutionLost,
+    Executor,
+    ExecutorUnavailable,
+    Launch,
+)
 from governd.governance.budgets import Budgets, Cost
 from governd.governance.scheduler import Snapshot, Unit, schedule
 from governd.ledger.job_record import JobRecord, JobStatus
@@ -166,7 +172,8 @@ class Runner:
         await self.save(row)
 
     async def _unstarted(self, live: Live, why: str) -> None:
-        """The executor could not take the job: back to the queue, tried again after a pause."""
+        """The executor could not take the job (or lost it): back to the queue, tried again
+        after a pause."""
         if live.stopping is not None and live.stopping[0] == "cancelled":
             await self.finish(live, "cancelled", live.stopping[1], None)
             return
@@ -196,15 +203,23 @@ class Runner:
             await live.execution.stop(self.cfg.grace_s)
 
     async def _watch(self, live: Live, execution: Execution) -> None:
-        code = await execution.wait()
+        lost = None
+        try:
+            code = await execution.wait()
+        except ExecutionLost as exc:
+            code, lost = -1, str(exc)
         now = self._clock.now()
         row = live.row
         if self.live.get(row.id) is not live:  # this replica stepped down: not its job now
             return
         if live.timer is not None:
             live.timer.cancel()
-        self.terms.charge(row, now - live.started)
+        self.terms.charge(row, now - live.started)  # lost or not, it held its devices until now
         live.execution = None
+        if lost is not None:  # its end is unknown: run it again once the executor is back
+            row.pid = None
+            await self._unstarted(live, lost)
+            return
         status, why = live.stopping or (
             ("succeeded", "exited 0") if code == 0 else ("failed", f"exited {code}")
         )
