@@ -6,7 +6,7 @@ second for ``--minutes``; the server's RSS and open file descriptors are read
 from ``/proc`` every ``--every`` seconds. Then ``--streams`` streams are held
 open at once and the peak RSS is read. Prints a table and the growth.
 
-    python bench/soak.py [--minutes 30] [--rate 40] [--streams 1000]
+    python bench/soak.py [--minutes 30] [--rate 40] [--streams 1000] [--tokenizer bytes]
 """
 
 from __future__ import annotations
@@ -148,10 +148,13 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=40)
     parser.add_argument("--every", type=float, default=60)
     parser.add_argument("--streams", type=int, default=1000)
+    parser.add_argument(
+        "--tokenizer", default="o200k_base", help="governance.tokenizer: o200k_base or bytes"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "governd.yaml"
-        cfg.write_text(CONFIG)
+        cfg.write_text(CONFIG + f"governance: {{tokenizer: {args.tokenizer}}}\n")
         with governd_server(Path(tmp), cfg, ADMIN) as served:
             pid = served.process.pid
             key = AdminClient(served.url, ADMIN).call("POST", "/admin/v1/keys", {"principal": "t"})[
@@ -170,7 +173,9 @@ def main() -> None:
                 held_streams(served.url, key, args.streams, pid)
             )
             loop.close()
-    print(f"soak: {args.minutes:g} min at {args.rate:g} actions/s; {dict(done)}")
+    print(
+        f"soak: {args.minutes:g} min at {args.rate:g} actions/s, tokenizer {args.tokenizer}; {dict(done)}"
+    )
     print("| minute | RSS MB | of which anonymous | open fds | actions |")
     print("|--:|--:|--:|--:|--:|")
     for t, rss, anon, fds, n in rows:

@@ -268,6 +268,12 @@ class GovernanceConfig(_Model):
     )
     forecast: ForecastConfig = Field(default_factory=ForecastConfig)
     sizing: SizingConfig = Field(default_factory=SizingConfig)
+    tokenizer: Literal["o200k_base", "bytes"] = Field(
+        "o200k_base",
+        description="how prompts are counted before a call: o200k_base (exact for OpenAI's "
+        "models; ~143 MB of memory) or bytes (UTF-8 bytes: never under a byte-level BPE's "
+        "count, no tables in memory, holds ~4x larger)",
+    )
 
     @model_validator(mode="after")
     def _known_timezone(self) -> GovernanceConfig:

@@ -50,3 +50,9 @@ def current(engine: Engine) -> str | None:
     """The schema revision of the database."""
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+if __name__ == "__main__":  # ``python -m governd.ledger.migrate``: the URL in GOVERND_MIGRATE_URL
+    import os
+
+    upgrade(sa.create_engine(os.environ["GOVERND_MIGRATE_URL"]))

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from governd.errors import StorageUnavailable
-from governd.ledger import appender, migrate, rollups, run_queries
+from governd.ledger import appender, rollups, run_queries
 from governd.ledger.entries import LedgerEntry
 from governd.ledger.names import NameIds
 from governd.ledger.signing import Signer
@@ -85,6 +85,22 @@ def _under(c: Any, node: str) -> Any:
     return in_subtree(c.principal, node)
 
 
+#: The newest schema revision this governd knows (revision files are named after their id).
+LATEST = max(
+    p.name.partition("_")[0]
+    for p in (Path(__file__).parent / "migrations" / "versions").glob("0*.py")
+)
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The database's schema revision (alembic's version table), read without alembic."""
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return None
+        found = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
+    return found[0] if len(found) == 1 else None
+
+
 class Storage:
     """SQLAlchemy-backed store for entries and keys; ``url`` is a SQLAlchemy URL."""
 
@@ -97,7 +113,12 @@ class Storage:
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas(durable))
         try:
-            migrate.upgrade(self.engine)
+            if schema_revision(self.engine) != LATEST:
+                # alembic (12 MB) only when there is something to do: a process serving a
+                # database at the head never imports it.
+                from governd.ledger import migrate
+
+                migrate.upgrade(self.engine)
         except sa.exc.OperationalError as exc:
             raise unreachable(url, exc) from None
         # After the migrations, which report their own failures (``unreachable``).

@@ -9,7 +9,6 @@ exporter). Prompts and completions are never put in spans.
 
 from __future__ import annotations
 
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
@@ -31,6 +30,9 @@ class Tracing:
         if exporter is not None:
             self._provider.add_span_processor(SimpleSpanProcessor(exporter))
         elif cfg.otlp_endpoint:
+            # Imported only when asked for: 3 MB a process that exports nothing need not hold.
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
             self._provider.add_span_processor(
                 BatchSpanProcessor(OTLPSpanExporter(endpoint=cfg.otlp_endpoint))
             )

@@ -45,6 +45,7 @@ from governd.server.services import Services, build_jobs, build_services
 
 def create_app(cfg: GovernConfig, clock: Clock | None = None) -> Starlette:
     """The governd ASGI application for ``cfg``."""
+    tokens.use(cfg.governance.tokenizer)
     s = build_services(cfg, clock)
     gateway = McpGateway(
         config=cfg,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
+import os
+import subprocess
 import sys
 
 import uvicorn
@@ -52,6 +55,7 @@ def run(cfg: GovernConfig, host: str, port: int) -> None:
     # is down that is thousands. The ledger writer says it once, then every 30 s.
     logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)
     outages.install()
+    migrate_apart(cfg.storage)
     app = create_app(cfg)
     tokens.warm()
     tune_gc()
@@ -69,3 +73,20 @@ def run(cfg: GovernConfig, host: str, port: int) -> None:
         log_level="warning",
         timeout_graceful_shutdown=10,
     )
+
+
+def migrate_apart(url: str) -> None:
+    """Bring the schema to the head in a child process, so that the server never holds alembic.
+
+    Whatever fails there is left to the server's own storage, which migrates
+    in process and says what is wrong (an unreachable database, ...).
+    """
+    env = {**os.environ, "GOVERND_MIGRATE_URL": url}
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        subprocess.run(
+            [sys.executable, "-m", "governd.ledger.migrate"],
+            env=env,
+            capture_output=True,
+            timeout=600,
+            check=False,
+        )
