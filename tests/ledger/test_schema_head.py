@@ -11,7 +11,7 @@ from governd.ledger.storage import LATEST, Storage, schema_revision
 
 
 def test_the_latest_revision_is_alembics_head(tmp_path: Path) -> None:
-    assert LATEST == migrate.head()
+    assert migrate.head() == LATEST
     storage = Storage(f"sqlite:///{tmp_path / 'ledger.db'}")
     assert schema_revision(storage.engine) == LATEST
     storage.close()
