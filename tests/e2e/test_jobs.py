@@ -524,7 +524,10 @@ def test_a_job_on_a_ray_head_that_dies_is_queued_again_and_runs_once_it_is_back(
             wait_for(served, job_id, "running", seen="devices")
             heads.close()  # the head goes, and every Ray process with it
             lost = wait_for(served, job_id, "queued")
-            assert lost["reason"].startswith("waiting for the executor: Ray lost the attempt")
+            requeued = [e["detail"] for e in lost["events"] if e["event"] == "requeued"]
+            # Then it waits for the executor (the reason says what the last try found).
+            assert any(d.startswith("Ray lost the attempt") for d in requeued), lost["events"]
+            assert lost["reason"].startswith("waiting for the executor")
             assert lost["units"] == [] and lost["runtime_s"] > 0  # it held its devices until then
             heads.enter_context(ray_head(tmp_path / "ray-2", client_port, gcs_port))
             done = wait_for(served, job_id, "succeeded", seen="second attempt")
@@ -532,7 +535,7 @@ def test_a_job_on_a_ray_head_that_dies_is_queued_again_and_runs_once_it_is_back(
     finally:
         heads.close()
         _kill_attempts_left(job_id)  # the first attempt's process outlived its Ray worker
-    assert [e["event"] for e in done["events"]].count("started") == 2
+    assert [e["event"] for e in done["events"]].count("started") >= 2
     assert recorded["status"] == 200 and done["exit_code"] == 0
 
 

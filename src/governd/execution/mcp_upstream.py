@@ -63,6 +63,8 @@ class Relay(Protocol):
         ...
 
 
+#: How long a server may take to start and answer the handshake.
+_CONNECT_S = 30.0
 _AMBIGUOUS = (
     "governd relays a server's requests only while exactly one client has a call in flight "
     "on the server ({} now)"
@@ -90,8 +92,13 @@ class McpUpstream:
             self._closing = asyncio.Event()
             self._owner = asyncio.create_task(self._own(ready), name=f"mcp-{self.name}")
             try:
-                self._client = await ready
+                # Starting a server (a process to launch, a handshake) is not a call: it has a
+                # bound of its own, so a server slow to start (a loaded machine) is not taken
+                # for down. Calls are bounded by ``timeout_s`` in ``forward``.
+                self._client = await asyncio.wait_for(ready, max(_CONNECT_S, self.cfg.timeout_s))
             except Exception as exc:
+                if ready.cancelled():  # timed out: stop trying
+                    self._owner.cancel()
                 raise McpUnavailable(
                     f"MCP server {self.name!r} cannot be reached: {type(exc).__name__}"
                 ) from None
@@ -116,15 +123,12 @@ class McpUpstream:
             command = sys.executable if cfg.command == "python" else cfg.command
             assert command is not None
             params = StdioServerParameters(command=command, args=cfg.args, env=cfg.env or None)
-            return Client(
-                params, cache=None, read_timeout_seconds=cfg.timeout_s, **self._relaying()
-            )
+            return Client(params, cache=None, **self._relaying())
         assert cfg.url is not None
         http = httpx2.AsyncClient(headers=cfg.headers, timeout=cfg.timeout_s)
         return Client(
             streamable_http_client(cfg.url, http_client=http),
             cache=None,
-            read_timeout_seconds=cfg.timeout_s,
             **self._relaying(),
         )
 
