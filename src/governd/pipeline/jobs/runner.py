@@ -246,20 +246,29 @@ class Runner:
     ) -> None:
         row = live.row
         # Already ending (a cancel racing its own end), or no longer this replica's to end.
-        if not row.status.active or not self._leadership.leading:
+        if live.ending or not row.status.active or not self._leadership.leading:
             return
-        row.status = JobStatus(status)
-        row.reason = why
-        row.finished_at = self._clock.now()
-        row.exit_code = code
-        row.pid = None
-        row.happened(row.finished_at, status, why)
-        # The entry first, durable (strict mode) before the row says the job is over: a crash
-        # between the two leaves a row that the next start closes from its entry.
-        await self._recorder.store(job_entry(row, self.terms.unit, refused))
+        live.ending = True
+        now = self._clock.now()
+        ended = replace(
+            row,
+            status=JobStatus(status),
+            reason=why,
+            finished_at=now,
+            exit_code=code,
+            pid=None,
+            events=list(row.events),
+        )
+        ended.happened(now, status, why)
+        # The entry first, durable (strict mode), and only then does the row say the job is over
+        # (another write of it meanwhile still says it runs): a crash between the two leaves a
+        # row that the next scheduler closes from its entry, never an end without an entry.
+        await self._recorder.store(job_entry(ended, self.terms.unit, refused))
         await self._budgets.settle(live.hold, Cost(row.cost_usd, 0, row.device_seconds / 3600))
+        for name in JobRecord.__dataclass_fields__:
+            setattr(row, name, getattr(ended, name))
         self.live.pop(row.id, None)
-        self.ended[row.id] = row.finished_at
+        self.ended[row.id] = now
         await self.save(row)
         self.wake.set()
 

@@ -25,6 +25,7 @@ class Live:
     timer: asyncio.TimerHandle | None = None
     not_before: float = 0.0  # when the executor may be tried again
     approval: str | None = None  # the approval it waits for before it may be scheduled
+    ending: bool = False  # its entry is being recorded: it is over, whatever its row says yet
 
     @property
     def holds_units(self) -> bool:
@@ -94,6 +95,7 @@ def snapshot_of(
             live.row.status in (JobStatus.QUEUED, JobStatus.PREEMPTED)
             and live.not_before <= now
             and live.approval is None
+            and not live.ending
         ):
             pending.append(job)
     return Snapshot(units, compute.queues, compute.cohorts, tuple(admitted), tuple(pending), now)
