@@ -71,7 +71,7 @@ def main() -> int:
             admin = AdminClient(served.url, ADMIN)
             key = admin.call("POST", "/admin/v1/keys", {"principal": "fuzz"})["key"]
             openai_doc = [
-                args.spec,
+                str(Path(args.spec).resolve()),
                 "--url",
                 served.url + "/v1",
                 "--include-path-regex",
@@ -141,7 +141,8 @@ def _fuzz(target: list[str], report: Path, examples: int) -> tuple[Counter[int],
         "--report-dir",
         str(report),
     ]
-    run = subprocess.run(cmd, capture_output=True, text=True, env=os.environ)
+    # In the run's folder: schemathesis keeps a cache where it runs.
+    run = subprocess.run(cmd, capture_output=True, text=True, env=os.environ, cwd=report.parent)
     statuses, bad = _replies(report)
     return statuses, bad, run.stdout
 

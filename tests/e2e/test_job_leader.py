@@ -42,6 +42,7 @@ compute:
   queues: {q: {quotas: {h100: {nominal: 4}}}}
   default_max_runtime_s: 60
   grace_s: 1
+  log_dir: LOGS
 """
 # Fails (exit 3 or 4, noted in faults) unless it is the only attempt of its job and the only
 # job on its device right now.
@@ -60,7 +61,7 @@ def replicas(
     tmp_path: Path, postgres: PostgresCluster, redis_url: str
 ) -> Iterator[tuple[list[Served], str]]:
     """Three replicas on one database and one Redis, and that database's URL."""
-    cfg = write_yaml(tmp_path / "governd.yaml", CONFIG)
+    cfg = write_yaml(tmp_path / "governd.yaml", CONFIG.replace("LOGS", str(tmp_path / "logs")))
     Signer.load(tmp_path / "signing.pem", create=True)
     database = postgres.new_database()
     env = {"GOVERND_STORAGE": database, "GOVERND_STATE": redis_url}
