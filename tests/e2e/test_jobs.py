@@ -497,6 +497,7 @@ def test_a_job_waits_while_its_executor_is_unreachable(tmp_path: Path) -> None:
         assert admin.call("POST", f"/admin/v1/jobs/{job_id}/cancel")["status"] == "cancelled"
 
 
+@pytest.mark.timeout(300)  # two Ray heads started for real: slow on a loaded machine
 def test_a_job_on_a_ray_head_that_dies_is_queued_again_and_runs_once_it_is_back(
     tmp_path: Path,
 ) -> None:
