@@ -44,6 +44,7 @@ class _Bytes:
         return bytes(tokens).decode(errors="replace")
 
 
+_BYTES = _Bytes()
 #: What ``use`` accepts.
 TOKENIZERS = (ENCODING, "bytes")
 _lock = threading.Lock()
@@ -71,9 +72,6 @@ def encoding() -> _Encoding:
 
                 _bpe = bpe_openai.get_encoding(ENCODING)
     return _bpe
-
-
-_BYTES = _Bytes()
 
 
 def warm() -> None:

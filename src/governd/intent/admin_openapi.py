@@ -69,6 +69,7 @@ def _model(model: type[BaseModel], **extra: dict[str, Any]) -> dict[str, Any]:
 
 _FILTERS = ("principal", "since")
 _BUDGET = _model(BudgetChange)
+_FAULTS = _model(FaultsChange)
 _ACT = _object((), by=_TEXT, full={"type": "boolean"}, reason={"type": "string"})
 
 OPERATIONS: tuple[Op, ...] = (
@@ -109,18 +110,8 @@ OPERATIONS: tuple[Op, ...] = (
     Op("GET", "/admin/v1/explain/{principal}", "Why a principal's calls are decided as they are"),
     Op("GET", "/admin/v1/deployments", "Deployments: breakers, trips"),
     Op("GET", "/admin/v1/upstreams/{name}/faults", "A sim upstream's injected faults"),
-    Op(
-        "PUT",
-        "/admin/v1/upstreams/{name}/faults",
-        "Inject faults into a sim upstream",
-        body=_model(FaultsChange),
-    ),
-    Op(
-        "POST",
-        "/admin/v1/upstreams/{name}/faults",
-        "Inject faults into a sim upstream",
-        body=_model(FaultsChange),
-    ),
+    Op("PUT", "/admin/v1/upstreams/{name}/faults", "Inject faults", body=_FAULTS),
+    Op("POST", "/admin/v1/upstreams/{name}/faults", "Inject faults", body=_FAULTS),
     Op("POST", "/admin/v1/deployments/{name}/clear", "Clear a tripped deployment", ("by",)),
     Op("POST", "/admin/v1/jobs", "Submit a job", body=_model(JobRequest), created=True),
     Op("GET", "/admin/v1/jobs", "Jobs, newest first", ("limit", "principal", "status")),
