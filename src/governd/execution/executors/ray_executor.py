@@ -97,9 +97,14 @@ class RayExecution:
             self._lost()
             raise ExecutionLost(f"Ray lost the attempt ({type(exc).__name__})") from None
         finally:
-            with contextlib.suppress(Exception):  # nothing left to clean on a cluster that is gone
-                ray.kill(self._actor)
-                remove_placement_group(self._group)
+            # In a thread: on a cluster that is gone these block (Ray's client retries), and the
+            # event loop must keep answering.
+            await asyncio.to_thread(self._release)
+
+    def _release(self) -> None:
+        with contextlib.suppress(Exception):  # nothing left to clean on a cluster that is gone
+            ray.kill(self._actor)
+            remove_placement_group(self._group)
 
     async def wait(self) -> int:
         """The exit code (negative: the signal that ended it)."""
